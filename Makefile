@@ -1,0 +1,44 @@
+# make search  : set up .venv (first time) and run the default architecture search
+# make test    : set up .venv (first time) and run the whole test suite
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU wheel of torch lies on disk on the project's machines; override for a CUDA build.
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+# pip lists every local index folder it skips; keep the set-up output readable.
+QUIET_PIP := grep -v "^WARNING: Location" || true
+
+.PHONY: search test test-fast lint format clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(PY) -c "import torch, optuna, pytorch_lightning, hydra, tokenizers"
+	touch $(STAMP)
+
+search: $(STAMP)
+	$(PY) nas/search.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf outputs .pytest_cache
