@@ -1,0 +1,1 @@
+"""Models, heads, Lightning modules and tasks of adaptnas; usable without the search engine."""

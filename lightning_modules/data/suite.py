@@ -1,0 +1,140 @@
+"""Everything a run's trials share: corpus blocks, tokenizer and encoded tasks, built once.
+
+Building the suite costs seconds (generate or read, train the tokenizer, tokenise); a trial costs
+only its model. ``build_suite`` memoises on its arguments, so a long-lived worker process builds
+it once for all its trials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lightning_modules.data.examples import Splits
+from lightning_modules.data.tokenizer import EOS, MASK, SPECIAL_TOKENS, load_or_train_tokenizer
+from lightning_modules.data.world import World
+from lightning_modules.tasks import TASK_KINDS, Task
+
+
+BUILTIN_TASKS = ("qa", "sentiment", "ner", "translation")
+
+
+class DataError(ValueError):
+    """A data source that cannot be used; the message names the source and what is wrong."""
+
+
+@dataclass
+class Suite:
+    """The shared data of a run.
+
+    Attributes:
+        tokenizer: The run's tokenizer (``tokenizers.Tokenizer``).
+        train_blocks: Pretraining token blocks (N, seq_len + 1).
+        val_blocks: Held-out pretraining blocks (M, seq_len + 1).
+        tasks: Fine-tuning tasks by name, in the order they are run.
+        special_ids: Ids the objectives need (``mask``, ``n_special``).
+    """
+
+    tokenizer: Any
+    train_blocks: Tensor
+    val_blocks: Tensor
+    tasks: dict[str, Task]
+    special_ids: dict[str, int]
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    @property
+    def seq_len(self) -> int:
+        return self.train_blocks.shape[1] - 1
+
+
+def corpus_texts(corpus: Mapping[str, Any], seed: int) -> list[str]:
+    """The pretraining documents named by a ``data.corpus`` config."""
+    kind = corpus.get("type", "builtin")
+    if kind == "builtin":
+        return World(seed=seed).corpus(n_sentences=int(corpus.get("n_sentences", 20000)))
+    raise DataError(f"data.corpus: unknown type '{kind}' (known: builtin)")
+
+
+def task_splits(name: str, source: Mapping[str, Any], seed: int) -> Splits:
+    """The examples of task ``name`` from its ``source`` config."""
+    kind = source.get("type", "builtin")
+    if kind == "builtin":
+        which = source.get("name", name)
+        if which not in BUILTIN_TASKS:
+            raise DataError(
+                f"task '{name}': the built-in suite has no task '{which}' "
+                f"(known: {', '.join(BUILTIN_TASKS)})"
+            )
+        sizes = {k: int(source[k]) for k in ("n_train", "n_val", "n_test") if k in source}
+        return getattr(World(seed=seed), which)(**sizes)
+    raise DataError(f"task '{name}': unknown source type '{kind}' (known: builtin)")
+
+
+def make_blocks(token_ids: list[list[int]], eos_id: int, seq_len: int) -> Tensor:
+    """Concatenate documents (each closed by EOS) and cut them into (N, seq_len + 1) blocks."""
+    flat = [t for doc in token_ids for t in (*doc, eos_id)]
+    n = len(flat) // (seq_len + 1)
+    if n < 2:
+        raise DataError(f"pretraining corpus has {len(flat)} tokens: too few for seq_len {seq_len}")
+    return torch.tensor(flat[: n * (seq_len + 1)], dtype=torch.long).view(n, seq_len + 1)
+
+
+def build_suite(
+    data: Mapping[str, Any], tasks: Mapping[str, Mapping[str, Any]], cache_dir=None
+) -> Suite:
+    """Build (or fetch from this process's memo) the suite for ``data`` and ``tasks`` configs.
+
+    Args:
+        data: ``seed``, ``vocab_size``, ``seq_len``, ``val_blocks``, ``corpus`` (a source config).
+        tasks: Task configs by name: ``kind``, ``metric``, ``max_len``, ``source``.
+        cache_dir: Where the tokenizer is cached on disk (``None``: not cached).
+    """
+    key = json.dumps(
+        {"data": dict(data), "tasks": {k: dict(v) for k, v in tasks.items()}, "order": list(tasks)},
+        sort_keys=True,
+        default=str,
+    )
+    return _build_suite_cached(key, str(cache_dir) if cache_dir else None)
+
+
+@lru_cache(maxsize=2)
+def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
+    spec = json.loads(key)
+    data = spec["data"]
+    task_cfgs = {name: spec["tasks"][name] for name in spec["order"]}  # run order as configured
+    seed = int(data.get("seed", 0))
+    seq_len = int(data["seq_len"])
+    texts = corpus_texts(data.get("corpus", {}), seed)
+    splits = {
+        name: task_splits(name, cfg.get("source", {}), seed) for name, cfg in task_cfgs.items()
+    }
+    tok = load_or_train_tokenizer(texts, int(data["vocab_size"]), cache_dir)
+    enc = tok.encode_batch(texts, add_special_tokens=False)
+    blocks = make_blocks([e.ids for e in enc], tok.token_to_id(EOS), seq_len)
+    n_val = min(int(data.get("val_blocks", 32)), max(1, len(blocks) // 10))
+    tasks: dict[str, Task] = {}
+    for name, cfg in task_cfgs.items():
+        kind = cfg["kind"]
+        if kind not in TASK_KINDS:
+            raise DataError(
+                f"task '{name}': unknown kind '{kind}' (known: {', '.join(TASK_KINDS)})"
+            )
+        tasks[name] = TASK_KINDS[kind](
+            name, splits[name], tok, int(cfg["max_len"]), cfg.get("metric")
+        )
+    return Suite(
+        tokenizer=tok,
+        train_blocks=blocks[:-n_val],
+        val_blocks=blocks[-n_val:],
+        tasks=tasks,
+        special_ids={"mask": tok.token_to_id(MASK), "n_special": len(SPECIAL_TOKENS)},
+    )

@@ -1,0 +1,81 @@
+"""A BPE tokenizer trained locally with Hugging Face ``tokenizers`` and cached on disk.
+
+Nothing is downloaded: every run trains its tokenizer on its own pretraining corpus (a second or
+two) or loads the cached file whose name is a hash of the corpus and the vocabulary size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+PAD, UNK, CLS, SEP, MASK, BOS, EOS = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"
+SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK, BOS, EOS]
+PAD_ID = 0  # padding is id 0 everywhere; models and collators rely on it
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
+    """Train a BPE tokenizer on ``texts``.
+
+    Words keep their leading-space marker (Metaspace) so decoding restores the spacing that
+    generation tasks are scored on, and punctuation is split off so that ``Paris.`` and ``Paris``
+    share a token: extractive answers map onto whole tokens.
+
+    Args:
+        texts: Training texts (the pretraining corpus).
+        vocab_size: Target vocabulary size, special tokens included.
+
+    Returns:
+        The trained tokenizer; ``[PAD]`` has id 0.
+    """
+    tok = Tokenizer(models.BPE(unk_token=UNK))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()]
+    )
+    tok.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    assert tok.token_to_id(PAD) == PAD_ID
+    return tok
+
+
+def corpus_fingerprint(texts: Sequence[str], vocab_size: int) -> str:
+    """A short hash naming a tokenizer trained on ``texts`` with ``vocab_size``."""
+    h = hashlib.sha256(f"bpe-v1|{vocab_size}|{len(texts)}|".encode())
+    for t in texts:
+        h.update(t.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def load_or_train_tokenizer(
+    texts: Sequence[str], vocab_size: int, cache_dir: str | Path | None
+) -> Tokenizer:
+    """Load the cached tokenizer for this corpus, or train it and cache it atomically.
+
+    Args:
+        texts: The pretraining corpus.
+        vocab_size: Target vocabulary size.
+        cache_dir: Folder for ``tokenizer-<hash>.json``; ``None`` disables the cache.
+    """
+    if cache_dir is None:
+        return train_tokenizer(texts, vocab_size)
+    path = Path(cache_dir) / f"tokenizer-{corpus_fingerprint(texts, vocab_size)}.json"
+    if path.is_file():
+        return Tokenizer.from_file(str(path))
+    tok = train_tokenizer(texts, vocab_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename: concurrent workers may train the same tokenizer; neither sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    tok.save(tmp)
+    os.replace(tmp, path)
+    return tok

@@ -1,0 +1,74 @@
+"""Brief language-model pretraining of one candidate, as a Lightning module."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+
+from lightning_modules.objectives import pretraining_loss
+from lightning_modules.optim import adamw_with_schedule, check_loss
+
+
+class PretrainModule(pl.LightningModule):
+    """Pretrains a ``LanguageModel`` with the objective its family calls for.
+
+    Args:
+        model: The language model (``build_model(cfg)``).
+        special_ids: ``{"mask": id of [MASK], "n_special": number of special tokens}``.
+        lr: Peak learning rate.
+        weight_decay: AdamW weight decay on matrices.
+        total_steps: Optimizer steps of the run (for the schedule).
+        warmup_frac: Share of steps spent warming up.
+        diverge_factor: The run diverged when the loss exceeds this many times ``ln(vocab)``
+            (a uniform guess); NaN/inf always counts.
+    """
+
+    def __init__(
+        self,
+        model,
+        special_ids: dict[str, int],
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        total_steps: int = 1000,
+        warmup_frac: float = 0.1,
+        diverge_factor: float = 3.0,
+    ):
+        super().__init__()
+        self.model = model
+        self.special_ids = special_ids
+        self.lr, self.weight_decay, self.total_steps = lr, weight_decay, total_steps
+        self.warmup_frac = warmup_frac
+        self.loss_limit = diverge_factor * math.log(model.cfg.vocab_size)
+        self.train_losses: list[float] = []
+        self.val_losses: list[tuple[int, float]] = []
+        self._val_sum = 0.0
+        self._val_n = 0
+
+    def training_step(self, batch, batch_idx):
+        loss = pretraining_loss(self.model, batch, self.special_ids)
+        check_loss(loss, self.loss_limit, "pretrain", self.global_step)
+        self.train_losses.append(float(loss.detach()))
+        self.log("pretrain/loss", loss, prog_bar=True)
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum, self._val_n = 0.0, 0
+        # The same masks and prefix lengths for every candidate: val losses stay comparable.
+        self._val_gen = torch.Generator().manual_seed(1234)
+
+    def validation_step(self, batch, batch_idx):
+        loss = pretraining_loss(self.model, batch, self.special_ids, generator=self._val_gen)
+        self._val_sum += float(loss) * batch.shape[0]
+        self._val_n += batch.shape[0]
+
+    def on_validation_epoch_end(self) -> None:
+        val = self._val_sum / max(1, self._val_n)
+        self.val_losses.append((self.global_step, val))
+        self.log("pretrain/val_loss", val)
+
+    def configure_optimizers(self):
+        return adamw_with_schedule(
+            self, self.lr, self.weight_decay, self.total_steps, self.warmup_frac
+        )

@@ -1,0 +1,192 @@
+"""The task contract: how a fine-tuning task encodes its data, computes its loss and is scored.
+
+A task owns its examples (already split), turns them into padded tensors once, and knows its head
+kind and metric. ``FinetuneModule`` only calls the methods below, so a new task kind is one class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Sampler
+
+from lightning_modules.config import TransformerConfig
+from lightning_modules.data.examples import Splits
+from lightning_modules.data.tokenizer import PAD_ID
+
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class Encoded:
+    """One split as right-padded tensors (first dim = example) plus what scoring needs."""
+
+    tensors: dict[str, Tensor]
+    references: list[Any] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return next(iter(self.tensors.values())).shape[0]
+
+
+class _Batches(Sampler[list[int]]):
+    """Index batches; reshuffled each epoch from its own generator so runs are reproducible."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, seed: int, drop_last: bool):
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.gen) if self.shuffle else torch.arange(self.n)
+        stop = self.n - self.n % self.batch_size if self.drop_last else self.n
+        for i in range(0, stop, self.batch_size):
+            yield order[i : i + self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+
+class _Collate:
+    """Gather rows and cut the padding every row of the batch shares (shorter batches train faster)."""
+
+    def __init__(self, tensors: dict[str, Tensor]):
+        self.tensors = tensors
+
+    def __call__(self, idx: list[int]) -> dict[str, Tensor]:
+        index = torch.tensor(idx)
+        batch = {k: v[index] for k, v in self.tensors.items()}
+        mask = batch["attention_mask"]  # (B, T)
+        width = int(mask.sum(1).max())
+        batch["index"] = index
+        for k, v in batch.items():
+            if v.dim() >= 2 and v.shape[1] == mask.shape[1]:
+                batch[k] = v[:, :width]
+        return batch
+
+
+def make_loader(
+    encoded: Encoded, batch_size: int, shuffle: bool, seed: int = 0, drop_last: bool = False
+) -> DataLoader:
+    """A DataLoader over an encoded split: in-process, no workers (the data is already tensors)."""
+    sampler = _Batches(
+        len(encoded), batch_size, shuffle, seed, drop_last and len(encoded) > batch_size
+    )
+    return DataLoader(
+        list(range(len(encoded))),
+        batch_sampler=sampler,
+        collate_fn=_Collate(encoded.tensors),
+        num_workers=0,
+    )
+
+
+class _Rows:
+    """Collate for a plain tensor: a batch is ``tensor[idx]`` (no per-row stacking)."""
+
+    def __init__(self, tensor: Tensor):
+        self.tensor = tensor
+
+    def __call__(self, idx: list[int]) -> Tensor:
+        return self.tensor[torch.tensor(idx)]
+
+
+def tensor_loader(tensor: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Batches of rows of ``tensor`` (pretraining blocks); shuffled batches drop the remainder."""
+    drop = shuffle and len(tensor) > batch_size
+    sampler = _Batches(len(tensor), batch_size, shuffle, seed, drop)
+    return DataLoader(
+        list(range(len(tensor))), batch_sampler=sampler, collate_fn=_Rows(tensor), num_workers=0
+    )
+
+
+def pad_rows(rows: list[list[int]], width: int | None = None, value: int = PAD_ID) -> Tensor:
+    """Right-pad lists of ints into a (N, width) long tensor."""
+    width = width or max(len(r) for r in rows)
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r[:width], dtype=torch.long)
+    return out
+
+
+class Task:
+    """Base class of a fine-tuning task.
+
+    Subclasses set ``kind`` and ``metrics`` and implement ``_encode``, ``make_head``, ``loss``,
+    ``predict`` and ``score``. ``score`` returns a dict whose ``"score"`` entry is the primary
+    metric normalised to [0, 1], higher is better.
+
+    Args:
+        name: Task name as registered in the config (``qa``, ``sentiment``, ...).
+        splits: The examples, already split.
+        tokenizer: The run's shared tokenizer.
+        max_len: Longest input in tokens (longer inputs are truncated).
+        metric: Name of the primary metric; one of ``metrics``.
+    """
+
+    kind: ClassVar[str] = ""
+    metrics: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self, name: str, splits: Splits, tokenizer, max_len: int, metric: str | None = None
+    ):
+        self.name = name
+        self.splits = splits
+        self.tokenizer = tokenizer
+        self.max_len = max_len
+        self.metric = metric or self.metrics[0]
+        if self.metric not in self.metrics:
+            raise ValueError(
+                f"task '{name}': metric '{self.metric}' is not one of {', '.join(self.metrics)}"
+            )
+        self.cls_id = tokenizer.token_to_id("[CLS]")
+        self.sep_id = tokenizer.token_to_id("[SEP]")
+        self._encoded: dict[str, Encoded] = {}
+
+    @property
+    def num_labels(self) -> int:
+        """Number of classes (tags) for labelled tasks."""
+        return len(self.splits.labels)
+
+    def encoded(self, split: str) -> Encoded:
+        """The split as tensors, encoded on first use and kept (trials share it)."""
+        if split not in self._encoded:
+            examples = getattr(self.splits, split)
+            self._encoded[split] = self._encode(examples, train=split == "train")
+            if len(self._encoded[split]) == 0:
+                raise ValueError(f"task '{self.name}': split '{split}' is empty after encoding")
+        return self._encoded[split]
+
+    def loader(
+        self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0
+    ) -> DataLoader:
+        """Batches of one split."""
+        return make_loader(self.encoded(split), batch_size, shuffle, seed, drop_last=shuffle)
+
+    @staticmethod
+    def backbone_kwargs(cfg: TransformerConfig, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Arguments for the backbone: a prefix-LM reads a whole classification input as prefix."""
+        kwargs = {"attention_mask": batch["attention_mask"]}
+        if cfg.family == "prefix_lm":
+            kwargs["prefix_len"] = batch["attention_mask"].sum(1)
+        return kwargs
+
+    # ---- to implement ------------------------------------------------------------------------
+    def _encode(self, examples: list, train: bool) -> Encoded:
+        raise NotImplementedError
+
+    def make_head(self, cfg: TransformerConfig) -> nn.Module:
+        """The task head for a backbone of architecture ``cfg``."""
+        raise NotImplementedError
+
+    def loss(self, backbone: nn.Module, head: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+        """Training loss of one batch."""
+        raise NotImplementedError
+
+    def predict(self, backbone: nn.Module, head: nn.Module, batch: dict[str, Tensor]) -> list:
+        """Predictions of one batch, in the form ``score`` takes."""
+        raise NotImplementedError
+
+    def score(self, predictions: list, split: str) -> dict[str, float]:
+        """Metrics of predictions for every example of ``split``, in order; keys include ``score``."""
+        raise NotImplementedError

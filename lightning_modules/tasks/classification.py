@@ -1,0 +1,80 @@
+"""Sequence classification: one label per text (or text pair); sentiment is one such task."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_modules.config import TransformerConfig
+from lightning_modules.data.examples import TextExample
+from lightning_modules.heads import SequenceClassificationHead
+from lightning_modules.metrics import accuracy, macro_f1
+from lightning_modules.tasks.base import Encoded, Task, pad_rows
+
+
+class SequenceTask(Task):
+    """``[CLS] text [SEP] (pair [SEP])`` -> a class; scored by accuracy or macro-F1."""
+
+    kind = "sequence"
+    metrics = ("accuracy", "macro_f1")
+
+    def _encode(self, examples: list[TextExample], train: bool) -> Encoded:
+        texts = self.tokenizer.encode_batch([e.text for e in examples], add_special_tokens=False)
+        pairs = [e.text_pair for e in examples]
+        pair_enc = (
+            self.tokenizer.encode_batch([p or "" for p in pairs], add_special_tokens=False)
+            if any(p is not None for p in pairs)
+            else None
+        )
+        rows = []
+        for i, t in enumerate(texts):
+            row = [self.cls_id, *t.ids, self.sep_id]
+            if pair_enc is not None and pairs[i] is not None:
+                row += [*pair_enc[i].ids, self.sep_id]
+            rows.append(row[: self.max_len])
+        labels = [e.label for e in examples]
+        n = self.num_labels
+        bad = next((j for j, y in enumerate(labels) if not 0 <= y < n), None)
+        if bad is not None:
+            raise ValueError(
+                f"task '{self.name}': example {bad} has label {labels[bad]} outside 0..{n - 1}"
+            )
+        return Encoded(
+            tensors={
+                "input_ids": pad_rows(rows),
+                "attention_mask": pad_rows([[1] * len(r) for r in rows]),
+                "label": torch.tensor(labels),
+            },
+            references=labels,
+        )
+
+    def make_head(self, cfg: TransformerConfig) -> nn.Module:
+        return SequenceClassificationHead(cfg, self.num_labels)
+
+    def _logits(self, backbone, head, batch) -> Tensor:
+        hidden = backbone(batch["input_ids"], **self.backbone_kwargs(backbone.cfg, batch))
+        return head(hidden, batch["attention_mask"])  # (B, C)
+
+    def loss(self, backbone, head, batch) -> Tensor:
+        return F.cross_entropy(self._logits(backbone, head, batch).float(), batch["label"])
+
+    @torch.no_grad()
+    def predict(self, backbone, head, batch) -> list[tuple[int, int]]:
+        """``(example index, predicted class)``."""
+        pred = self._logits(backbone, head, batch).argmax(-1)
+        return list(zip(batch["index"].tolist(), pred.tolist(), strict=True))
+
+    def score(self, predictions, split: str) -> dict[str, float]:
+        refs = self.encoded(split).references
+        if len(predictions) != len(refs):
+            raise ValueError(
+                f"task '{self.name}': {len(predictions)} predictions for {len(refs)} examples"
+            )
+        pred = [p for _, p in sorted(predictions)]
+        scores = {
+            "accuracy": accuracy(pred, refs),
+            "macro_f1": macro_f1(pred, refs, self.num_labels),
+        }
+        scores["score"] = scores[self.metric]
+        return scores

@@ -1,0 +1,115 @@
+"""Extractive question answering: predict the answer span inside the context (SQuAD style)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightning_modules.config import TransformerConfig
+from lightning_modules.data.examples import QAExample
+from lightning_modules.heads import SpanHead
+from lightning_modules.metrics import squad_scores
+from lightning_modules.tasks.base import Encoded, Task, pad_rows
+
+
+class SpanTask(Task):
+    """``[CLS] question [SEP] context [SEP]`` -> start and end token of the answer.
+
+    The question comes first so that a causal decoder reads it before the context it must search;
+    contexts longer than ``max_len`` are truncated (training examples whose answer is cut off are
+    dropped, evaluation examples are kept and scored as misses).
+    """
+
+    kind = "span"
+    metrics = ("f1", "exact_match")
+    max_answer_tokens = 30
+
+    def _encode(self, examples: list[QAExample], train: bool) -> Encoded:
+        questions = self.tokenizer.encode_batch(
+            [e.question for e in examples], add_special_tokens=False
+        )
+        contexts = self.tokenizer.encode_batch(
+            [e.context for e in examples], add_special_tokens=False
+        )
+        rows, ctx_masks, starts, ends, refs = [], [], [], [], []
+        for ex, q, c in zip(examples, questions, contexts, strict=True):
+            q_ids = q.ids[: self.max_len // 2]
+            offset = len(q_ids) + 2  # [CLS] q [SEP]
+            n_ctx = max(0, min(len(c.ids), self.max_len - offset - 1))
+            offsets = c.offsets[:n_ctx]
+            text, char_start = ex.answers[0]
+            char_end = char_start + len(text)
+            start = next((i for i, (_, e) in enumerate(offsets) if e > char_start), None)
+            end = next((i for i in range(n_ctx - 1, -1, -1) if offsets[i][0] < char_end), None)
+            inside = (
+                start is not None
+                and end is not None
+                and start <= end
+                and offsets[-1][1] >= char_end
+            )
+            if train and not inside:
+                continue
+            rows.append([self.cls_id, *q_ids, self.sep_id, *c.ids[:n_ctx], self.sep_id])
+            ctx_masks.append([0] * offset + [1] * n_ctx + [0])
+            starts.append(offset + start if inside else 0)
+            ends.append(offset + end if inside else 0)
+            refs.append((ex.context, offset, offsets, [a for a, _ in ex.answers]))
+        ids = pad_rows(rows)
+        return Encoded(
+            tensors={
+                "input_ids": ids,
+                "attention_mask": pad_rows([[1] * len(r) for r in rows]),
+                "context_mask": pad_rows(ctx_masks).bool(),
+                "start": torch.tensor(starts),
+                "end": torch.tensor(ends),
+            },
+            references=refs,
+        )
+
+    def make_head(self, cfg: TransformerConfig) -> nn.Module:
+        return SpanHead(cfg)
+
+    def _logits(self, backbone, head, batch) -> tuple[Tensor, Tensor]:
+        hidden = backbone(batch["input_ids"], **self.backbone_kwargs(backbone.cfg, batch))
+        return head(hidden, batch["attention_mask"])  # (B, T), (B, T)
+
+    def loss(self, backbone, head, batch) -> Tensor:
+        start_logits, end_logits = self._logits(backbone, head, batch)
+        return (
+            F.cross_entropy(start_logits.float(), batch["start"])
+            + F.cross_entropy(end_logits.float(), batch["end"])
+        ) / 2
+
+    @torch.no_grad()
+    def predict(self, backbone, head, batch) -> list[tuple[int, int, int]]:
+        """``(example index, start token, end token)`` of the best span inside the context."""
+        start_logits, end_logits = self._logits(backbone, head, batch)
+        ctx = batch["context_mask"]  # (B, T)
+        neg = torch.finfo(torch.float32).min / 4
+        s = start_logits.float().masked_fill(~ctx, neg)
+        e = end_logits.float().masked_fill(~ctx, neg)
+        t = s.shape[1]
+        pair = s[:, :, None] + e[:, None, :]  # (B, T_start, T_end)
+        allowed = torch.ones(t, t, dtype=torch.bool).triu().tril(self.max_answer_tokens - 1)
+        pair = pair.masked_fill(~allowed, neg)
+        best = pair.flatten(1).argmax(1)  # (B,)
+        return list(
+            zip(batch["index"].tolist(), (best // t).tolist(), (best % t).tolist(), strict=True)
+        )
+
+    def score(self, predictions, split: str) -> dict[str, float]:
+        refs = self.encoded(split).references
+        if len(predictions) != len(refs):
+            raise ValueError(
+                f"task '{self.name}': {len(predictions)} predictions for {len(refs)} examples"
+            )
+        texts = []
+        for i, st, en in sorted(predictions):
+            context, offset, offsets, _ = refs[i]
+            st, en = st - offset, en - offset
+            ok = 0 <= st <= en < len(offsets)
+            texts.append(context[offsets[st][0] : offsets[en][1]].strip() if ok else "")
+        scores = squad_scores(texts, [r[3] for r in refs])
+        scores["score"] = scores[self.metric]
+        return scores

@@ -1,0 +1,192 @@
+"""``run_search`` and ``run_train``: what the entry points call, callable from tests without Hydra."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from lightning_modules.config import TransformerConfig, params_human
+from lightning_modules.data.suite import Suite, build_suite
+from nas.errors import ConfigError
+from nas.objective import Objective, fmt_duration
+from nas.results import print_leaderboard, write_atomic, write_results, leaderboard_rows
+from nas.study import (
+    FINISHED,
+    count_finished,
+    default_study_name,
+    mask_url,
+    open_study,
+    plain,
+    storage_url,
+    study_dir,
+)
+from nas.trial import ADAPTABILITY, CandidateResult, data_fields, run_candidate
+from search_spaces import load_space
+
+log = logging.getLogger("adaptnas")
+
+
+@dataclass
+class SearchResult:
+    """What a search leaves: the study, its folder and the files written there."""
+
+    study: optuna.Study
+    folder: Path
+    files: dict[str, Path]
+    ran: int
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Validate budgets and options that Hydra cannot (one-line ``ConfigError`` naming the key)."""
+    checks = {
+        "n_trials": cfg.get("n_trials"),
+        "pretrain.tokens": cfg.pretrain.tokens,
+        "pretrain.batch_size": cfg.pretrain.batch_size,
+        "finetune.steps": cfg.finetune.steps,
+        "finetune.batch_size": cfg.finetune.batch_size,
+        "data.seq_len": cfg.data.seq_len,
+        "data.vocab_size": cfg.data.vocab_size,
+    }
+    for key, value in checks.items():
+        if value is None and key == "n_trials":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{key}={value!r} must be a positive integer")
+    timeout = cfg.get("timeout")
+    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds (or null)")
+    if cfg.objective.adaptability not in ADAPTABILITY:
+        raise ConfigError(
+            f"objective.adaptability={cfg.objective.adaptability!r} is not one of {', '.join(ADAPTABILITY)}"
+        )
+    if not cfg.get("tasks"):
+        raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
+
+
+def load_suite(cfg: DictConfig) -> Suite:
+    """The run's shared data (memoised per process)."""
+    cache = Path(cfg.paths.cache).expanduser() if cfg.paths.get("cache") else None
+    return build_suite(plain(cfg.data), plain(cfg.tasks), cache)
+
+
+def prepare() -> None:
+    """Process-wide settings for fast CPU training."""
+    # Tiny weights drift into denormals during training; flushing them avoids a 10x slowdown.
+    torch.set_flush_denormal(True)
+    torch.set_float32_matmul_precision("high")
+
+
+def run_search(cfg: DictConfig) -> SearchResult:
+    """Run (or resume) the architecture search described by ``cfg``.
+
+    Re-running with the same ``study_name`` and storage resumes the study and runs only the trials
+    still missing from ``n_trials`` (completed and pruned trials count; failed ones are re-run).
+    """
+    check_config(cfg)
+    if cfg.get("study_name") is None:
+        cfg.study_name = default_study_name(cfg)
+    space = load_space(str(cfg.search_space))
+    folder = study_dir(cfg)
+    study = open_study(cfg)  # fails on a bad URL before any data is built
+    finished = count_finished(study)
+    target = cfg.n_trials
+    remaining = None if target is None else max(0, int(target) - finished)
+    log.info(
+        "study '%s' (%s) in %s: %d finished, %s to run",
+        cfg.study_name,
+        mask_url(storage_url(cfg)),
+        folder,
+        finished,
+        "until timeout" if remaining is None else remaining,
+    )
+    ran = 0
+    if remaining != 0:
+        prepare()
+        t0 = time.perf_counter()
+        suite = load_suite(cfg)
+        log.info(
+            "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
+            len(suite.train_blocks),
+            suite.seq_len,
+            suite.vocab_size,
+            ", ".join(suite.tasks),
+            time.perf_counter() - t0,
+        )
+        write_atomic(folder / "config.yaml", OmegaConf.to_yaml(_masked(cfg)))
+        objective = Objective(plain(cfg), suite, space, n_trials=int(target or 0) or 10**9)
+        callbacks = []
+        if target is not None:
+            # Counts every worker's trials: n_trials is for the whole study.
+            callbacks.append(optuna.study.MaxTrialsCallback(int(target), states=FINISHED))
+        before = len(study.trials)
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=cfg.get("timeout"),
+            callbacks=callbacks,
+            gc_after_trial=True,
+            catch=(torch.cuda.OutOfMemoryError,),
+        )
+        ran = len(study.trials) - before
+        log.info("search ran %d trial(s) in %s", ran, fmt_duration(time.perf_counter() - t0))
+    else:
+        log.info(
+            "study '%s' already has %d finished trials: nothing to run", cfg.study_name, finished
+        )
+    files = write_results(study, folder)
+    print_leaderboard(leaderboard_rows(study), title=f"study {cfg.study_name}")
+    if "best_architecture" in files:
+        log.info("winner: %s", files["best_architecture"])
+    log.info("leaderboard: %s", files["leaderboard"])
+    return SearchResult(study=study, folder=folder, files=files, ran=ran)
+
+
+def run_train(cfg: DictConfig) -> CandidateResult:
+    """Run one fully specified architecture (``arch=<yaml>``) through the staged trial."""
+    check_config(cfg)
+    if OmegaConf.is_missing(cfg, "arch") or not cfg.arch:
+        raise ConfigError(
+            "arch: give the architecture YAML, e.g. arch=outputs/studies/<name>/best_architecture.yaml"
+        )
+    arch_path = Path(str(cfg.arch)).expanduser()
+    prepare()
+    suite = load_suite(cfg)
+    arch = TransformerConfig.from_yaml(arch_path)
+    # The data decides these; an exported architecture keeps its own when they agree.
+    overrides = data_fields(suite)
+    if arch.vocab_size != overrides["vocab_size"]:
+        log.info(
+            "vocab_size %d -> %d (this run's tokenizer)", arch.vocab_size, overrides["vocab_size"]
+        )
+    arch = TransformerConfig.from_dict({**arch.to_dict(), **overrides})
+    log.info("training %s (%s params)", arch.describe(), params_human(arch.num_params()))
+    result = run_candidate(
+        arch,
+        suite,
+        plain(cfg),
+        seed=int(cfg.seed),
+        want_test=lambda _: bool(cfg.get("test", True)),
+        on_stage=lambda stage, sec, info: log.info(
+            "%s done in %.1fs (%s)", stage, sec, ", ".join(f"{k} {v:.3f}" for k, v in info.items())
+        ),
+    )
+    log.info(
+        "adaptability %.4f; validation %s; test %s",
+        result.adaptability,
+        {k: round(v, 4) for k, v in result.task_scores.items()},
+        {k: round(v["score"], 4) for k, v in result.test_metrics.items()},
+    )
+    return result
+
+
+def _masked(cfg: DictConfig) -> DictConfig:
+    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    if copy.get("storage") and copy.storage.get("url"):
+        copy.storage.url = mask_url(str(copy.storage.url))
+    return copy

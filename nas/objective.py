@@ -1,0 +1,143 @@
+"""The Optuna objective: sample an architecture, run the staged trial, record everything."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import time
+from typing import Any
+
+import optuna
+import torch
+
+from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
+from lightning_modules.data.suite import Suite
+from lightning_modules.optim import DivergedError
+from nas.trial import CandidateResult, data_fields, run_candidate
+from search_spaces import SearchSpace
+
+log = logging.getLogger("adaptnas")
+
+
+def fmt_duration(seconds: float) -> str:
+    """``75.2`` -> ``'1m15s'``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    m, s = divmod(seconds, 60)
+    return f"{m}m{s:02d}s" if m < 60 else f"{m // 60}h{m % 60:02d}m"
+
+
+class Objective:
+    """Callable objective of a search.
+
+    Args:
+        cfg: The run config as plain dicts (``pretrain``, ``finetune``, ``trainer``, ``objective``,
+            ``tasks``, ``seed``, ``n_trials``).
+        suite: Shared data, built once per process.
+        space: The search space.
+        n_trials: Trials the whole study should finish (for progress lines).
+    """
+
+    def __init__(self, cfg: dict[str, Any], suite: Suite, space: SearchSpace, n_trials: int):
+        self.cfg, self.suite, self.space = cfg, suite, space
+        self.n_trials = n_trials
+        self.multi = bool(cfg["objective"]["multi_objective"])
+        self.top_k_test = int(cfg["objective"].get("test_top_k", 1))
+        self.durations: list[float] = []
+
+    def _finished_values(self, study: optuna.Study) -> list[float]:
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        return [t.values[0] for t in done]
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        t0 = time.perf_counter()
+        done = len(self._finished_values(trial.study))
+        prefix = f"trial {trial.number} ({done + 1}/{self.n_trials})"
+        params = self.space.sample(trial, **data_fields(self.suite))
+        try:
+            arch = TransformerConfig.from_dict(params)
+        except ArchitectureError as err:
+            return self._prune(trial, f"invalid architecture: {err}", prefix)
+        trial.set_user_attr("architecture", arch.to_dict())
+        trial.set_user_attr("n_params", arch.num_params())
+        trial.set_user_attr("describe", arch.describe())
+        log.info("%s: %s, %s params", prefix, arch.describe(), params_human(arch.num_params()))
+
+        def on_stage(stage: str, seconds: float, info: dict) -> None:
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if k != "score")
+            log.info("%s: %s done in %.1fs (%s)", prefix, stage, seconds, shown)
+
+        def report(step: int, value: float, scores: dict[str, float]) -> None:
+            trial.set_user_attr("task_scores", dict(scores))  # pruned trials keep what they scored
+            if self.multi:
+                return  # Optuna cannot prune multi-objective trials
+            trial.report(value, step)
+            if step < len(self.suite.tasks) and trial.should_prune():
+                task = list(scores)[-1]
+                raise optuna.TrialPruned(f"after {task} (running adaptability {value:.3f})")
+
+        try:
+            result = run_candidate(
+                arch,
+                self.suite,
+                self.cfg,
+                seed=int(self.cfg["seed"]) + trial.number,
+                report=report,
+                want_test=lambda score: self._is_finalist(trial.study, score),
+                on_stage=on_stage,
+            )
+        except optuna.TrialPruned as err:
+            return self._prune(trial, str(err), prefix)
+        except DivergedError as err:
+            return self._prune(trial, f"diverged: {err}", prefix)
+        except torch.cuda.OutOfMemoryError as err:
+            trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
+            gc.collect()
+            torch.cuda.empty_cache()
+            raise
+        self._record(trial, result)
+        self.durations.append(time.perf_counter() - t0)
+        self._log_done(trial, result, prefix)
+        if self.multi:
+            return result.adaptability, float(result.n_params)
+        return result.adaptability
+
+    def _is_finalist(self, study: optuna.Study, score: float) -> bool:
+        values = sorted(self._finished_values(study), reverse=True)
+        return len(values) < self.top_k_test or score > values[self.top_k_test - 1]
+
+    def _prune(self, trial: optuna.Trial, reason: str, prefix: str):
+        trial.set_user_attr("fail_reason", reason)
+        log.info("%s: pruned: %s", prefix, reason)
+        raise optuna.TrialPruned(reason)
+
+    @staticmethod
+    def _record(trial: optuna.Trial, r: CandidateResult) -> None:
+        trial.set_user_attr("n_params", r.n_params)
+        trial.set_user_attr("flops_per_token", r.flops_per_token)
+        trial.set_user_attr("pretrain_val_loss", r.pretrain_val_loss)
+        trial.set_user_attr("task_scores", r.task_scores)
+        trial.set_user_attr("task_metrics", r.task_metrics)
+        trial.set_user_attr("curves", r.curves)
+        trial.set_user_attr("adaptability", r.adaptability)
+        trial.set_user_attr("timings", {k: round(v, 3) for k, v in r.timings.items()})
+        trial.set_user_attr("steps", r.steps)
+        if r.test_metrics:
+            trial.set_user_attr("test_metrics", r.test_metrics)
+
+    def _log_done(self, trial: optuna.Trial, r: CandidateResult, prefix: str) -> None:
+        values = self._finished_values(trial.study) + [r.adaptability]
+        best = max(v for v in values if not math.isnan(v))
+        remaining = max(0, self.n_trials - len(values))
+        eta = remaining * sum(self.durations) / len(self.durations)
+        log.info(
+            "%s: adaptability %.3f in %s | best %.3f | %d to go, ETA %s",
+            prefix,
+            r.adaptability,
+            fmt_duration(r.timings["total"]),
+            best,
+            remaining,
+            fmt_duration(eta),
+        )

@@ -1,0 +1,160 @@
+"""Results of a study: the leaderboard (terminal + CSV) and the winner's architecture YAML.
+
+Everything is rebuilt from the storage, so it is the same whether the search just ended, was
+resumed, or ran on many workers. Files are written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from lightning_modules.config import params_human
+
+State = optuna.trial.TrialState
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _score(t: optuna.trial.FrozenTrial) -> float:
+    if t.state == State.COMPLETE:
+        return t.values[0]
+    return t.user_attrs.get("adaptability", math.nan)
+
+
+def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """One row per trial, best first: completed by score, then pruned, failed and running."""
+    trials = study.get_trials(deepcopy=False)
+    task_names: list[str] = []
+    for t in trials:
+        for name in t.user_attrs.get("task_scores", {}):
+            if name not in task_names:
+                task_names.append(name)
+    order = {State.COMPLETE: 0, State.PRUNED: 1, State.FAIL: 2, State.RUNNING: 3, State.WAITING: 4}
+    trials = sorted(
+        trials,
+        key=lambda t: (order[t.state], -_score(t) if t.state == State.COMPLETE else t.number),
+    )
+    rows = []
+    for rank, t in enumerate(trials, start=1):
+        scores = t.user_attrs.get("task_scores", {})
+        test = t.user_attrs.get("test_metrics", {})
+        row: dict[str, Any] = {
+            "rank": rank if t.state == State.COMPLETE else "",
+            "trial": t.number,
+            "state": t.state.name.lower(),
+            "adaptability": round(t.values[0], 4) if t.state == State.COMPLETE else "",
+        }
+        for name in task_names:
+            row[name] = round(scores[name], 4) if name in scores else ""
+        for name in task_names:
+            row[f"test_{name}"] = round(test[name]["score"], 4) if name in test else ""
+        row["params"] = t.user_attrs.get("n_params", "")
+        row["time_s"] = (
+            round(t.user_attrs.get("timings", {}).get("total", math.nan), 1)
+            if t.user_attrs.get("timings")
+            else ""
+        )
+        row["architecture"] = t.user_attrs.get("describe", "")
+        row["reason"] = t.user_attrs.get("fail_reason", "")
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV text with a header (empty study: header only)."""
+    buf = io.StringIO()
+    fields = list(rows[0]) if rows else ["rank", "trial", "state", "adaptability"]
+    writer = csv.DictWriter(buf, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def print_leaderboard(
+    rows: list[dict[str, Any]], title: str, limit: int = 20, console: Console | None = None
+) -> None:
+    """A rich table of the first ``limit`` rows."""
+    console = console or Console()
+    table = Table(title=title, show_lines=False)
+    hidden = {"reason"}
+    columns = [c for c in (rows[0] if rows else {}) if c not in hidden]
+    columns = [c for c in columns if not c.startswith("test_") or any(r[c] != "" for r in rows)]
+    for c in columns:
+        table.add_column(c, justify="right" if c not in ("state", "architecture") else "left")
+    table.add_column("note")
+    for r in rows[:limit]:
+        cells = []
+        for c in columns:
+            v = r[c]
+            if c == "params" and v != "":
+                v = params_human(int(v))
+            elif isinstance(v, float):
+                v = f"{v:.3f}"
+            cells.append(str(v))
+        table.add_row(*cells, str(r["reason"])[:60])
+    console.print(table)
+    if len(rows) > limit:
+        console.print(f"... {len(rows) - limit} more rows in leaderboard.csv")
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The winner (single objective) or the Pareto front sorted by adaptability."""
+    if not study.get_trials(deepcopy=False, states=(State.COMPLETE,)):
+        return []
+    if len(study.directions) == 1:
+        return [study.best_trial]
+    return sorted(study.best_trials, key=lambda t: -t.values[0])
+
+
+def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
+    """YAML that ``TransformerConfig.from_yaml`` loads (``architecture:``) plus the scores."""
+    doc = {
+        "architecture": t.user_attrs["architecture"],
+        "study": study.study_name,
+        "trial": t.number,
+        "adaptability": t.values[0],
+        "task_scores": t.user_attrs.get("task_scores", {}),
+        "test_metrics": t.user_attrs.get("test_metrics", {}),
+        "n_params": t.user_attrs.get("n_params"),
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def write_results(study: optuna.Study, folder: Path) -> dict[str, Path]:
+    """Write ``leaderboard.csv`` and ``best_architecture.yaml`` (and the Pareto front) to ``folder``."""
+    rows = leaderboard_rows(study)
+    written = {"leaderboard": folder / "leaderboard.csv"}
+    write_atomic(written["leaderboard"], to_csv(rows))
+    best = best_trials(study)
+    if best:
+        written["best_architecture"] = folder / "best_architecture.yaml"
+        write_atomic(written["best_architecture"], winner_yaml(study, best[0]))
+    if len(study.directions) > 1 and best:
+        written["pareto_front"] = folder / "pareto_front.csv"
+        front = {t.number for t in best}
+        write_atomic(written["pareto_front"], to_csv([r for r in rows if r["trial"] in front]))
+    return written

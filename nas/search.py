@@ -1,0 +1,25 @@
+"""Architecture search: ``python nas/search.py task=qa search_space=small n_trials=12``.
+
+Composes ``conf/search.yaml`` and calls ``nas.engine.run_search``; see the README for the groups.
+"""
+
+from __future__ import annotations
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from nas.cli import entry, run_guarded
+from nas.engine import run_search
+from nas.study import default_study_name
+
+
+@hydra.main(config_path="../conf", config_name="search", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    if cfg.study_name is None:
+        cfg.study_name = default_study_name(cfg, HydraConfig.get().runtime.choices.get("task"))
+    run_guarded(run_search, cfg)
+
+
+if __name__ == "__main__":
+    entry(main, "search")

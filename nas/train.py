@@ -1,0 +1,21 @@
+"""One architecture through the staged trial: ``python nas/train.py arch=<architecture.yaml>``.
+
+Composes ``conf/train.yaml`` and calls ``nas.engine.run_train``.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from nas.cli import entry, run_guarded
+from nas.engine import run_train
+
+
+@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run_guarded(run_train, cfg)
+
+
+if __name__ == "__main__":
+    entry(main, "train")

@@ -1,0 +1,267 @@
+"""The staged trial: pretrain one candidate briefly, fine-tune a copy on every task, score it.
+
+This is the unit of work of a search (``nas/search.py`` wraps it in an Optuna objective) and of a
+single run (``nas/train.py``). It knows nothing of Optuna: pruning comes in as a ``report``
+callback that may raise, so the same code serves both.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from lightning_modules.config import TransformerConfig
+from lightning_modules.data.suite import Suite
+from lightning_modules.finetune import FinetuneModule
+from lightning_modules.model import build_model
+from lightning_modules.pretrain import PretrainModule
+from lightning_modules.tasks.base import tensor_loader
+
+log = logging.getLogger("adaptnas")
+
+ADAPTABILITY = ("mean", "worst", "auc")
+
+# Lightning's banner lines ("GPU available", "Seed set") would repeat for every stage of every trial.
+for _name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*`training_step` returned `None`.*")
+
+
+@dataclass
+class CandidateResult:
+    """What one staged trial measured.
+
+    Attributes:
+        arch: The architecture.
+        n_params: Parameters of the pretrained model (backbone and LM head).
+        flops_per_token: Forward FLOPs per token at the pretraining length.
+        pretrain_val_loss: Held-out loss of the pretraining objective.
+        task_scores: Per task, the primary metric in [0, 1] on validation.
+        task_metrics: Per task, every metric on validation.
+        curves: Per task, the validation score at each evaluation of fine-tuning.
+        test_metrics: Per task, every metric on test (finalists only).
+        adaptability: The combined score.
+        timings: Seconds per stage (``pretrain``, each task, ``total``).
+        steps: Optimizer steps per stage.
+    """
+
+    arch: TransformerConfig
+    n_params: int
+    flops_per_token: float
+    pretrain_val_loss: float = math.nan
+    task_scores: dict[str, float] = field(default_factory=dict)
+    task_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    adaptability: float = math.nan
+    timings: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, int] = field(default_factory=dict)
+
+
+def adaptability(
+    scores: Mapping[str, float], curves: Mapping[str, list[float]], method: str
+) -> float:
+    """Combine per-task scores in [0, 1] into one adaptability score.
+
+    Args:
+        scores: Final validation score per task.
+        curves: Validation scores along each task's fine-tuning (for ``auc``).
+        method: ``mean`` of the scores, ``worst`` task, or ``auc``: the mean over tasks of the
+            area under the fine-tuning curve (rewards adapting fast, not only well).
+    """
+    if not scores:
+        raise ValueError("no task scores to combine")
+    if method == "mean":
+        return sum(scores.values()) / len(scores)
+    if method == "worst":
+        return min(scores.values())
+    if method == "auc":
+        return sum(sum(c) / len(c) for c in curves.values()) / len(curves)
+    raise ValueError(f"adaptability '{method}' is not one of {', '.join(ADAPTABILITY)}")
+
+
+def data_fields(suite: Suite) -> dict[str, int]:
+    """Architecture fields the data decides: the vocabulary and the longest input."""
+    longest = max([suite.seq_len, *(t.max_len for t in suite.tasks.values())])
+    return {"vocab_size": suite.vocab_size, "max_seq_len": longest}
+
+
+def precision_for(setting: str) -> str:
+    """``auto`` -> bf16 mixed precision on a GPU, fp32 on a CPU (bf16 autocast gains nothing on small CPU models)."""
+    if setting != "auto":
+        return setting
+    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def make_trainer(
+    trainer_cfg: Mapping[str, Any], max_steps: int, val_every: int, **extra
+) -> pl.Trainer:
+    """A Lightning trainer for one stage: quiet, no checkpoints, step-based validation."""
+    kwargs = dict(
+        accelerator=trainer_cfg.get("accelerator", "auto"),
+        devices=trainer_cfg.get("devices", 1),
+        precision=precision_for(trainer_cfg.get("precision", "auto")),
+        max_steps=max_steps,
+        val_check_interval=val_every,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        enable_checkpointing=False,
+        enable_progress_bar=bool(trainer_cfg.get("progress_bar", False)),
+        enable_model_summary=False,
+        logger=extra.pop("logger", False),
+        log_every_n_steps=int(trainer_cfg.get("log_every_n_steps", 50)),
+        use_distributed_sampler=False,
+        gradient_clip_val=trainer_cfg.get("gradient_clip_val", 1.0),
+        deterministic=bool(trainer_cfg.get("deterministic", False)),
+    )
+    kwargs.update(extra)
+    return pl.Trainer(**kwargs)
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python and torch (no numpy randomness is used)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pretrain(
+    arch: TransformerConfig, suite: Suite, cfg: Mapping[str, Any], seed: int, logger=False
+):
+    """Stage 1: pretrain a fresh model on the suite's corpus with an equal token budget.
+
+    Returns:
+        ``(model, val_loss, steps)``.
+    """
+    p, t = cfg["pretrain"], cfg["trainer"]
+    seed_all(seed)
+    model = build_model(arch)
+    tokens_per_step = int(p["batch_size"]) * suite.seq_len
+    steps = max(1, int(p["tokens"]) // tokens_per_step)
+    module = PretrainModule(
+        model,
+        suite.special_ids,
+        lr=float(p["lr"]),
+        weight_decay=float(p["weight_decay"]),
+        total_steps=steps,
+        warmup_frac=float(p["warmup_frac"]),
+    )
+    trainer = make_trainer(t, steps, val_every=steps, logger=logger)
+    trainer.fit(
+        module,
+        train_dataloaders=tensor_loader(suite.train_blocks, int(p["batch_size"]), True, seed),
+        val_dataloaders=tensor_loader(suite.val_blocks, int(p["batch_size"]), False),
+    )
+    val_loss = module.val_losses[-1][1] if module.val_losses else math.nan
+    return model.cpu(), val_loss, steps
+
+
+def finetune(model, task, cfg: Mapping[str, Any], seed: int, logger=False) -> FinetuneModule:
+    """Stage 2 for one task: fine-tune a copy of the pretrained backbone with the task's head."""
+    f, t = cfg["finetune"], cfg["trainer"]
+    task_cfg = cfg.get("tasks", {}).get(task.name, {}) or {}
+    steps = int(task_cfg.get("steps") or f["steps"])
+    evals = max(1, int(f.get("evals", 1)))
+    seed_all(seed)
+    module = FinetuneModule(
+        copy.deepcopy(model.backbone),
+        task,
+        lr=float(task_cfg.get("lr") or f["lr"]),
+        weight_decay=float(f["weight_decay"]),
+        total_steps=steps,
+        warmup_frac=float(f["warmup_frac"]),
+    )
+    trainer = make_trainer(t, steps, val_every=max(1, steps // evals), logger=logger)
+    batch = int(f["batch_size"])
+    trainer.fit(
+        module,
+        train_dataloaders=task.loader("train", batch, shuffle=True, seed=seed),
+        val_dataloaders=task.loader("validation", int(f.get("eval_batch_size", 64))),
+    )
+    if not module.curve or module.curve[-1][0] != trainer.global_step:
+        trainer.validate(
+            module, task.loader("validation", int(f.get("eval_batch_size", 64))), verbose=False
+        )
+    module.trainer_ref = trainer
+    return module
+
+
+def score_test(module: FinetuneModule, cfg: Mapping[str, Any]) -> dict[str, float]:
+    """Score an already fine-tuned module on its task's test split."""
+    f = cfg["finetune"]
+    module.eval_split = "test"
+    trainer = make_trainer(cfg["trainer"], 1, val_every=1)
+    trainer.validate(
+        module, module.task.loader("test", int(f.get("eval_batch_size", 64))), verbose=False
+    )
+    module.eval_split = "validation"
+    return module.curve.pop()[1]
+
+
+def run_candidate(
+    arch: TransformerConfig,
+    suite: Suite,
+    cfg: Mapping[str, Any],
+    seed: int = 0,
+    report: Callable[[int, float, dict[str, float]], None] | None = None,
+    want_test: Callable[[float], bool] | None = None,
+    on_stage: Callable[[str, float, dict], None] | None = None,
+) -> CandidateResult:
+    """Run the staged trial of one architecture.
+
+    Args:
+        arch: The candidate.
+        suite: Shared data (corpus blocks, tokenizer, tasks in run order).
+        cfg: The run config (``pretrain``, ``finetune``, ``trainer``, ``objective``, ``tasks``).
+        seed: Seeds model initialisation and data order (same seed, same result on a CPU).
+        report: Called after each task as ``report(step, running_adaptability, task_scores)``
+            with ``step`` = tasks done; may raise (``optuna.TrialPruned``) to stop the trial.
+        want_test: Called with the final adaptability; when it returns True the fine-tuned models
+            (still in memory) are also scored on the test splits.
+        on_stage: Progress hook ``on_stage(stage, seconds, info)``.
+
+    Returns:
+        The measurements. Raises ``DivergedError`` when a loss becomes NaN or explodes.
+    """
+    method = cfg["objective"]["adaptability"]
+    result = CandidateResult(
+        arch=arch,
+        n_params=arch.num_params(),
+        flops_per_token=arch.flops_per_sequence(suite.seq_len) / suite.seq_len,
+    )
+    start = time.perf_counter()
+    model, result.pretrain_val_loss, result.steps["pretrain"] = pretrain(arch, suite, cfg, seed)
+    result.timings["pretrain"] = time.perf_counter() - start
+    if on_stage:
+        on_stage("pretrain", result.timings["pretrain"], {"val_loss": result.pretrain_val_loss})
+    modules = {}
+    for i, (name, task) in enumerate(suite.tasks.items(), start=1):
+        t0 = time.perf_counter()
+        module = finetune(model, task, cfg, seed + i)
+        modules[name] = module
+        result.steps[name] = module.trainer_ref.global_step
+        result.curves[name] = [s["score"] for _, s in module.curve]
+        result.task_metrics[name] = module.curve[-1][1]
+        result.task_scores[name] = module.curve[-1][1]["score"]
+        result.timings[name] = time.perf_counter() - t0
+        if on_stage:
+            on_stage(name, result.timings[name], result.task_metrics[name])
+        if report is not None:
+            running = adaptability(result.task_scores, result.curves, method)
+            report(i, running, dict(result.task_scores))
+    result.adaptability = adaptability(result.task_scores, result.curves, method)
+    if want_test is not None and want_test(result.adaptability):
+        for name, module in modules.items():
+            result.test_metrics[name] = score_test(module, cfg)
+    result.timings["total"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real Hydra config, shrunk to a CPU run of seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from nas.cli import CONF_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Budgets that make a trial take about a second or two on 2 CPU cores.
+TINY = [
+    "search_space=tiny",
+    "data.vocab_size=384",
+    "data.seq_len=32",
+    "data.val_blocks=4",
+    "data.corpus.n_sentences=1200",
+    "pretrain.tokens=4096",
+    "pretrain.batch_size=16",
+    "finetune.steps=8",
+    "finetune.batch_size=16",
+    "finetune.eval_batch_size=64",
+]
+TINY_TASKS = {
+    "qa": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "max_len=96"],
+    "sentiment": ["source.n_train=96", "source.n_val=32", "source.n_test=32"],
+}
+
+
+def tiny_overrides(
+    tmp_path: Path, task: str = "suite", extra: list[str] | None = None
+) -> list[str]:
+    """Overrides that shrink the default config to a tiny run writing under ``tmp_path``."""
+    names = list(TINY_TASKS) if task == "suite" else task.strip("[]").split(",")
+    out = [f"task={task}", f"paths.root={tmp_path}", *TINY]
+    for name in names:
+        out += [f"tasks.{name}.{o}" for o in TINY_TASKS.get(name, [])]
+    return out + list(extra or [])
+
+
+def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` exactly as the entry point would."""
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path):
+    """A factory: ``tiny_cfg(task="qa", extra=[...])`` -> composed search config."""
+
+    def make(task: str = "suite", extra: list[str] | None = None, config_name: str = "search"):
+        overrides = tiny_overrides(tmp_path, task, extra)
+        if config_name != "search":
+            overrides = [o for o in overrides if not o.startswith(("search_space", "sampler"))]
+        return compose_config(config_name, overrides)
+
+    return make

@@ -1,0 +1,138 @@
+"""Searches on the real composed config, shrunk to seconds: samplers, pruners, resume, results."""
+
+from __future__ import annotations
+
+import csv
+
+import optuna
+import pytest
+
+from lightning_modules.config import TransformerConfig
+from lightning_modules.model import build_model
+from nas.engine import run_search
+from nas.errors import ConfigError
+from search_spaces import SearchSpaceError
+
+State = optuna.trial.TrialState
+
+
+def finished(study):
+    return study.get_trials(deepcopy=False, states=(State.COMPLETE, State.PRUNED))
+
+
+def test_search_writes_results_and_resumes(tiny_cfg):
+    cfg = tiny_cfg(task="qa", extra=["n_trials=2", "study_name=resume"])
+    first = run_search(cfg)
+    assert first.ran == 2 and len(finished(first.study)) == 2
+    folder = first.folder
+    assert folder.name == "resume" and (folder / "study.db").is_file()
+    rows = list(csv.DictReader((folder / "leaderboard.csv").open()))
+    assert len(rows) == 2 and {"qa", "params", "architecture", "adaptability"} <= set(rows[0])
+    arch = TransformerConfig.from_yaml(folder / "best_architecture.yaml")
+    assert build_model(arch).num_params() == arch.num_params()
+
+    again = run_search(tiny_cfg(task="qa", extra=["n_trials=3", "study_name=resume"]))
+    assert again.ran == 1
+    assert len(finished(again.study)) == 3
+    assert sorted(t.number for t in again.study.trials) == [0, 1, 2]
+
+    done = run_search(tiny_cfg(task="qa", extra=["n_trials=3", "study_name=resume"]))
+    assert done.ran == 0 and len(done.study.trials) == 3
+
+
+def test_trial_records_architecture_scores_and_timings(tiny_cfg):
+    result = run_search(tiny_cfg(extra=["n_trials=1", "storage=memory", "pruner=none"]))
+    (trial,) = result.study.trials
+    attrs = trial.user_attrs
+    assert trial.state == State.COMPLETE
+    assert TransformerConfig.from_dict(attrs["architecture"]).num_params() == attrs["n_params"]
+    assert set(attrs["task_scores"]) == {"sentiment", "qa"}
+    assert trial.values[0] == pytest.approx(sum(attrs["task_scores"].values()) / 2)
+    assert {"pretrain", "sentiment", "qa", "total"} <= set(attrs["timings"])
+    assert attrs["flops_per_token"] > 0
+    assert trial.intermediate_values.keys() == {1, 2}
+    assert "test_metrics" in attrs  # the first trial is a finalist
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2", "cmaes", "gp"])
+def test_each_sampler_composes_and_runs(tiny_cfg, sampler):
+    extra = [f"sampler={sampler}", "n_trials=2", "storage=memory"]
+    result = run_search(tiny_cfg(task="sentiment", extra=extra))
+    assert len(finished(result.study)) == 2
+    assert type(result.study.sampler).__name__.lower().startswith(sampler[:3])
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "median", "none"])
+def test_each_pruner_composes_and_runs(tiny_cfg, pruner):
+    result = run_search(tiny_cfg(extra=[f"pruner={pruner}", "n_trials=2", "storage=memory"]))
+    assert len(finished(result.study)) == 2
+    expected = {"hyperband": "HyperbandPruner", "median": "MedianPruner", "none": "NopPruner"}
+    assert type(result.study.pruner).__name__ == expected[pruner]
+
+
+def test_multi_objective_gives_a_pareto_front(tiny_cfg):
+    result = run_search(
+        tiny_cfg(
+            task="sentiment",
+            extra=["objective.multi_objective=true", "sampler=nsga2", "n_trials=3"],
+        )
+    )
+    assert len(result.study.directions) == 2
+    front = list(csv.DictReader(result.files["pareto_front"].open()))
+    assert 1 <= len(front) <= 3
+    for t in result.study.get_trials(states=(State.COMPLETE,)):
+        assert t.values[1] == t.user_attrs["n_params"]
+
+
+def test_invalid_architecture_is_pruned_with_reason_and_study_goes_on(tiny_cfg, tmp_path):
+    space = tmp_path / "odd.yaml"
+    space.write_text(
+        "name: odd\nfixed: {d_ff: 64, n_layer: 1}\nparams:\n"
+        "  d_model: {type: categorical, choices: [30, 32]}\n"
+        "  n_head: {type: categorical, choices: [4]}\n"
+    )
+    result = run_search(
+        tiny_cfg(
+            task="sentiment",
+            extra=[f"search_space={space}", "sampler=random", "n_trials=6", "storage=memory"],
+        )
+    )
+    states = {t.params["d_model"]: t for t in result.study.trials}
+    assert set(states) == {30, 32}
+    bad, good = states[30], states[32]
+    assert bad.state == State.PRUNED
+    assert "d_model=30 is not divisible by n_head=4" in bad.user_attrs["fail_reason"]
+    assert good.state == State.COMPLETE
+
+
+def test_diverging_loss_is_pruned_at_once(tiny_cfg):
+    result = run_search(
+        tiny_cfg(task="sentiment", extra=["pretrain.lr=1e4", "n_trials=1", "storage=memory"])
+    )
+    (trial,) = result.study.trials
+    assert trial.state == State.PRUNED
+    assert trial.user_attrs["fail_reason"].startswith("diverged: pretrain loss")
+    assert "task_scores" not in trial.user_attrs  # stopped before any fine-tuning
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("n_trials=0", "n_trials=0 must be a positive integer"),
+        ("finetune.steps=-3", "finetune.steps=-3"),
+        ("pretrain.tokens=0", "pretrain.tokens=0"),
+        ("study_name=../escape", "study_name='../escape'"),
+        ("objective.adaptability=median", "objective.adaptability='median'"),
+    ],
+)
+def test_bad_config_is_a_one_line_error_and_writes_nothing(tiny_cfg, tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")) as err:
+        run_search(tiny_cfg(extra=[override]))
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "studies").exists()
+
+
+def test_unknown_search_space_names_it(tiny_cfg, tmp_path):
+    with pytest.raises(SearchSpaceError, match="nosuch"):
+        run_search(tiny_cfg(extra=["search_space=nosuch"]))
+    assert not (tmp_path / "studies").exists()
