@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import Suite, build_suite
 from nas.errors import ConfigError
+from nas.hooks import TrialHook
 from nas.objective import Objective, fmt_duration
 from nas.results import print_leaderboard, write_atomic, write_results, leaderboard_rows
 from nas.study import (
@@ -75,6 +76,11 @@ def load_suite(cfg: DictConfig) -> Suite:
     return build_suite(plain(cfg.data), plain(cfg.tasks), cache)
 
 
+def build_hooks(cfg: DictConfig) -> list[TrialHook]:
+    """The trial observers this config asks for (tracking, weight keeping, ...)."""
+    return []
+
+
 def prepare() -> None:
     """Process-wide settings for fast CPU training."""
     # Tiny weights drift into denormals during training; flushing them avoids a 10x slowdown.
@@ -119,7 +125,12 @@ def run_search(cfg: DictConfig) -> SearchResult:
             time.perf_counter() - t0,
         )
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(_masked(cfg)))
-        objective = Objective(plain(cfg), suite, space, n_trials=int(target or 0) or 10**9)
+        hooks = build_hooks(cfg)
+        objective = Objective(
+            plain(cfg), suite, space, n_trials=int(target or 0) or 10**9, hooks=hooks
+        )
+        for hook in hooks:
+            hook.on_search_start(study, plain(cfg))
         callbacks = []
         if target is not None:
             # Counts every worker's trials: n_trials is for the whole study.
@@ -133,6 +144,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
             gc_after_trial=True,
             catch=(torch.cuda.OutOfMemoryError,),
         )
+        for hook in hooks:
+            hook.on_search_end(study)
         ran = len(study.trials) - before
         log.info("search ran %d trial(s) in %s", ran, fmt_duration(time.perf_counter() - t0))
     else:

@@ -14,6 +14,7 @@ import torch
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
+from nas.hooks import TrialHook
 from nas.trial import CandidateResult, data_fields, run_candidate
 from search_spaces import SearchSpace
 
@@ -38,10 +39,19 @@ class Objective:
         suite: Shared data, built once per process.
         space: The search space.
         n_trials: Trials the whole study should finish (for progress lines).
+        hooks: Observers called at the start, each stage and the end of every trial.
     """
 
-    def __init__(self, cfg: dict[str, Any], suite: Suite, space: SearchSpace, n_trials: int):
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        suite: Suite,
+        space: SearchSpace,
+        n_trials: int,
+        hooks: list[TrialHook] | None = None,
+    ):
         self.cfg, self.suite, self.space = cfg, suite, space
+        self.hooks = list(hooks or [])
         self.n_trials = n_trials
         self.multi = bool(cfg["objective"]["multi_objective"])
         self.top_k_test = int(cfg["objective"].get("test_top_k", 1))
@@ -64,10 +74,18 @@ class Objective:
         trial.set_user_attr("n_params", arch.num_params())
         trial.set_user_attr("describe", arch.describe())
         log.info("%s: %s, %s params", prefix, arch.describe(), params_human(arch.num_params()))
+        for hook in self.hooks:
+            hook.on_trial_start(trial, arch)
 
         def on_stage(stage: str, seconds: float, info: dict) -> None:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if k != "score")
             log.info("%s: %s done in %.1fs (%s)", prefix, stage, seconds, shown)
+            for hook in self.hooks:
+                hook.on_stage(trial, stage, seconds, info)
+
+        def logger_for(stage: str):
+            loggers = [lg for h in self.hooks if (lg := h.logger_for(trial, stage)) is not None]
+            return loggers or False
 
         def report(step: int, value: float, scores: dict[str, float]) -> None:
             trial.set_user_attr("task_scores", dict(scores))  # pruned trials keep what they scored
@@ -87,17 +105,23 @@ class Objective:
                 report=report,
                 want_test=lambda score: self._is_finalist(trial.study, score),
                 on_stage=on_stage,
+                logger_for=logger_for,
             )
         except optuna.TrialPruned as err:
             return self._prune(trial, str(err), prefix)
         except DivergedError as err:
             return self._prune(trial, f"diverged: {err}", prefix)
         except torch.cuda.OutOfMemoryError as err:
-            trial.set_user_attr("fail_reason", f"out of memory: {str(err).splitlines()[0]}")
+            reason = f"out of memory: {str(err).splitlines()[0]}"
+            trial.set_user_attr("fail_reason", reason)
+            for hook in self.hooks:
+                hook.on_trial_end(trial, "fail", None, reason)
             gc.collect()
             torch.cuda.empty_cache()
             raise
         self._record(trial, result)
+        for hook in self.hooks:
+            hook.on_trial_end(trial, "complete", result, None)
         self.durations.append(time.perf_counter() - t0)
         self._log_done(trial, result, prefix)
         if self.multi:
@@ -111,6 +135,8 @@ class Objective:
     def _prune(self, trial: optuna.Trial, reason: str, prefix: str):
         trial.set_user_attr("fail_reason", reason)
         log.info("%s: pruned: %s", prefix, reason)
+        for hook in self.hooks:
+            hook.on_trial_end(trial, "pruned", None, reason)
         raise optuna.TrialPruned(reason)
 
     @staticmethod

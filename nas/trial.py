@@ -54,6 +54,8 @@ class CandidateResult:
         adaptability: The combined score.
         timings: Seconds per stage (``pretrain``, each task, ``total``).
         steps: Optimizer steps per stage.
+        pretrained: The pretrained language model (in memory only; for keeping weights).
+        finetuned: Per task, the fine-tuned module (backbone + head; in memory only).
     """
 
     arch: TransformerConfig
@@ -67,6 +69,8 @@ class CandidateResult:
     adaptability: float = math.nan
     timings: dict[str, float] = field(default_factory=dict)
     steps: dict[str, int] = field(default_factory=dict)
+    pretrained: Any = field(default=None, repr=False)
+    finetuned: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def adaptability(
@@ -216,6 +220,7 @@ def run_candidate(
     report: Callable[[int, float, dict[str, float]], None] | None = None,
     want_test: Callable[[float], bool] | None = None,
     on_stage: Callable[[str, float, dict], None] | None = None,
+    logger_for: Callable[[str], Any] | None = None,
 ) -> CandidateResult:
     """Run the staged trial of one architecture.
 
@@ -229,6 +234,8 @@ def run_candidate(
         want_test: Called with the final adaptability; when it returns True the fine-tuned models
             (still in memory) are also scored on the test splits.
         on_stage: Progress hook ``on_stage(stage, seconds, info)``.
+        logger_for: ``logger_for(stage)`` gives the Lightning logger of a stage (``pretrain`` or a
+            task name), or ``False`` for none.
 
     Returns:
         The measurements. Raises ``DivergedError`` when a loss becomes NaN or explodes.
@@ -240,15 +247,19 @@ def run_candidate(
         flops_per_token=arch.flops_per_sequence(suite.seq_len) / suite.seq_len,
     )
     start = time.perf_counter()
-    model, result.pretrain_val_loss, result.steps["pretrain"] = pretrain(arch, suite, cfg, seed)
+    logger_for = logger_for or (lambda stage: False)
+    model, result.pretrain_val_loss, result.steps["pretrain"] = pretrain(
+        arch, suite, cfg, seed, logger=logger_for("pretrain")
+    )
+    result.pretrained = model
     result.timings["pretrain"] = time.perf_counter() - start
     if on_stage:
         on_stage("pretrain", result.timings["pretrain"], {"val_loss": result.pretrain_val_loss})
     modules = {}
     for i, (name, task) in enumerate(suite.tasks.items(), start=1):
         t0 = time.perf_counter()
-        module = finetune(model, task, cfg, seed + i)
-        modules[name] = module
+        module = finetune(model, task, cfg, seed + i, logger=logger_for(name))
+        modules[name] = result.finetuned[name] = module
         result.steps[name] = module.trainer_ref.global_step
         result.curves[name] = [s["score"] for _, s in module.curve]
         result.task_metrics[name] = module.curve[-1][1]
