@@ -1,0 +1,211 @@
+"""Keep the weights of the best trials of a search, so that the winner can be exported later.
+
+``KeepWeights`` is a trial hook: when a trial completes and ranks among the best ``keep_top_k``
+of the study (multi-objective: on the Pareto front of adaptability vs. parameters, the
+``keep_top_k`` most adaptable of it), its pretrained language model and every task's fine-tuned
+backbone + head are written as safetensors under ``<study_dir>/weights/trial_<n>/``; the folders
+of trials that drop out are deleted, so disk use stays bounded by ``keep_top_k`` trials.
+
+Layout of one trial's folder::
+
+    meta.json                 architecture, scores, tasks (kind, labels, config), run config
+    tokenizer.json            the run's tokenizer
+    backbone.safetensors      the pretrained language model (backbone + LM head)
+    tasks/<task>.safetensors  the task's fine-tuned backbone + head
+
+The ranking reads the storage, in which every finished candidate has its ``adaptability`` user
+attribute before the hooks run, so workers sharing a study agree on which folders to keep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from lightning_modules.export import TaskModel, save_safetensors
+from nas.hooks import TrialHook
+
+log = logging.getLogger("adaptnas")
+
+State = optuna.trial.TrialState
+WEIGHTS_DIR = "weights"
+WEIGHTS_ATTR = "weights"  # trial user attr: the folder, relative to the study folder
+FORMAT = "adaptnas-weights-v1"
+
+
+def trial_weights_dir(study_folder: Path, number: int) -> Path:
+    """Where trial ``number``'s weights live (whether or not they still exist)."""
+    return Path(study_folder) / WEIGHTS_DIR / f"trial_{number}"
+
+
+def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
+    """``(number, adaptability, n_params)`` of every trial that finished its candidate run.
+
+    Complete trials, plus running ones whose objective already recorded a result (the current
+    trial, and trials of other workers between recording and ``tell``).
+    """
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
+        score = t.user_attrs.get("adaptability")
+        if t.state == State.COMPLETE and t.values:
+            score = t.values[0]
+        if score is None or math.isnan(score):
+            continue
+        out.append((t.number, float(score), float(t.user_attrs.get("n_params", math.inf))))
+    return out
+
+
+def kept_trials(study: optuna.Study, keep_top_k: int, multi_objective: bool) -> set[int]:
+    """Numbers of the trials whose weights should be kept now.
+
+    Args:
+        study: The study (its storage is read; nothing is written).
+        keep_top_k: How many trials to keep at most.
+        multi_objective: Keep the Pareto front of (adaptability up, parameters down), its
+            ``keep_top_k`` most adaptable members, instead of the top ``keep_top_k`` by score.
+    """
+    if keep_top_k <= 0:
+        return set()
+    cands = _candidates(study)
+    if multi_objective:
+        cands = [
+            c
+            for c in cands
+            if not any(
+                o[1] >= c[1] and o[2] <= c[2] and (o[1] > c[1] or o[2] < c[2]) for o in cands
+            )
+        ]
+    # Best first; equal scores: the earlier trial wins, as in Optuna's best_trial.
+    cands.sort(key=lambda c: (-c[1], c[0]))
+    return {c[0] for c in cands[:keep_top_k]}
+
+
+def _task_info(module) -> dict[str, Any]:
+    task = module.task
+    labels = list(getattr(task.splits, "labels", []) or [])
+    return {"kind": task.kind, "num_labels": len(labels) or None, "labels": labels}
+
+
+def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
+    """Write one trial's weights into ``folder`` atomically (temp folder + rename).
+
+    Args:
+        folder: The target folder (``weights/trial_<n>``); replaced if it exists.
+        result: The trial's ``CandidateResult`` with its models still in memory.
+        meta: What ``meta.json`` records besides the tasks (architecture, scores, config).
+        tokenizer: The run's ``tokenizers.Tokenizer`` (taken from a task when ``None``).
+
+    Returns:
+        ``folder``.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    try:
+        tasks = {}
+        save_safetensors(result.pretrained, tmp / "backbone.safetensors", {"format": FORMAT})
+        for name, module in result.finetuned.items():
+            info = _task_info(module)
+            tasks[name] = info
+            save_safetensors(
+                TaskModel(module.backbone, module.head, info["kind"]),
+                tmp / "tasks" / f"{name}.safetensors",
+                {"format": FORMAT, "task": name, "kind": info["kind"]},
+            )
+            if tokenizer is None:
+                tokenizer = module.task.tokenizer
+        if tokenizer is not None:
+            tokenizer.save(str(tmp / "tokenizer.json"))
+        doc = {"format": FORMAT, **meta, "task_info": tasks}
+        (tmp / "meta.json").write_text(json.dumps(doc, indent=1, default=str))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+class KeepWeights(TrialHook):
+    """Trial hook that keeps the weights of the best ``keep_top_k`` trials of the study.
+
+    Args:
+        study_folder: ``nas.study.study_dir(cfg)``.
+        keep_top_k: Trials to keep (0: none).
+        cfg: The run config as plain dicts (recorded in each trial's ``meta.json``).
+    """
+
+    def __init__(self, study_folder: Path, keep_top_k: int, cfg: dict[str, Any]) -> None:
+        self.folder = Path(study_folder)
+        self.keep_top_k = int(keep_top_k)
+        self.cfg = cfg
+        self.multi = bool(cfg.get("objective", {}).get("multi_objective", False))
+
+    def _meta(self, trial: optuna.Trial, result) -> dict[str, Any]:
+        run = {
+            k: self.cfg.get(k)
+            for k in ("search_space", "seed", "data", "tasks", "pretrain", "finetune", "objective")
+        }
+        if "sampler" in self.cfg:
+            run["sampler"] = self.cfg["sampler"].get("_target_")
+        if "pruner" in self.cfg:
+            run["pruner"] = self.cfg["pruner"].get("_target_")
+        return {
+            "study": trial.study.study_name,
+            "trial": trial.number,
+            "architecture": result.arch.to_dict(),
+            "adaptability": result.adaptability,
+            "task_scores": result.task_scores,
+            "task_metrics": result.task_metrics,
+            "test_metrics": result.test_metrics,
+            "n_params": result.n_params,
+            "flops_per_token": result.flops_per_token,
+            "pretrain_val_loss": result.pretrain_val_loss,
+            "timings": result.timings,
+            "steps": result.steps,
+            "config": run,
+        }
+
+    def on_trial_end(self, trial, state, result, reason) -> None:
+        """Save this trial's weights if it ranks, then drop the folders of trials that left."""
+        if self.keep_top_k <= 0 or state != "complete" or result is None:
+            return
+        keep = kept_trials(trial.study, self.keep_top_k, self.multi)
+        if trial.number in keep:
+            target = trial_weights_dir(self.folder, trial.number)
+            try:
+                save_trial_weights(target, result, self._meta(trial, result))
+            except OSError as err:  # a full disk costs the export, not the trial's result
+                log.warning("trial %d: weights not kept: %s", trial.number, err)
+            else:
+                trial.set_user_attr(WEIGHTS_ATTR, str(target.relative_to(self.folder)))
+                log.info("trial %d: weights kept in %s", trial.number, target)
+        self.prune(keep)
+
+    def prune(self, keep: set[int]) -> list[int]:
+        """Delete the weights of every trial not in ``keep``; returns the numbers deleted."""
+        root = self.folder / WEIGHTS_DIR
+        deleted = []
+        if not root.is_dir():
+            return deleted
+        for path in root.glob("trial_*"):
+            number = path.name.removeprefix("trial_")
+            if not number.isdigit() or int(number) in keep:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(int(number))
+        if deleted:
+            log.info(
+                "weights of trial(s) %s deleted (out of the top %d)",
+                sorted(deleted),
+                self.keep_top_k,
+            )
+        return sorted(deleted)

@@ -1,0 +1,27 @@
+"""Export a trial of a study: ``python nas/export.py study=<name> [trial=<n>|trial=pareto]``.
+
+Composes ``conf/export.yaml`` and calls ``nas.exporter.run_export``; see ``docs/export.md``.
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from nas.cli import entry, run_guarded
+from nas.exporter import run_export
+
+
+@hydra.main(config_path="../conf", config_name="export", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    for result in run_guarded(run_export, cfg) or []:
+        print(f"exported trial {result.trial} to {result.folder}")
+        for name, diff in result.parity.items():
+            print(f"  {name}: max abs diff vs PyTorch {diff:.2e}")
+        for name, why in result.skipped.items():
+            print(f"  {name}: not exported: {why}")
+        print(f"  retrain: {result.retrain.get('longer', '')}")
+
+
+if __name__ == "__main__":
+    entry(main, "export")

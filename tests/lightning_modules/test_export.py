@@ -1,0 +1,218 @@
+"""Tests of lightning_modules/export.py: safetensors, ONNX and transformers copies of a model.
+
+Models here are freshly initialised (norm weights perturbed so that no layer is an identity);
+``tests/nas/test_export.py`` exports trained ones from a real search.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+
+from lightning_modules.config import TransformerConfig
+from lightning_modules.export import (
+    TOLERANCE,
+    ExportError,
+    TaskModel,
+    export_onnx,
+    hf_family,
+    load_safetensors,
+    load_transformers,
+    onnx_parity,
+    read_metadata,
+    save_safetensors,
+    save_transformers,
+    to_transformers,
+    transformers_parity,
+)
+from lightning_modules.heads import build_head
+from lightning_modules.model import LanguageModel, Transformer, build_model
+
+V = 101
+
+
+def cfg(**overrides) -> TransformerConfig:
+    base = dict(
+        family="decoder", vocab_size=V, max_seq_len=40, n_layer=2, d_model=32, n_head=4, d_ff=48
+    )
+    return TransformerConfig(**{**base, **overrides})
+
+
+def perturbed(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Norms at weight 1 / bias 0 would hide a swapped or missing norm: move them off it."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            if "norm" in name:
+                p.add_(0.2 * torch.randn(p.shape, generator=gen))
+    return module.eval()
+
+
+def batch(b: int, t: int, seed: int = 0, pad_row: int | None = 0) -> dict[str, torch.Tensor]:
+    """Random ids (no special tokens) with one right-padded row."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(7, V, (b, t), generator=gen)
+    mask = torch.ones(b, t, dtype=torch.long)
+    if pad_row is not None:
+        mask[pad_row, t // 2 :] = 0
+        ids[pad_row, t // 2 :] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+# ---- safetensors ------------------------------------------------------------------------------
+@pytest.mark.parametrize("tie", [True, False])
+def test_language_model_round_trips_through_safetensors(tmp_path, tie):
+    arch = cfg(tie_embeddings=tie, pos="learned")
+    lm = perturbed(build_model(arch))
+    path = tmp_path / "lm.safetensors"
+    save_safetensors(lm, path, {"task": "lm"})
+    # The format is a JSON header and raw tensors: nothing that unpickles.
+    raw = path.read_bytes()
+    header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
+    names = set(header) - {"__metadata__"}
+    # A tied head is stored once.
+    assert len(names & {"lm_head.weight", "backbone.tok_emb.weight"}) == (1 if tie else 2)
+    assert read_metadata(path)["task"] == "lm"
+    back = load_safetensors(LanguageModel(arch), path).eval()
+    assert (back.lm_head.weight is back.backbone.tok_emb.weight) == tie
+    x = batch(2, 12)
+    assert torch.equal(back(x["input_ids"]), lm(x["input_ids"]))
+
+
+def test_task_model_round_trips_and_a_wrong_architecture_is_refused(tmp_path):
+    arch = cfg(family="encoder", pos="alibi")
+    model = TaskModel(perturbed(Transformer(arch)), build_head("token", arch, 5), "token")
+    save_safetensors(model, tmp_path / "ner.safetensors")
+    back = TaskModel(Transformer(arch), build_head("token", arch, 5), "token")
+    load_safetensors(back, tmp_path / "ner.safetensors")
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(back.state_dict()[name], tensor), name
+    wider = TaskModel(Transformer(arch), build_head("token", arch, 7), "token")
+    with pytest.raises(ExportError, match="do not fit"):
+        load_safetensors(wider, tmp_path / "ner.safetensors")
+
+
+# ---- which transformers model ----------------------------------------------------------------
+LLAMA = dict(pos="rope", norm="rmsnorm", mlp="swiglu")
+GPT2 = dict(pos="learned", norm="layernorm", mlp="gelu")
+
+
+@pytest.mark.parametrize(
+    "overrides, family, knob",
+    [
+        (LLAMA, "llama", None),
+        ({**LLAMA, "n_kv_head": 1, "tie_embeddings": False}, "llama", None),
+        (GPT2, "gpt2", None),
+        ({**GPT2, "mlp": "relu", "n_kv_head": 2}, "gpt2", None),
+        ({**LLAMA, "family": "encoder"}, None, "family=encoder"),
+        ({**GPT2, "family": "prefix_lm"}, None, "family=prefix_lm"),
+        ({**LLAMA, "norm_position": "post"}, None, "norm_position=post"),
+        ({**LLAMA, "d_ff": [48, 64]}, None, "d_ff=[48, 64]"),
+        ({**LLAMA, "norm": "layernorm"}, None, "norm=layernorm"),
+        ({**LLAMA, "mlp": "gelu"}, None, "mlp=gelu"),
+        ({**GPT2, "norm": "rmsnorm"}, None, "norm=rmsnorm"),
+        ({**GPT2, "mlp": "swiglu"}, None, "mlp=swiglu"),
+        ({**GPT2, "pos": "alibi"}, None, "pos=alibi"),
+        ({**GPT2, "pos": "sinusoidal"}, None, "pos=sinusoidal"),
+    ],
+)
+def test_hf_family_maps_exact_variants_and_names_the_knob_otherwise(overrides, family, knob):
+    arch = cfg(**overrides)
+    got, reason = hf_family(arch)
+    assert got == family
+    if knob is None:
+        assert reason == ""
+    else:
+        assert reason.startswith(knob)
+        with pytest.raises(ExportError, match=knob.replace("[", r"\[").replace("]", r"\]")):
+            to_transformers(build_model(arch))
+
+
+def test_a_sequence_head_has_no_transformers_counterpart():
+    arch = cfg(**LLAMA)
+    model = TaskModel(Transformer(arch), build_head("sequence", arch, 2), "sequence")
+    with pytest.raises(ExportError, match="classifier bias"):
+        to_transformers(model)
+
+
+# ---- transformers parity ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {**LLAMA, "n_kv_head": 2, "tie_embeddings": False},  # GQA, untied head
+        {**LLAMA, "n_kv_head": 1, "rope_base": 500.0},  # MQA, tied, another RoPE base
+        {**GPT2, "n_kv_head": 1, "tie_embeddings": False},  # MQA expanded into GPT-2's MHA
+        {**GPT2, "mlp": "relu", "norm_eps": 1e-6},
+    ],
+    ids=["llama-gqa", "llama-mqa", "gpt2-mqa", "gpt2-relu"],
+)
+def test_transformers_copies_match_after_a_save_load_round_trip(tmp_path, overrides):
+    arch = cfg(**overrides)
+    family, _ = hf_family(arch)
+    lm = perturbed(build_model(arch), seed=1)
+    bb = lm.backbone
+    models = {
+        "lm": lm,
+        "token": TaskModel(bb, perturbed(build_head("token", arch, 5), 2), "token"),
+        "span": TaskModel(bb, perturbed(build_head("span", arch), 3), "span"),
+        "generation": TaskModel(lm, lm.lm_head, "generation"),
+    }
+    batches = [batch(3, 17, seed=4), batch(1, 9, seed=5, pad_row=None)]
+    classes = {}
+    for name, model in models.items():
+        hf = to_transformers(model, labels=["O", "B-A", "I-A", "B-B", "I-B"])
+        save_transformers(hf, tmp_path / name)
+        kind = None if name == "lm" else name
+        back = load_transformers(tmp_path / name, family, kind)
+        classes[name] = type(back).__name__
+        assert transformers_parity(back, model, batches) < 1e-5, name
+    prefix = {"llama": "Llama", "gpt2": "GPT2"}[family]
+    assert classes["token"] == f"{prefix}ForTokenClassification"
+    assert classes["span"] == f"{prefix}ForQuestionAnswering"
+    # The check can fail: a changed weight shows up in the difference.
+    with torch.no_grad():
+        bb.norm_f.weight.mul_(2.0)
+    assert transformers_parity(back, models["lm"], batches[:1]) > TOLERANCE
+
+
+# ---- ONNX parity ------------------------------------------------------------------------------
+@pytest.mark.slow  # the dynamo exporter takes 4-15 s per graph on 2 shared cores
+@pytest.mark.parametrize(
+    "overrides, kind",
+    [
+        ({"family": "encoder", "pos": "alibi", "n_kv_head": 2, "norm_position": "post"}, "token"),
+        ({"family": "prefix_lm", "pos": "sinusoidal", "norm": "rmsnorm"}, "generation"),
+    ],
+    ids=["encoder-alibi-token", "prefix_lm-generation"],
+)
+def test_onnx_graph_has_dynamic_axes_and_matches_pytorch(tmp_path, overrides, kind):
+    arch = cfg(**overrides)
+    if kind == "generation":
+        lm = perturbed(build_model(arch))
+        model = TaskModel(lm, lm.lm_head, kind)
+    else:
+        model = TaskModel(perturbed(Transformer(arch)), build_head(kind, arch, 3), kind)
+    example = batch(2, 11)
+    if kind == "generation":
+        example["prefix_len"] = torch.tensor([4, 7])
+    path = export_onnx(model, tmp_path / f"{kind}.onnx", example)
+    # Other batch sizes and lengths than the example's, up to max_seq_len.
+    others = [batch(5, 23, seed=1), batch(1, 3, seed=2, pad_row=None), batch(3, 40, seed=3)]
+    if kind == "generation":
+        for i, b in enumerate(others):
+            b["prefix_len"] = torch.full((len(b["input_ids"]),), 1 + i)
+    assert onnx_parity(path, model, [example, *others]) < TOLERANCE
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    inputs = [i.name for i in graph.input]
+    assert inputs == (
+        ["input_ids", "attention_mask", "prefix_len"]
+        if kind == "generation"
+        else ["input_ids", "attention_mask"]
+    )
+    dims = graph.input[0].type.tensor_type.shape.dim
+    assert all(d.dim_param and not d.dim_value for d in dims)  # symbolic batch and sequence
