@@ -3,10 +3,14 @@
 * Extractive QA: the official SQuAD v1.1 evaluation (``normalize_answer``, exact match and
   token-level F1, each the maximum over the accepted answers), averaged by ``squad_scores``.
 * Classification: ``accuracy`` and ``macro_f1``.
+* Tagging: ``entity_f1`` (seqeval, strict IOB2) and ``token_accuracy``.
+* Generation: ``bleu`` (sacrebleu corpus BLEU / 100) and ``rouge_l`` (rouge-score F-measure).
 
 Inputs may be Python sequences or anything with ``tolist()`` (NumPy arrays, torch tensors), so
-this module needs neither. Entity-level F1 (seqeval style), BLEU and ROUGE belong here too when a
-task needs them; they should stay dependency-free in the same way.
+this module needs neither. The tagging and generation metrics delegate to the reference
+implementations (seqeval, sacrebleu, rouge-score), imported on first use: seqeval and rouge-score
+pull in scikit-learn and NLTK, seconds of import time that runs which never score them should
+not pay.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from typing import Any
 
 __all__ = [
     "accuracy",
+    "bleu",
+    "entity_f1",
     "macro_f1",
     "normalize_answer",
     "qa_exact_match",
     "qa_f1",
+    "rouge_l",
     "squad_scores",
+    "token_accuracy",
 ]
 
 _PUNCTUATION = frozenset(string.punctuation)
@@ -185,3 +193,146 @@ def macro_f1(preds: Any, labels: Any, num_labels: int | None = None) -> float:
         denominator = pred_count[c] + label_count[c]
         total += 2 * true_pos[c] / denominator if denominator else 0.0
     return total / len(classes)
+
+
+# ---- tagging ---------------------------------------------------------------------------------
+def _tag_pairs(
+    pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]
+) -> tuple[list[list[str]], list[list[str]]]:
+    pred, gold = [list(p) for p in pred_tags], [list(g) for g in gold_tags]
+    if len(pred) != len(gold):
+        raise ValueError(f"{len(pred)} predicted sentences for {len(gold)} gold sentences")
+    for i, (p, g) in enumerate(zip(pred, gold, strict=True)):
+        if len(p) != len(g):
+            raise ValueError(f"sentence {i}: {len(p)} predicted tags for {len(g)} gold tags")
+    return pred, gold
+
+
+def entity_f1(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
+    """Micro-averaged entity-level F1 over IOB2 tag sequences (seqeval, strict mode).
+
+    An entity counts only when its type and both boundaries match exactly: a predicted span one
+    token short is a false positive *and* a false negative. Strict mode also refuses malformed
+    spans: an entity must open with ``B-``, so a predicted ``I-PER I-PER`` is no entity at all
+    (seqeval's default, conlleval-compatible mode would accept it). The gold tags of every
+    source are IOB2, so strict mode scores what the data means and does not reward a tagger for
+    sequences the scheme forbids.
+
+    Args:
+        pred_tags: Predicted tags, one list per sentence.
+        gold_tags: Gold tags, one list per sentence, the same lengths.
+
+    Returns:
+        F1 in [0, 1]. With no gold and no predicted entity at all it is 1.0 (nothing to find,
+        nothing wrongly found); with entities on one side only it is 0.0.
+
+    Raises:
+        ValueError: When the numbers of sentences or of tags per sentence differ.
+    """
+    from seqeval.metrics import f1_score
+    from seqeval.scheme import IOB2
+
+    pred, gold = _tag_pairs(pred_tags, gold_tags)
+    if not gold:
+        return 0.0
+    # zero_division=1: precision without predictions (or recall without gold entities) is 1,
+    # which gives F1 = 1 only when both sides are empty and 0 when one side alone is.
+    return float(f1_score(gold, pred, mode="strict", scheme=IOB2, zero_division=1))
+
+
+def token_accuracy(pred_tags: Sequence[Sequence[str]], gold_tags: Sequence[Sequence[str]]) -> float:
+    """Share of words whose predicted tag equals the gold tag, over all sentences.
+
+    Args:
+        pred_tags: Predicted tags, one list per sentence.
+        gold_tags: Gold tags, one list per sentence, the same lengths.
+
+    Returns:
+        The accuracy in [0, 1]; 0.0 when there are no words.
+
+    Raises:
+        ValueError: When the numbers of sentences or of tags per sentence differ.
+    """
+    pred, gold = _tag_pairs(pred_tags, gold_tags)
+    total = sum(len(g) for g in gold)
+    if not total:
+        return 0.0
+    right = sum(
+        p == g for ps, gs in zip(pred, gold, strict=True) for p, g in zip(ps, gs, strict=True)
+    )
+    return right / total
+
+
+# ---- generation ------------------------------------------------------------------------------
+def _references(
+    hyps: Sequence[str], refs: Sequence[str | Sequence[str]]
+) -> tuple[list[str], list[list[str]]]:
+    """Hypotheses and references as sacrebleu wants them: one list per reference *stream*."""
+    hyps = [str(h) for h in hyps]
+    per_hyp = [[r] if isinstance(r, str) else list(r) for r in refs]
+    if len(hyps) != len(per_hyp):
+        raise ValueError(f"{len(hyps)} hypotheses for {len(per_hyp)} references")
+    if any(not r for r in per_hyp):
+        raise ValueError("every hypothesis needs at least one reference")
+    n_streams = max((len(r) for r in per_hyp), default=1)
+    # sacrebleu takes streams of equal length; a hypothesis with fewer references repeats its
+    # last one, which changes neither its clipped counts nor its closest reference length.
+    streams = [[r[min(k, len(r) - 1)] for r in per_hyp] for k in range(n_streams)]
+    return hyps, streams
+
+
+def bleu(hyps: Sequence[str], refs: Sequence[str | Sequence[str]]) -> float:
+    """Corpus BLEU (sacrebleu defaults: 13a tokenisation, 4-grams, brevity penalty) in [0, 1].
+
+    Args:
+        hyps: One hypothesis per segment.
+        refs: Per segment one reference, or a list of accepted references.
+
+    Returns:
+        ``sacrebleu.corpus_bleu(...).score / 100``; 0.0 for an empty corpus.
+
+    Raises:
+        ValueError: When the numbers of hypotheses and references differ.
+    """
+    import sacrebleu
+
+    hyps, streams = _references(hyps, refs)
+    if not hyps:
+        return 0.0
+    return float(sacrebleu.corpus_bleu(hyps, streams).score) / 100.0
+
+
+_ROUGE_SCORER = None
+
+
+def rouge_l(hyps: Sequence[str], refs: Sequence[str | Sequence[str]]) -> float:
+    """Mean ROUGE-L F-measure (rouge-score, with Porter stemming) over segments.
+
+    ROUGE-L is the longest common subsequence of words: with LCS length ``l``, a hypothesis of
+    ``m`` words and a reference of ``n``, precision ``l / m``, recall ``l / n`` and F their
+    harmonic mean. rouge-score lower-cases and keeps only ``[a-z0-9]`` words; stemming makes
+    ``lives``/``live`` match, as in the usual summarisation setting (ROUGE-1.5.5 ``-m``). With
+    several references a segment scores its best one.
+
+    Args:
+        hyps: One hypothesis per segment.
+        refs: Per segment one reference, or a list of accepted references.
+
+    Returns:
+        The mean F-measure in [0, 1]; 0.0 for an empty corpus.
+
+    Raises:
+        ValueError: When the numbers of hypotheses and references differ.
+    """
+    global _ROUGE_SCORER
+    hyps, streams = _references(hyps, refs)
+    if not hyps:
+        return 0.0
+    if _ROUGE_SCORER is None:
+        from rouge_score import rouge_scorer
+
+        _ROUGE_SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    total = 0.0
+    for i, hyp in enumerate(hyps):
+        total += max(_ROUGE_SCORER.score(stream[i], hyp)["rougeL"].fmeasure for stream in streams)
+    return total / len(hyps)

@@ -527,6 +527,65 @@ class SearchSpace:
                 return p
         raise KeyError(name)
 
+    def restrict(self, field: str, allowed_values: Any, why: str = "") -> SearchSpace:
+        """The same space with ``field`` limited to ``allowed_values``.
+
+        A categorical param keeps only its allowed choices (in their order); a fixed field, or
+        one the space leaves at its ``TransformerConfig`` default, must already be allowed. The
+        restricted space is the same for every trial of a study, so Optuna's rule of static
+        distributions still holds. Conditions (``when``) that name a removed value simply never
+        hold. The space itself is not changed.
+
+        Args:
+            field: A ``TransformerConfig`` field (``family``, ...).
+            allowed_values: The values that may remain.
+            why: A reason for error messages (``"task 'translation' needs a generator"``).
+
+        Returns:
+            The restricted space (``self`` when nothing changes).
+
+        Raises:
+            SearchSpaceError: (one line) when the field is unknown, is not categorical, or no
+                value is left.
+        """
+        allowed = list(allowed_values)
+        because = f" ({why})" if why else ""
+
+        def fail(message: str) -> SearchSpaceError:
+            return SearchSpaceError(_one_line(f"search space {self.name!r}: {message}{because}"))
+
+        def ok(value: Any) -> bool:
+            return any(_same(value, a) for a in allowed)
+
+        if field not in _FIELDS:
+            raise fail(f"cannot restrict {field!r}: not a TransformerConfig field")
+        shown = ", ".join(map(str, allowed)) or "nothing"
+        try:
+            param = self.param(field)
+        except KeyError:
+            value = self.fixed.get(field, _field_default(field))
+            where = "fixed" if field in self.fixed else "left at its default"
+            if not ok(value):
+                raise fail(f"{field}={value!r} is {where}, but only {shown} can serve") from None
+            return self
+        if param.type != "categorical":
+            raise fail(f"cannot restrict {field!r}: only categorical entries can be restricted")
+        choices = tuple(c for c in param.choices if ok(c))
+        if not choices:
+            raise fail(
+                f"entry {field!r}: none of its choices ({', '.join(map(str, param.choices))}) "
+                f"is allowed; only {shown} can serve"
+            )
+        if param.when and not ok(param.fallback):
+            raise fail(
+                f"entry {field!r}: its value when its condition fails ({param.fallback!r}) is "
+                f"not allowed; only {shown} can serve"
+            )
+        if choices == param.choices:
+            return self
+        params = [dataclasses.replace(p, choices=choices) if p is param else p for p in self.params]
+        return dataclasses.replace(self, params=params)
+
     # ---- sampling ----------------------------------------------------------------------------
     def sample(self, trial: BaseTrial, **overrides: Any) -> dict[str, Any]:
         """Draw one architecture from ``trial``.

@@ -40,7 +40,12 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
     )
     tok.decoder = decoders.Metaspace()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+        # Every printable ASCII character gets a token even when the corpus lacks it (the
+        # built-in corpus has no 'z'), so task text never turns into [UNK].
+        initial_alphabet=[chr(c) for c in range(33, 127)],
     )
     tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
     assert tok.token_to_id(PAD) == PAD_ID
@@ -49,7 +54,7 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
 
 def corpus_fingerprint(texts: Sequence[str], vocab_size: int) -> str:
     """A short hash naming a tokenizer trained on ``texts`` with ``vocab_size``."""
-    h = hashlib.sha256(f"bpe-v1|{vocab_size}|{len(texts)}|".encode())
+    h = hashlib.sha256(f"bpe-v2|{vocab_size}|{len(texts)}|".encode())
     for t in texts:
         h.update(t.encode())
         h.update(b"\0")

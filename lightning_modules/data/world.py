@@ -1,4 +1,4 @@
-"""A small synthetic world, generated from a seed: pretraining text and four tasks that need it.
+"""A small synthetic world, generated from a seed: pretraining text and five tasks that need it.
 
 The world
     ``World(seed)`` invents a cast of people (first names, some with a surname: "Anna Berg"),
@@ -42,6 +42,12 @@ The tasks and why each is hard
       and the suffixes need several English words at once ("will buy" gives one word with the
       future suffix; "the red bikes" as an object gives noun + plural + object suffix, then
       "red").
+    * ``summarization``: a short document titled after one person ("About Anna Berg:") and
+      holding 4-8 shuffled facts about 2-4 people, always with a fact of the same relation about
+      someone else; the summary keeps only the titled person's facts, in document order, each
+      rewritten in one canonical phrase and joined into one sentence ("Anna Berg works at
+      Kestrel Labs and is 34 years old."). It needs matching the title to the facts, skipping
+      the distractors, and turning four surface templates per relation into one.
 """
 
 from __future__ import annotations
@@ -252,6 +258,18 @@ _PERSON_QUESTIONS = {
     "age": ("Who is {v} years old?",),
 }
 
+# --------------------------------------------------------------------------- summaries
+
+_SUMMARY_TITLES = ("About {p}:", "A note on {p}:", "Profile of {p}:", "News about {p}:")
+# One canonical phrase per relation ("owns" is built from its colour and thing).
+_SUMMARY_PHRASES = {
+    "lives": "lives in {v}",
+    "born": "was born in {v}",
+    "works": "works at {v}",
+    "likes": "likes {v}",
+    "age": "is {v} years old",
+}
+
 # --------------------------------------------------------------------------- NER templates
 
 _NER_TEMPLATES = (
@@ -427,7 +445,7 @@ def _sizes(**sizes: int) -> None:
 
 
 class World:
-    """A seeded synthetic world: its cast, its pretraining corpus and its four tasks.
+    """A seeded synthetic world: its cast, its pretraining corpus and its five tasks.
 
     Every method draws from its own random stream (derived from the seed and the method name), so
     the result of one method does not depend on which others were called before. Splits are drawn
@@ -1013,6 +1031,57 @@ class World:
 
         def make(i: int) -> PairExample:
             return PairExample(*self._translation_pair(rng))
+
+        return self._draw(make, lambda ex: ex.source, n_train, n_val, n_test, [], rng)
+
+    # ------------------------------------------------------------------ summarization
+
+    def _summary_pair(self, rng: random.Random) -> tuple[str, str]:
+        """One titled document of shuffled facts and the summary of the titled person's facts."""
+        n_people = rng.randint(2, 4)
+        facts = self._facts(
+            rng, n_people, rng.randint(max(4, n_people + 2), 8), rng.choice(RELATIONS)
+        )
+        person = facts[0].person  # _facts puts the person with a same-relation distractor first
+        rng.shuffle(facts)
+        title = rng.choice(_SUMMARY_TITLES).format(p=person)
+        document = " ".join([title] + [self._render_fact(rng, f)[0] for f in facts])
+        phrases = []
+        for fact in facts:
+            if fact.person != person:
+                continue
+            if fact.rel == "owns":
+                colour, thing = fact.value
+                phrases.append(f"owns {_article(colour)} {colour} {thing}")
+            else:
+                phrases.append(_SUMMARY_PHRASES[fact.rel].format(v=fact.value))
+        if len(phrases) == 1:
+            said = phrases[0]
+        else:
+            said = ", ".join(phrases[:-1]) + " and " + phrases[-1]
+        return document, f"{person} {said}."
+
+    def summarization(self, n_train: int = 2000, n_val: int = 300, n_test: int = 300) -> Splits:
+        """Summaries of the titled person's facts in short documents about several people.
+
+        The reference summary is a deterministic compression of the document: the facts about
+        the person the title names, in document order, each in one canonical phrase
+        (``lives in X``, ``was born in X``, ``works at X``, ``owns a C T``, ``likes X``,
+        ``is N years old``), joined into one sentence.
+
+        Args:
+            n_train: Number of training documents.
+            n_val: Number of validation documents.
+            n_test: Number of test documents.
+
+        Returns:
+            Splits of ``PairExample`` (source: the document, target: its summary).
+        """
+        _sizes(n_train=n_train, n_val=n_val, n_test=n_test)
+        rng = self._rng("summarization")
+
+        def make(i: int) -> PairExample:
+            return PairExample(*self._summary_pair(rng))
 
         return self._draw(make, lambda ex: ex.source, n_train, n_val, n_test, [], rng)
 

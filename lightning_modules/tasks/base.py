@@ -6,6 +6,7 @@ kind and metric. ``FinetuneModule`` only calls the methods below, so a new task 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -13,7 +14,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Sampler
 
-from lightning_modules.config import TransformerConfig
+from lightning_modules.config import FAMILIES, TransformerConfig
+from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import Splits
 from lightning_modules.data.tokenizer import PAD_ID
 
@@ -114,7 +116,10 @@ class Task:
 
     Subclasses set ``kind`` and ``metrics`` and implement ``_encode``, ``make_head``, ``loss``,
     ``predict`` and ``score``. ``score`` returns a dict whose ``"score"`` entry is the primary
-    metric normalised to [0, 1], higher is better.
+    metric normalised to [0, 1], higher is better. A kind that not every family can serve
+    narrows ``families`` (the engine restricts the search space to them); one that fine-tunes
+    the whole language model rather than the backbone sets ``needs_lm_head``; options of its own
+    (read from the task config by ``from_config``) are listed in ``options``.
 
     Args:
         name: Task name as registered in the config (``qa``, ``sentiment``, ...).
@@ -126,6 +131,12 @@ class Task:
 
     kind: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
+    #: Architecture families that can serve the task.
+    families: ClassVar[tuple[str, ...]] = FAMILIES
+    #: Fine-tune the whole ``LanguageModel`` (backbone + LM head) instead of the backbone alone.
+    needs_lm_head: ClassVar[bool] = False
+    #: Task-config keys passed to ``__init__`` as keyword arguments by ``from_config``.
+    options: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self, name: str, splits: Splits, tokenizer, max_len: int, metric: str | None = None
@@ -136,12 +147,26 @@ class Task:
         self.max_len = max_len
         self.metric = metric or self.metrics[0]
         if self.metric not in self.metrics:
-            raise ValueError(
+            raise DataError(
                 f"task '{name}': metric '{self.metric}' is not one of {', '.join(self.metrics)}"
             )
         self.cls_id = tokenizer.token_to_id("[CLS]")
         self.sep_id = tokenizer.token_to_id("[SEP]")
         self._encoded: dict[str, Encoded] = {}
+
+    @classmethod
+    def from_config(cls, name: str, splits: Splits, tokenizer, cfg: Mapping[str, Any]) -> Task:
+        """Build the task from its config (``max_len``, ``metric`` and the kind's ``options``).
+
+        Args:
+            name: Task name.
+            splits: The examples, already split.
+            tokenizer: The run's shared tokenizer.
+            cfg: The task config (``conf/task/<name>.yaml``); unset (null) options keep the
+                kind's defaults.
+        """
+        extra = {k: cfg[k] for k in cls.options if cfg.get(k) is not None}
+        return cls(name, splits, tokenizer, int(cfg["max_len"]), cfg.get("metric"), **extra)
 
     @property
     def num_labels(self) -> int:
