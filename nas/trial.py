@@ -7,6 +7,7 @@ callback that may raise, so the same code serves both.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch.utils.data import DataLoader
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.suite import Suite
@@ -36,6 +38,10 @@ for _name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accele
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*`training_step` returned `None`.*")
+# Repeated for every stage of every trial, with nothing to act on: a SLURM worker is started by
+# the launcher, not srun; the pytree notice is Lightning's own use of a deprecated torch API.
+warnings.filterwarnings("ignore", ".*The `srun` command is available on your system.*")
+warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\)` is deprecated.*")
 
 
 @dataclass
@@ -123,7 +129,8 @@ def make_trainer(
         enable_checkpointing=False,
         enable_progress_bar=bool(trainer_cfg.get("progress_bar", False)),
         enable_model_summary=False,
-        logger=extra.pop("logger", False),
+        # None would make Lightning create ./lightning_logs; no logger means False here.
+        logger=extra.pop("logger", False) or False,
         log_every_n_steps=int(trainer_cfg.get("log_every_n_steps", 50)),
         use_distributed_sampler=False,
         gradient_clip_val=trainer_cfg.get("gradient_clip_val", 1.0),
@@ -133,6 +140,44 @@ def make_trainer(
     return pl.Trainer(**kwargs)
 
 
+def uses_gpu(trainer_cfg: Mapping[str, Any]) -> bool:
+    """Whether a stage trained with ``trainer_cfg`` runs on a CUDA GPU."""
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    return torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+
+
+def device_loader(loader: DataLoader, trainer_cfg: Mapping[str, Any]) -> DataLoader:
+    """Batches bound for a GPU come from pinned host memory, so their copies run asynchronously.
+
+    ``pin_memory`` is one of the DataLoader attributes that may change after construction; it is
+    read when iteration starts.
+    """
+    if uses_gpu(trainer_cfg):
+        loader.pin_memory = True
+    return loader
+
+
+@contextlib.contextmanager
+def compiled_backbone(model, trainer_cfg: Mapping[str, Any]):
+    """Within the block, ``model.backbone`` runs through ``torch.compile`` if ``trainer.compile``.
+
+    Only the backbone's ``forward`` is compiled (an instance attribute that shadows the method,
+    removed on exit), so every family's objective uses it (``model(x)`` and ``model.hidden``), the
+    module tree and state-dict keys stay as they are, and the copies that fine-tuning makes are
+    plain eager modules. Compilation costs seconds to a minute per new architecture (each trial
+    is one), so it pays off only for long pretraining; it is off by default.
+    """
+    if not trainer_cfg.get("compile", False):
+        yield model
+        return
+    backbone = model.backbone
+    backbone.forward = torch.compile(backbone.forward)
+    try:
+        yield model
+    finally:
+        del backbone.forward  # back to the class's eager forward
+
+
 def seed_all(seed: int) -> None:
     """Seed Python and torch (no numpy randomness is used)."""
     random.seed(seed)
@@ -140,9 +185,17 @@ def seed_all(seed: int) -> None:
 
 
 def pretrain(
-    arch: TransformerConfig, suite: Suite, cfg: Mapping[str, Any], seed: int, logger=False
+    arch: TransformerConfig,
+    suite: Suite,
+    cfg: Mapping[str, Any],
+    seed: int,
+    logger=False,
+    init_model: Callable[[Any], None] | None = None,
 ):
     """Stage 1: pretrain a fresh model on the suite's corpus with an equal token budget.
+
+    ``init_model(model)``, when given, loads weights into the freshly built model first (a
+    retrain that resumes from an export: ``nas/train.py init_from=<folder>``).
 
     Returns:
         ``(model, val_loss, steps)``.
@@ -150,6 +203,8 @@ def pretrain(
     p, t = cfg["pretrain"], cfg["trainer"]
     seed_all(seed)
     model = build_model(arch)
+    if init_model is not None:
+        init_model(model)
     tokens_per_step = int(p["batch_size"]) * suite.seq_len
     steps = max(1, int(p["tokens"]) // tokens_per_step)
     module = PretrainModule(
@@ -161,24 +216,28 @@ def pretrain(
         warmup_frac=float(p["warmup_frac"]),
     )
     trainer = make_trainer(t, steps, val_every=steps, logger=logger)
-    trainer.fit(
-        module,
-        train_dataloaders=tensor_loader(suite.train_blocks, int(p["batch_size"]), True, seed),
-        val_dataloaders=tensor_loader(suite.val_blocks, int(p["batch_size"]), False),
-    )
+    batch = int(p["batch_size"])
+    train = device_loader(tensor_loader(suite.train_blocks, batch, True, seed), t)
+    val = device_loader(tensor_loader(suite.val_blocks, batch, False), t)
+    with compiled_backbone(model, t):
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
     val_loss = module.val_losses[-1][1] if module.val_losses else math.nan
     return model.cpu(), val_loss, steps
 
 
 def finetune(model, task, cfg: Mapping[str, Any], seed: int, logger=False) -> FinetuneModule:
-    """Stage 2 for one task: fine-tune a copy of the pretrained backbone with the task's head."""
+    """Stage 2 for one task: fine-tune a copy of the pretrained backbone with the task's head.
+
+    Tasks that decode with the LM head (``task.needs_lm_head``: generation) get a copy of the
+    whole language model instead, tied or untied head included.
+    """
     f, t = cfg["finetune"], cfg["trainer"]
     task_cfg = cfg.get("tasks", {}).get(task.name, {}) or {}
     steps = int(task_cfg.get("steps") or f["steps"])
     evals = max(1, int(f.get("evals", 1)))
     seed_all(seed)
     module = FinetuneModule(
-        copy.deepcopy(model.backbone),
+        copy.deepcopy(model if task.needs_lm_head else model.backbone),
         task,
         lr=float(task_cfg.get("lr") or f["lr"]),
         weight_decay=float(f["weight_decay"]),
@@ -186,7 +245,7 @@ def finetune(model, task, cfg: Mapping[str, Any], seed: int, logger=False) -> Fi
         warmup_frac=float(f["warmup_frac"]),
     )
     trainer = make_trainer(t, steps, val_every=max(1, steps // evals), logger=logger)
-    batch = int(f["batch_size"])
+    batch = int(task_cfg.get("batch_size") or f["batch_size"])
     trainer.fit(
         module,
         train_dataloaders=task.loader("train", batch, shuffle=True, seed=seed),
@@ -221,6 +280,7 @@ def run_candidate(
     want_test: Callable[[float], bool] | None = None,
     on_stage: Callable[[str, float, dict], None] | None = None,
     logger_for: Callable[[str], Any] | None = None,
+    init_model: Callable[[Any], None] | None = None,
 ) -> CandidateResult:
     """Run the staged trial of one architecture.
 
@@ -236,6 +296,7 @@ def run_candidate(
         on_stage: Progress hook ``on_stage(stage, seconds, info)``.
         logger_for: ``logger_for(stage)`` gives the Lightning logger of a stage (``pretrain`` or a
             task name), or ``False`` for none.
+        init_model: Loads weights into the freshly built model before pretraining (resume).
 
     Returns:
         The measurements. Raises ``DivergedError`` when a loss becomes NaN or explodes.
@@ -249,7 +310,7 @@ def run_candidate(
     start = time.perf_counter()
     logger_for = logger_for or (lambda stage: False)
     model, result.pretrain_val_loss, result.steps["pretrain"] = pretrain(
-        arch, suite, cfg, seed, logger=logger_for("pretrain")
+        arch, suite, cfg, seed, logger=logger_for("pretrain"), init_model=init_model
     )
     result.pretrained = model
     result.timings["pretrain"] = time.perf_counter() - start

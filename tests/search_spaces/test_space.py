@@ -91,10 +91,10 @@ def test_builtin_spaces_cover_the_requested_knobs():
     assert tiny.param("n_kv_head").choices == (1, 2)
     assert tiny.param("n_kv_head").when == {"n_head": (2, 4)}
     assert tiny.param("d_ff").distribution() == IntDistribution(64, 256, step=64)
-    assert small.param("n_layer").distribution() == IntDistribution(1, 4)
-    assert small.param("d_model").choices == (64, 96, 128, 192)
+    assert small.param("n_layer").distribution() == IntDistribution(1, 3)
+    assert small.param("d_model").choices == (64, 96, 128)
     assert small.param("n_head").choices == (2, 4, 8)
-    assert small.param("d_ff").distribution() == IntDistribution(128, 768, step=128)
+    assert small.param("d_ff").distribution() == IntDistribution(128, 512, step=128)
     assert small.param("dropout").distribution() == FloatDistribution(0.0, 0.2, step=0.05)
     assert base.param("n_layer").distribution() == IntDistribution(2, 8)
     assert base.param("d_model").choices == (128, 256, 384, 512)
