@@ -1,5 +1,5 @@
 # make search  : set up .venv (first time) and run the default architecture search
-# make test    : set up .venv (first time) and run the whole test suite
+# make test    : set up .venv (first time), start the test services, run the whole test suite
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
@@ -17,7 +17,6 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 	$(PY) -m pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
 	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import torch, optuna, pytorch_lightning, hydra, tokenizers"
@@ -26,7 +25,10 @@ $(STAMP): pyproject.toml
 search: $(STAMP)
 	$(PY) nas/search.py $(ARGS)
 
+# PostgreSQL and a one-node SLURM for the shared-study tests: installed (first time) and started
+# by scripts/services.sh, stopped when the tests end, however they end.
 test: $(STAMP)
+	bash scripts/services.sh start; trap 'bash scripts/services.sh stop' EXIT; \
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -47,7 +47,10 @@ def _score(t: optuna.trial.FrozenTrial) -> float:
 
 def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """One row per trial, best first: completed by score, then pruned, failed and running."""
-    trials = study.get_trials(deepcopy=False)
+    # A surplus trial lost the race for the last slot of n_trials and never ran (nas/workers.py).
+    trials = [
+        t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get("adaptnas:surplus")
+    ]
     task_names: list[str] = []
     for t in trials:
         for name in t.user_attrs.get("task_scores", {}):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
+import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import hydra
 import optuna
 from omegaconf import DictConfig, OmegaConf
+from optuna.storages._heartbeat import BaseHeartbeat
 
 from nas.errors import ConfigError
 
@@ -45,46 +48,239 @@ def study_dir(cfg: DictConfig) -> Path:
     return Path(cfg.paths.studies).expanduser().resolve() / check_study_name(cfg.study_name)
 
 
+STORAGE_KINDS = ("sqlite", "journal", "postgres", "memory")
+URL_ENV = "ADAPTNAS_STORAGE_URL"
+
+
 def storage_url(cfg: DictConfig) -> str:
-    """The storage URL: the configured one, or an SQLite file inside the study folder."""
+    """Where the study lives, as a URL (``journal:<path>`` for a journal file, ``memory``).
+
+    ``sqlite`` defaults to ``study.db`` and ``journal`` to ``journal.log`` in the study folder;
+    ``postgres`` needs ``storage.url`` (by default read from ``$ADAPTNAS_STORAGE_URL``).
+    """
+    kind = cfg.storage.kind
+    if kind not in STORAGE_KINDS:
+        raise ConfigError(f"storage={kind} is not supported (known: {', '.join(STORAGE_KINDS)})")
+    if kind == "memory":
+        return "memory"
+    if kind == "journal":
+        path = cfg.storage.get("path") or study_dir(cfg) / "journal.log"
+        return f"journal:{Path(str(path)).expanduser().resolve()}"
     url = cfg.storage.get("url")
     if url:
         return str(url)
-    if cfg.storage.kind == "memory":
-        return "memory"
-    if cfg.storage.kind != "sqlite":
-        raise ConfigError(f"storage={cfg.storage.kind} needs storage.url")
+    if kind == "postgres":
+        raise ConfigError(
+            f"storage=postgres needs a database URL: set {URL_ENV}=postgresql://user:password@host"
+            "/db in the environment (or storage.url=, which Hydra would save with its password)"
+        )
     return f"sqlite:///{study_dir(cfg) / 'study.db'}"
 
 
 def mask_url(url: str) -> str:
-    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """``postgresql://user:secret@host/db`` -> ``postgresql://user:***@host/db``.
+
+    Everything between the user's colon and the last ``@`` goes, so a password holding ``@`` or
+    ``:`` is hidden whole.
+    """
+    return re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", url)
+
+
+def url_password(url: str) -> str | None:
+    """The password inside a storage URL, if any (to scrub it from messages and saved files)."""
+    match = re.search(r"://[^:/@\s]*:(\S*)@", url)
+    return match.group(1) if match and match.group(1) else None
+
+
+def masked_error(url: str, err: BaseException) -> str:
+    """One line naming the (masked) URL and the first line of ``err``, with no password in it."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = lines[0] if lines else type(err).__name__
+    text = re.sub(r"^\([\w.]+\)\s*", "", text)  # SQLAlchemy's "(psycopg2.OperationalError) "
+    secret = url_password(url)
+    if secret:
+        text = text.replace(secret, "***")
+    return f"storage.url={mask_url(url)!r}: {mask_url(text)}"
+
+
+def scrub_saved_secrets(url: str) -> list[Path]:
+    """Replace the storage password in the files Hydra saved for this run with ``***``.
+
+    Hydra writes the command line and the config to ``.hydra/*.yaml`` (and ``multirun.yaml``)
+    before our code runs; a password typed as ``storage.url=...`` would stay there. The
+    environment variable keeps it out in the first place; this is the safety net.
+
+    Returns:
+        The files that were rewritten.
+    """
+    secret = url_password(url)
+    if not secret:
+        return []
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return []
+        hc = HydraConfig.get()
+        files = []
+        if hc.runtime.output_dir and hc.output_subdir:
+            files += sorted((Path(hc.runtime.output_dir) / hc.output_subdir).glob("*.yaml"))
+        files.append(Path(hc.sweep.dir) / "multirun.yaml")
+    except Exception:  # noqa: BLE001 (no Hydra run: nothing was saved)
+        return []
+    scrubbed = []
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if secret in text:
+            tmp = path.with_suffix(".scrub.tmp")
+            tmp.write_text(text.replace(secret, "***"))
+            tmp.replace(path)
+            scrubbed.append(path)
+    return scrubbed
+
+
+def heartbeat_settings(cfg: DictConfig) -> tuple[int | None, int | None, int | None]:
+    """``(heartbeat_interval, grace_period, max_retry)`` from ``cfg.storage`` (``None``: off)."""
+    interval = cfg.storage.get("heartbeat_interval")
+    if interval is None:
+        return None, None, None
+    grace = cfg.storage.get("grace_period")
+    retry = cfg.storage.get("max_retry", 1)
+    for key, value in (("heartbeat_interval", interval), ("grace_period", grace)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"storage.{key}={value!r} must be a positive integer (seconds)")
+        if value is not None and value < 1:
+            raise ConfigError(f"storage.{key}={value!r} must be a positive integer (seconds)")
+    if retry is not None and (isinstance(retry, bool) or not isinstance(retry, int) or retry < 0):
+        raise ConfigError(f"storage.max_retry={retry!r} must be a non-negative integer (or null)")
+    return interval, grace or 2 * interval, retry
+
+
+def _retry_callback(max_retry: int | None):
+    if max_retry == 0:
+        return None
+    return optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+
+class JournalHeartbeatStorage(optuna.storages.JournalStorage, BaseHeartbeat):
+    """A journal-file storage with Optuna's heartbeat protocol, which ``JournalStorage`` lacks.
+
+    Each running trial records ``time.time()`` as a system attribute every ``heartbeat_interval``
+    seconds (one line in the journal); a running trial whose last beat is older than
+    ``grace_period`` is stale, and Optuna's own machinery (``fail_stale_trials`` at the start of
+    every trial, the retry callback) fails it and queues its copy. Wall clocks are compared, so
+    workers on several machines sharing the file need synchronised clocks (NTP), which a cluster
+    has; the RDB storages compare the database server's clock instead.
+    """
+
+    KEY = "adaptnas:heartbeat"
+
+    def __init__(
+        self,
+        path: Path,
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        stale_trial_callback=None,
+    ):
+        super().__init__(optuna.storages.journal.JournalFileBackend(str(path)))
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period or (2 * heartbeat_interval if heartbeat_interval else None)
+        self.stale_trial_callback = stale_trial_callback
+
+    def record_heartbeat(self, trial_id: int) -> None:  # noqa: D102 (Optuna's interface)
+        try:
+            self.set_trial_system_attr(trial_id, self.KEY, time.time())
+        except (optuna.exceptions.UpdateFinishedTrialError, KeyError):
+            pass  # another worker already failed this trial as stale: nothing left to beat for
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        assert self.grace_period is not None
+        now = time.time()
+        running = self.get_all_trials(
+            study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        )
+        # Like RDBStorage: a trial that never beat (its worker had not started it) is not stale.
+        beats = {t._trial_id: t.system_attrs.get(self.KEY) for t in running}
+        return [
+            i for i, beat in beats.items() if beat is not None and now - beat > self.grace_period
+        ]
+
+    def get_heartbeat_interval(self) -> int | None:  # noqa: D102
+        return self.heartbeat_interval
+
+    def get_heartbeat_stale_trial_callback(self):  # noqa: D102
+        return self.stale_trial_callback
+
+    # Optuna < 5 asks for the callback under this name.
+    get_failed_trial_callback = get_heartbeat_stale_trial_callback
+
+
+def postgres_driver() -> str:
+    """The installed PostgreSQL driver for a plain ``postgresql://`` URL: psycopg 3, else 2.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3 only; the ``cluster`` extra installs
+    psycopg2, so pick whichever is there.
+    """
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return driver
+    raise ConfigError(
+        "storage=postgres needs a PostgreSQL driver: pip install 'adaptnas[cluster]' "
+        "(psycopg2-binary) or psycopg"
+    )
 
 
 def build_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
-    """The Optuna storage named by ``cfg.storage`` (with heartbeats, so killed trials are retried)."""
+    """The Optuna storage named by ``cfg.storage`` (with heartbeats, so killed trials are retried).
+
+    Any failure to open it (bad URL, unreachable server, missing driver) is a one-line
+    ``ConfigError`` with the password masked.
+    """
     kind = cfg.storage.kind
+    url = storage_url(cfg)
     if kind == "memory":
         return optuna.storages.InMemoryStorage()
-    url = storage_url(cfg)
-    if kind != "sqlite":
-        raise ConfigError(f"storage={kind} is not supported (known: sqlite, memory)")
-    if not url.startswith("sqlite:///"):
-        raise ConfigError(f"storage.url={mask_url(url)!r} is not an sqlite:/// URL")
-    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    heartbeat = cfg.storage.get("heartbeat_interval")
+    interval, grace, retry = heartbeat_settings(cfg)
+    callback = _retry_callback(retry) if interval else None
+    if kind == "journal":
+        path = Path(url.removeprefix("journal:"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalHeartbeatStorage(path, interval, grace, callback)
+        except OSError as err:
+            raise ConfigError(f"storage.path={str(path)!r}: {err.strerror or err}") from None
+    engine_kwargs: dict[str, Any] = {}
+    typed = url  # errors name the URL as the user gave it (masked), not our rewrite of it
+    if kind == "sqlite":
+        if not url.startswith("sqlite:///"):
+            raise ConfigError(f"storage.url={mask_url(url)!r} is not an sqlite:/// URL")
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    else:  # postgres
+        if url.startswith("postgres://"):
+            # SQLAlchemy 2 dropped this alias; many providers still print URLs that way.
+            url = "postgresql://" + url.removeprefix("postgres://")
+        if not url.startswith("postgresql"):
+            raise ConfigError(
+                f"storage.url={mask_url(url)!r} is not a postgresql:// URL (storage=postgres)"
+            )
+        if url.startswith("postgresql://"):
+            url = "postgresql+" + postgres_driver() + url.removeprefix("postgresql")
+        timeout = int(cfg.storage.get("connect_timeout") or 10)
+        # Fail fast on an unreachable server; re-check pooled connections a restart dropped.
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": timeout}}
     try:
         return optuna.storages.RDBStorage(
             url,
-            heartbeat_interval=heartbeat,
-            grace_period=cfg.storage.get("grace_period") if heartbeat else None,
-            heartbeat_stale_trial_callback=(
-                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1) if heartbeat else None
-            ),
+            engine_kwargs=engine_kwargs or None,
+            heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=callback,
         )
     except Exception as err:  # SQLAlchemy raises many kinds; all mean "cannot open this URL"
-        raise ConfigError(f"storage.url={mask_url(url)!r}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(masked_error(typed, err)) from None
 
 
 def build_sampler(cfg: DictConfig) -> optuna.samplers.BaseSampler:

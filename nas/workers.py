@@ -1,0 +1,361 @@
+"""Many workers on one study: exact trial budget, waiting for others, CPU threads and GPUs.
+
+Every worker runs the same command against the same storage (``storage=journal`` or
+``storage=postgres``); nothing coordinates them but the storage itself. Three rules make
+``n_trials`` exact for the whole study (see ``docs/scaling.md`` for the argument):
+
+1. A worker asks for a new trial only while the *live* trials (complete, pruned, running,
+   waiting) are fewer than ``n_trials``, or when a waiting trial (a retry) is queued.
+2. Right after ``study.ask``, the trial checks its *rank*: how many live trials have a smaller
+   number. Numbers grow with creation order, and a trial with a smaller number can only leave the
+   live set (by failing), so a rank below ``n_trials`` stays below it. A trial whose rank is
+   ``n_trials`` or more lost a race against another worker: it is failed at once, before sampling
+   or training anything, and marked as surplus. It never counts.
+3. A worker leaves only when ``n_trials`` trials are finished. While the last ones run elsewhere
+   it waits and checks their heartbeats, so the trial of a worker that died is failed, queued
+   again by the retry callback and run by a survivor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+import torch
+from omegaconf import DictConfig
+
+from nas.errors import ConfigError
+
+log = logging.getLogger("adaptnas")
+
+State = optuna.trial.TrialState
+LIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)
+FINISHED = (State.COMPLETE, State.PRUNED)
+SURPLUS_ATTR = "adaptnas:surplus"
+# A worker whose trials keep failing (out of memory every time, say) stops instead of spinning.
+MAX_CONSECUTIVE_FAILURES = 5
+
+
+class SurplusTrial(Exception):
+    """Raised inside a trial that another worker's trial made unnecessary (never counts)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker's place: index, threads, GPU
+
+
+@dataclass
+class WorkerInfo:
+    """Who this worker is and what it may use."""
+
+    index: int
+    host: str
+    pid: int
+    threads: int
+    device: str | None  # the CUDA_VISIBLE_DEVICES entry it was given; None on CPU
+
+    def attrs(self) -> dict[str, Any]:
+        """What each trial of this worker records about where it ran."""
+        return {"worker": self.index, "host": self.host, "device": self.device}
+
+    def describe(self) -> str:
+        """``worker 1 (pid 123 on node7): 2 threads, GPU 1``."""
+        gpu = f", GPU {self.device}" if self.device is not None else ""
+        return (
+            f"worker {self.index} (pid {self.pid} on {self.host}): "
+            f"{self.threads} thread{'s' if self.threads > 1 else ''}{gpu}"
+        )
+
+
+def available_cpus(env: dict[str, str] | os._Environ = os.environ) -> int:
+    """CPUs this process may use: SLURM's ``--cpus-per-task``, else its affinity mask."""
+    slurm = env.get("SLURM_CPUS_PER_TASK")
+    if slurm and slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def local_workers(env: dict[str, str] | os._Environ = os.environ) -> int:
+    """How many workers share this machine's CPUs, as far as the launcher tells.
+
+    Under SLURM each worker is a job with CPUs of its own (1). Under Hydra's joblib launcher, its
+    ``n_jobs`` (negative: joblib's "all CPUs but ``-n_jobs - 1``"). Otherwise 1.
+    """
+    if env.get("SLURM_JOB_ID"):
+        return 1
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return 1
+        launcher = HydraConfig.get().launcher
+    except Exception:  # noqa: BLE001 (no Hydra, or a launcher config we do not know)
+        return 1
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    cpus = os.cpu_count() or 1
+    return n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)
+
+
+def resolve_threads(
+    setting: Any, workers: int, cpus: int, env: dict[str, str] | os._Environ = os.environ
+) -> int:
+    """Torch threads for one worker.
+
+    ``auto`` = ``max(1, cpus // workers)``, capped by ``OMP_NUM_THREADS`` when that is set; an
+    integer is taken as it is. On 2 cores, 4 workers of 2 threads each run 10-25x slower than 4
+    workers of 1 thread: OpenMP threads spin while they wait for a core.
+    """
+    if setting is None or str(setting).lower() == "auto":
+        threads = max(1, cpus // max(1, workers))
+        omp = env.get("OMP_NUM_THREADS", "")
+        if omp.isdigit() and int(omp) > 0:
+            threads = min(threads, int(omp))
+        return threads
+    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
+        raise ConfigError(f"threads={setting!r} must be 'auto' or a positive integer")
+    return setting
+
+
+def list_gpus() -> list[str]:
+    """GPU indices from ``nvidia-smi``, without touching CUDA in this process ([] if none).
+
+    Asking torch would initialise CUDA, after which ``CUDA_VISIBLE_DEVICES`` can no longer pick
+    this worker's device.
+    """
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def assign_gpu(
+    worker: int,
+    env: dict[str, str] | os._Environ = os.environ,
+    gpus: Callable[[], list[str]] = list_gpus,
+) -> str | None:
+    """The GPU this worker takes, one per worker, or ``None`` when there is none.
+
+    * ``CUDA_VISIBLE_DEVICES`` names one device: the launcher (SLURM ``--gpus-per-task``, Ray)
+      already gave this worker its GPU; keep it.
+    * It names several, or is unset and ``nvidia-smi`` lists several: the worker's local slot
+      (``SLURM_LOCALID`` under SLURM, else the ``worker`` index) picks one. A slot past the last
+      GPU is an error rather than a second trial on a busy device.
+    """
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        devices = [d.strip() for d in visible.split(",") if d.strip()]
+        if len(devices) <= 1:
+            return devices[0] if devices else None
+        source = f"CUDA_VISIBLE_DEVICES={visible}"
+    else:
+        devices = gpus()
+        if not devices:
+            return None
+        source = "nvidia-smi"
+    local = env.get("SLURM_LOCALID")
+    slot = int(local) if local and local.isdigit() else worker
+    if slot >= len(devices):
+        raise ConfigError(
+            f"worker={worker}: only {len(devices)} GPU(s) visible ({source}) and each worker "
+            f"takes its own; start at most {len(devices)} workers per machine "
+            "(or set gpu_per_worker=false)"
+        )
+    return devices[slot]
+
+
+def setup_worker(cfg: DictConfig) -> WorkerInfo:
+    """Apply this worker's torch threads and GPU (before anything touches CUDA) and say so."""
+    index = int(cfg.get("worker", 0) or 0)
+    threads = resolve_threads(cfg.get("threads", "auto"), local_workers(), available_cpus())
+    torch.set_num_threads(threads)
+    device = None
+    accelerator = str(cfg.get("trainer", {}).get("accelerator", "auto")).lower()
+    if cfg.get("gpu_per_worker", True) and accelerator in ("auto", "gpu", "cuda"):
+        device = assign_gpu(index)
+        if device is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = device
+    info = WorkerInfo(index, socket.gethostname(), os.getpid(), threads, device)
+    log.info("%s", info.describe())
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# The exact budget
+
+
+@dataclass
+class Census:
+    """Trial counts of the study at one moment."""
+
+    finished: int
+    running: int
+    waiting: int
+
+    @property
+    def live(self) -> int:
+        """Trials that count or may still count towards ``n_trials``."""
+        return self.finished + self.running + self.waiting
+
+
+def census(study: optuna.Study) -> Census:
+    """Count the study's finished, running and waiting trials (one read of the storage)."""
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return Census(
+        finished=sum(s in FINISHED for s in states),
+        running=states.count(State.RUNNING),
+        waiting=states.count(State.WAITING),
+    )
+
+
+def live_rank(study: optuna.Study, number: int) -> int:
+    """How many live trials have a smaller number than trial ``number``."""
+    trials = study.get_trials(deepcopy=False, states=LIVE)
+    return sum(t.number < number for t in trials)
+
+
+class BudgetedObjective:
+    """Wraps the objective: a trial past the budget is failed as surplus before it samples."""
+
+    def __init__(
+        self,
+        objective: Callable[[optuna.Trial], Any],
+        n_trials: int,
+        attrs: dict[str, Any] | None = None,
+    ):
+        self.objective, self.n_trials = objective, n_trials
+        self.attrs = dict(attrs or {})
+        self.surplus = False
+        self.trial_id = -1
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        self.surplus = False
+        self.trial_id = trial._trial_id
+        rank = live_rank(trial.study, trial.number)
+        for key, value in self.attrs.items():  # which worker, host and GPU ran it
+            trial.set_user_attr(key, value)
+        if rank >= self.n_trials:
+            self.surplus = True
+            reason = (
+                f"surplus: {rank} live trials came first and n_trials={self.n_trials} "
+                "(another worker took the last slot at the same moment)"
+            )
+            trial.set_user_attr("fail_reason", reason)
+            trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
+            raise SurplusTrial(reason)
+        return self.objective(trial)
+
+
+def heartbeat_interval(study: optuna.Study) -> int | None:
+    """The storage's heartbeat interval in seconds, or ``None`` when it has none."""
+    storage = study._storage
+    if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
+        return storage.get_heartbeat_interval()  # type: ignore[attr-defined]
+    return None
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], Any],
+    n_trials: int,
+    *,
+    attrs: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    callbacks: Sequence[Callable] = (),
+    catch: tuple[type[Exception], ...] = (),
+    poll: float | None = None,
+    gc_after_trial: bool = True,
+) -> int:
+    """Run trials of ``study`` until it has ``n_trials`` finished ones, with any number of peers.
+
+    Args:
+        study: The shared study.
+        objective: The trial function.
+        n_trials: Finished (complete + pruned) trials the whole study should have.
+        attrs: User attributes recorded on every trial this worker runs (worker, host, GPU).
+        timeout: Seconds after which this worker starts no new trial.
+        callbacks: Optuna callbacks, called after each trial.
+        catch: Exceptions that fail a trial without stopping the worker.
+        poll: Seconds between checks while other workers run the last trials (default: the
+            heartbeat interval, at most 2 s: a waiting worker leaves soon after the last trial).
+        gc_after_trial: Collect garbage after each trial (Optuna's advice against memory growth;
+            about 0.3 s with torch loaded, nothing next to a real trial).
+
+    Returns:
+        How many trials this worker ran (surplus ones not counted).
+    """
+    wrapped = BudgetedObjective(objective, n_trials, attrs)
+    interval = heartbeat_interval(study)
+    poll = poll if poll is not None else min(2.0, float(interval or 2))
+    start = time.monotonic()
+    ran = failures = 0
+    waiting_since: float | None = None
+    while True:
+        if timeout is not None and time.monotonic() - start >= timeout:
+            log.info("timeout (%ss) reached: this worker starts no new trial", timeout)
+            break
+        now = census(study)
+        if now.finished >= n_trials:
+            break
+        if now.waiting == 0 and now.live >= n_trials:
+            # Every remaining slot is taken by a running trial of another worker.
+            if interval is None:
+                log.info(
+                    "%d trial(s) still run in other workers; without heartbeats this worker "
+                    "cannot watch them, so it stops",
+                    now.running,
+                )
+                break
+            if waiting_since is None:
+                waiting_since = time.monotonic()
+                log.info(
+                    "%d/%d finished, the other %d run in other workers: waiting, to re-run any "
+                    "whose worker dies",
+                    now.finished,
+                    n_trials,
+                    now.running,
+                )
+            time.sleep(poll)
+            optuna.storages.fail_stale_trials(study)  # retried copies come back as WAITING
+            continue
+        waiting_since = None
+        study.optimize(
+            wrapped,
+            n_trials=1,
+            callbacks=list(callbacks),
+            gc_after_trial=gc_after_trial,
+            catch=(SurplusTrial, *catch),
+        )
+        if wrapped.surplus:
+            continue
+        ran += 1
+        state = study._storage.get_trial(wrapped.trial_id).state
+        failures = failures + 1 if state == State.FAIL else 0
+        if failures >= MAX_CONSECUTIVE_FAILURES:
+            log.error("%d trials in a row failed in this worker: it stops", failures)
+            break
+        if study._stop_flag:  # a callback called study.stop()
+            break
+    return ran

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# A one-node SLURM cluster on this host for the tests of hydra/launcher=slurm.
+#
+#   scripts/slurm.sh start    install (Debian's slurmctld, slurmd, munge; first time), configure, start
+#   scripts/slurm.sh stop     stop slurmd, slurmctld and munged (when this script started them)
+#   scripts/slurm.sh status   exit 0 when the controller answers and the node takes jobs
+#
+# Idempotent and quick once installed. Root only. The node is this host (`hostname -s`) with all
+# its CPUs in one partition, `debug`; no accounting database (sacct answers "disabled", which
+# submitit tolerates: it sees a job end by its result file). Process tracking without cgroups,
+# so it also runs inside containers.
+set -euo pipefail
+
+STATE=${ADAPTNAS_SERVICES_DIR:-/var/tmp/adaptnas-services}/slurm
+CONF=/etc/slurm/slurm.conf
+MARK="# written by adaptnas scripts/slurm.sh"
+NODE=$(hostname -s)
+PARTITION=debug
+
+say() { echo "slurm: $*" >&2; }
+
+install() {
+  local missing=()
+  for pkg in slurmctld slurmd slurm-client munge; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+  done
+  [[ ${#missing[@]} == 0 ]] && return 0
+  say "installing ${missing[*]} (first time)"
+  export DEBIAN_FRONTEND=noninteractive
+  # Never let the packages' own service scripts start anything: we start the daemons ourselves.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  local rc=0
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+    || rc=$?
+  rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
+configure() {
+  if [[ -f $CONF ]] && ! grep -qF "$MARK" "$CONF"; then
+    say "$CONF exists and is not ours: using it as it is"
+    return 0
+  fi
+  local cpus
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS
+  mkdir -p /etc/slurm "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log"
+  local want
+  want=$(cat <<EOF
+$MARK: a one-node cluster for the tests
+ClusterName=adaptnas
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+SlurmctldPort=6817
+SlurmdPort=6818
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
+StateSaveLocation=$STATE/spool/ctld
+SlurmdSpoolDir=$STATE/spool/d
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+SlurmctldTimeout=30
+SlurmdTimeout=30
+MinJobAge=60
+KillWait=5
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus State=UNKNOWN
+PartitionName=$PARTITION Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+EOF
+)
+  if [[ ! -f $CONF ]] || [[ $(cat "$CONF") != "$want" ]]; then
+    echo "$want" >"$CONF"
+    say "wrote $CONF (node $NODE, $cpus CPUs, partition $PARTITION)"
+    # Daemons still running from before read the new file.
+    scontrol reconfigure >/dev/null 2>&1 || true
+  fi
+}
+
+pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_munge() {
+  if munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then return 0; fi
+  if [[ ! -s /etc/munge/munge.key ]]; then
+    mkdir -p /etc/munge
+    if command -v mungekey >/dev/null; then mungekey --create --keyfile=/etc/munge/munge.key --force
+    else dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none; fi
+  fi
+  chown -R munge:munge /etc/munge && chmod 700 /etc/munge && chmod 400 /etc/munge/munge.key
+  mkdir -p /run/munge /var/lib/munge /var/log/munge
+  chown munge:munge /run/munge /var/lib/munge /var/log/munge
+  runuser -u munge -- /usr/sbin/munged
+  touch "$STATE/munged.ours"
+  for _ in $(seq 50); do
+    munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  say "munged does not answer"
+  return 1
+}
+
+node_ready() {
+  local state
+  state=$(sinfo -h -n "$NODE" -o "%T" 2>/dev/null | head -1)
+  [[ $state == idle* || $state == mixed* || $state == allocated* ]]
+}
+
+start() {
+  [[ $(id -u) == 0 ]] || { say "needs root"; return 1; }
+  install
+  mkdir -p "$STATE"
+  configure
+  start_munge
+  if ! pid_alive "$STATE/slurmctld.pid"; then
+    /usr/sbin/slurmctld -f "$CONF"
+    touch "$STATE/slurmctld.ours"
+  fi
+  for _ in $(seq 100); do scontrol ping >/dev/null 2>&1 && break; sleep 0.2; done
+  scontrol ping >/dev/null 2>&1 || { say "slurmctld does not answer; see $STATE/log/slurmctld.log"; return 1; }
+  if ! pid_alive "$STATE/slurmd.pid"; then
+    /usr/sbin/slurmd -f "$CONF"
+    touch "$STATE/slurmd.ours"
+  fi
+  for _ in $(seq 150); do
+    node_ready && break
+    # A node left DOWN/DRAIN by an earlier run comes back once it answers again.
+    scontrol update NodeName="$NODE" State=RESUME >/dev/null 2>&1 || true
+    sleep 0.2
+  done
+  node_ready || { say "node $NODE not ready ($(sinfo -h -o %T)); see $STATE/log/slurmd.log"; return 1; }
+  say "up: partition $PARTITION on $NODE"
+}
+
+stop_daemon() {
+  local name=$1 pidfile=$2
+  [[ -f $STATE/$name.ours ]] || return 0
+  if pid_alive "$pidfile"; then
+    local pid
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$STATE/$name.ours"
+  say "stopped $name"
+}
+
+stop() {
+  [[ -d $STATE ]] || return 0
+  scancel --partition="$PARTITION" >/dev/null 2>&1 || true
+  stop_daemon slurmd "$STATE/slurmd.pid"
+  stop_daemon slurmctld "$STATE/slurmctld.pid"
+  if [[ -f $STATE/munged.ours ]]; then
+    local pid
+    pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
+    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    rm -f "$STATE/munged.ours"
+    say "stopped munged"
+  fi
+}
+
+status() { scontrol ping >/dev/null 2>&1 && node_ready; }
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+esac
