@@ -8,6 +8,7 @@ it once for all its trials.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -16,17 +17,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import Splits
+from lightning_modules.data.sources import (
+    corpus_from_source,
+    task_splits_from_source,
+    training_texts,
+)
 from lightning_modules.data.tokenizer import EOS, MASK, SPECIAL_TOKENS, load_or_train_tokenizer
 from lightning_modules.data.world import World
 from lightning_modules.tasks import TASK_KINDS, Task
 
+__all__ = ["DataError", "Suite", "build_suite", "corpus_texts", "task_splits"]
 
-BUILTIN_TASKS = ("qa", "sentiment", "ner", "translation")
-
-
-class DataError(ValueError):
-    """A data source that cannot be used; the message names the source and what is wrong."""
+BUILTIN_TASKS = ("qa", "sentiment", "ner", "translation", "summarization")
 
 
 @dataclass
@@ -57,26 +61,38 @@ class Suite:
 
 
 def corpus_texts(corpus: Mapping[str, Any], seed: int) -> list[str]:
-    """The pretraining documents named by a ``data.corpus`` config."""
+    """The pretraining documents named by a ``data.corpus`` config.
+
+    Types: ``builtin`` (the synthetic world), ``text`` (local text/JSONL files), ``hf`` (a
+    ``datasets`` split); see ``sources.corpus_from_source`` and docs/data.md.
+    """
     kind = corpus.get("type", "builtin")
     if kind == "builtin":
         return World(seed=seed).corpus(n_sentences=int(corpus.get("n_sentences", 20000)))
-    raise DataError(f"data.corpus: unknown type '{kind}' (known: builtin)")
+    return corpus_from_source(corpus)
 
 
-def task_splits(name: str, source: Mapping[str, Any], seed: int) -> Splits:
-    """The examples of task ``name`` from its ``source`` config."""
+def task_splits(
+    name: str, source: Mapping[str, Any], seed: int, task_kind: str | None = None
+) -> Splits:
+    """The examples of task ``name`` from its ``source`` config.
+
+    Types: ``builtin`` (the synthetic world), ``squad``, ``classification`` (CSV/TSV/JSONL),
+    ``polarity``, ``conll``, ``parallel``, ``hf``; see ``sources.task_splits_from_source`` and
+    docs/data.md. ``task_kind`` (``span``, ``sequence``, ...) is checked against what a file source
+    yields and tells an ``hf`` source which examples to build.
+    """
     kind = source.get("type", "builtin")
-    if kind == "builtin":
-        which = source.get("name", name)
-        if which not in BUILTIN_TASKS:
-            raise DataError(
-                f"task '{name}': the built-in suite has no task '{which}' "
-                f"(known: {', '.join(BUILTIN_TASKS)})"
-            )
-        sizes = {k: int(source[k]) for k in ("n_train", "n_val", "n_test") if k in source}
-        return getattr(World(seed=seed), which)(**sizes)
-    raise DataError(f"task '{name}': unknown source type '{kind}' (known: builtin)")
+    if kind != "builtin":
+        return task_splits_from_source(name, source, seed, task_kind)
+    which = source.get("name", name)
+    if which not in BUILTIN_TASKS:
+        raise DataError(
+            f"task '{name}': the built-in suite has no task '{which}' "
+            f"(known: {', '.join(BUILTIN_TASKS)})"
+        )
+    sizes = {k: int(source[k]) for k in ("n_train", "n_val", "n_test") if k in source}
+    return getattr(World(seed=seed), which)(**sizes)
 
 
 def make_blocks(token_ids: list[list[int]], eos_id: int, seq_len: int) -> Tensor:
@@ -99,7 +115,12 @@ def build_suite(
         cache_dir: Where the tokenizer is cached on disk (``None``: not cached).
     """
     key = json.dumps(
-        {"data": dict(data), "tasks": {k: dict(v) for k, v in tasks.items()}, "order": list(tasks)},
+        {
+            "data": dict(data),
+            "tasks": {k: dict(v) for k, v in tasks.items()},
+            "order": list(tasks),
+            "cwd": os.getcwd(),  # relative data paths resolve against it
+        },
         sort_keys=True,
         default=str,
     )
@@ -115,9 +136,17 @@ def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
     seq_len = int(data["seq_len"])
     texts = corpus_texts(data.get("corpus", {}), seed)
     splits = {
-        name: task_splits(name, cfg.get("source", {}), seed) for name, cfg in task_cfgs.items()
+        name: task_splits(name, cfg.get("source", {}), seed, cfg.get("kind"))
+        for name, cfg in task_cfgs.items()
     }
-    tok = load_or_train_tokenizer(texts, int(data["vocab_size"]), cache_dir)
+    tok_texts = list(texts)
+    if data.get("tokenizer_task_texts", False):
+        # Real tasks bring words (and whole languages: Multi30k's German) that the pretraining
+        # corpus lacks; fitting the BPE on their training splits too keeps them from shattering
+        # into characters. Held-out splits stay out of it.
+        for name in task_cfgs:
+            tok_texts += training_texts(splits[name])
+    tok = load_or_train_tokenizer(tok_texts, int(data["vocab_size"]), cache_dir)
     enc = tok.encode_batch(texts, add_special_tokens=False)
     blocks = make_blocks([e.ids for e in enc], tok.token_to_id(EOS), seq_len)
     n_val = min(int(data.get("val_blocks", 32)), max(1, len(blocks) // 10))
@@ -128,9 +157,8 @@ def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
             raise DataError(
                 f"task '{name}': unknown kind '{kind}' (known: {', '.join(TASK_KINDS)})"
             )
-        tasks[name] = TASK_KINDS[kind](
-            name, splits[name], tok, int(cfg["max_len"]), cfg.get("metric")
-        )
+        # from_config also passes the kind's own options (generation: max_new_tokens, ...).
+        tasks[name] = TASK_KINDS[kind].from_config(name, splits[name], tok, cfg)
     return Suite(
         tokenizer=tok,
         train_blocks=blocks[:-n_val],
