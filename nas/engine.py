@@ -16,18 +16,28 @@ from lightning_modules.data.suite import Suite, build_suite
 from nas.errors import ConfigError
 from nas.hooks import TrialHook
 from nas.objective import Objective, fmt_duration
+from nas.plots import write_plots_safely
 from nas.results import print_leaderboard, write_atomic, write_results, leaderboard_rows
 from nas.study import (
-    FINISHED,
     count_finished,
     default_study_name,
     mask_url,
     open_study,
     plain,
+    scrub_saved_secrets,
     storage_url,
     study_dir,
 )
+from nas.sweep import sweep_arch
+from nas.task_families import check_arch_serves_tasks, restrict_to_tasks
+from nas.tracking import (
+    build_tracking_hooks,
+    open_train_run,
+    result_attrs,
+    summary_from_attrs,
+)
 from nas.trial import ADAPTABILITY, CandidateResult, data_fields, run_candidate
+from nas.workers import run_trials, setup_worker
 from search_spaces import load_space
 
 log = logging.getLogger("adaptnas")
@@ -78,7 +88,14 @@ def load_suite(cfg: DictConfig) -> Suite:
 
 def build_hooks(cfg: DictConfig) -> list[TrialHook]:
     """The trial observers this config asks for (tracking, weight keeping, ...)."""
-    return []
+    hooks: list[TrialHook] = []
+    hooks += build_tracking_hooks(plain(cfg))  # logger=wandb|csv: one tracked run per trial
+    from nas.checkpoints import KeepWeights  # weights of the best trials, for nas/export.py
+
+    keep_top_k = int(cfg.get("export", {}).get("keep_top_k", 0) or 0)
+    if keep_top_k > 0:
+        hooks.append(KeepWeights(study_dir(cfg), keep_top_k, plain(cfg)))
+    return hooks
 
 
 def prepare() -> None:
@@ -97,8 +114,10 @@ def run_search(cfg: DictConfig) -> SearchResult:
     check_config(cfg)
     if cfg.get("study_name") is None:
         cfg.study_name = default_study_name(cfg)
-    space = load_space(str(cfg.search_space))
+    # Families that cannot serve a selected task (encoders for generation) are never sampled.
+    space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
     folder = study_dir(cfg)
+    scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
     study = open_study(cfg)  # fails on a bad URL before any data is built
     finished = count_finished(study)
     target = cfg.n_trials
@@ -114,6 +133,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     ran = 0
     if remaining != 0:
         prepare()
+        worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
         t0 = time.perf_counter()
         suite = load_suite(cfg)
         log.info(
@@ -124,35 +144,49 @@ def run_search(cfg: DictConfig) -> SearchResult:
             ", ".join(suite.tasks),
             time.perf_counter() - t0,
         )
-        write_atomic(folder / "config.yaml", OmegaConf.to_yaml(_masked(cfg)))
-        hooks = build_hooks(cfg)
+        public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
+        write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
+        hooks = build_hooks(public)
         objective = Objective(
-            plain(cfg), suite, space, n_trials=int(target or 0) or 10**9, hooks=hooks
+            plain(public), suite, space, n_trials=int(target) if target else None, hooks=hooks
         )
         for hook in hooks:
-            hook.on_search_start(study, plain(cfg))
-        callbacks = []
-        if target is not None:
-            # Counts every worker's trials: n_trials is for the whole study.
-            callbacks.append(optuna.study.MaxTrialsCallback(int(target), states=FINISHED))
-        before = len(study.trials)
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=cfg.get("timeout"),
-            callbacks=callbacks,
-            gc_after_trial=True,
-            catch=(torch.cuda.OutOfMemoryError,),
-        )
-        for hook in hooks:
-            hook.on_search_end(study)
-        ran = len(study.trials) - before
+            hook.on_search_start(study, plain(public))
+        callbacks: list = []
+        try:
+            if target is not None:
+                # n_trials counts for the whole study, exactly, whatever the number of workers;
+                # this worker also waits for (and retries) trials of workers that die.
+                ran = run_trials(
+                    study,
+                    objective,
+                    int(target),
+                    attrs=worker.attrs(),
+                    timeout=cfg.get("timeout"),
+                    callbacks=callbacks,
+                    catch=(torch.cuda.OutOfMemoryError,),
+                )
+            else:
+                before = len(study.trials)
+                study.optimize(
+                    objective,
+                    timeout=cfg.get("timeout"),
+                    callbacks=callbacks,
+                    gc_after_trial=True,
+                    catch=(torch.cuda.OutOfMemoryError,),
+                )
+                ran = len(study.trials) - before
+        finally:  # also on Ctrl-C or a crash: hooks close their runs and files
+            for hook in hooks:
+                hook.on_search_end(study)
         log.info("search ran %d trial(s) in %s", ran, fmt_duration(time.perf_counter() - t0))
     else:
         log.info(
-            "study '%s' already has %d finished trials: nothing to run", cfg.study_name, finished
+            "study '%s' is complete (%d finished trials): nothing to run", cfg.study_name, finished
         )
     files = write_results(study, folder)
+    if cfg.get("plots", True) and ran:  # plots/: HTML + PNG; nas/report.py rebuilds them any time
+        files.update(write_plots_safely(study, folder / "plots"))
     print_leaderboard(leaderboard_rows(study), title=f"study {cfg.study_name}")
     if "best_architecture" in files:
         log.info("winner: %s", files["best_architecture"])
@@ -163,32 +197,53 @@ def run_search(cfg: DictConfig) -> SearchResult:
 def run_train(cfg: DictConfig) -> CandidateResult:
     """Run one fully specified architecture (``arch=<yaml>``) through the staged trial."""
     check_config(cfg)
-    if OmegaConf.is_missing(cfg, "arch") or not cfg.arch:
+    from_params = bool(cfg.get("params"))  # a W&B sweep run: values of a search space's params
+    if not from_params and (OmegaConf.is_missing(cfg, "arch") or not cfg.arch):
         raise ConfigError(
             "arch: give the architecture YAML, e.g. arch=outputs/studies/<name>/best_architecture.yaml"
         )
-    arch_path = Path(str(cfg.arch)).expanduser()
     prepare()
     suite = load_suite(cfg)
-    arch = TransformerConfig.from_yaml(arch_path)
-    # The data decides these; an exported architecture keeps its own when they agree.
-    overrides = data_fields(suite)
-    if arch.vocab_size != overrides["vocab_size"]:
-        log.info(
-            "vocab_size %d -> %d (this run's tokenizer)", arch.vocab_size, overrides["vocab_size"]
-        )
-    arch = TransformerConfig.from_dict({**arch.to_dict(), **overrides})
+    if from_params:
+        arch = sweep_arch(cfg, data_fields(suite))
+    else:
+        arch = TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
+        # The data decides these; an exported architecture keeps its own when they agree.
+        overrides = data_fields(suite)
+        if arch.vocab_size != overrides["vocab_size"]:
+            log.info(
+                "vocab_size %d -> %d (this run's tokenizer)",
+                arch.vocab_size,
+                overrides["vocab_size"],
+            )
+        arch = TransformerConfig.from_dict({**arch.to_dict(), **overrides})
+    check_arch_serves_tasks(arch.family, plain(cfg.tasks))  # an encoder cannot generate
     log.info("training %s (%s params)", arch.describe(), params_human(arch.num_params()))
-    result = run_candidate(
-        arch,
-        suite,
-        plain(cfg),
-        seed=int(cfg.seed),
-        want_test=lambda _: bool(cfg.get("test", True)),
-        on_stage=lambda stage, sec, info: log.info(
-            "%s done in %.1fs (%s)", stage, sec, ", ".join(f"{k} {v:.3f}" for k, v in info.items())
-        ),
-    )
+    from nas.exporter import init_from_export  # init_from=<export folder>: resume from its weights
+
+    init_model = init_from_export(cfg.get("init_from"), arch, suite)
+    tracked = open_train_run(plain(cfg), arch)  # logger=csv|wandb; a no-op for none
+
+    def on_stage(stage: str, sec: float, info: dict) -> None:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items())
+        log.info("%s done in %.1fs (%s)", stage, sec, shown)
+        tracked.log_stage(stage, sec, info)
+
+    try:
+        result = run_candidate(
+            arch,
+            suite,
+            plain(cfg),
+            seed=int(cfg.seed),
+            init_model=init_model,
+            want_test=lambda _: bool(cfg.get("test", True)),
+            on_stage=on_stage,
+            logger_for=tracked.logger_for,
+        )
+    except BaseException as err:  # the tracked run is closed as failed, whatever stopped it
+        tracked.finish("fail", {"state": "fail", "reason": f"{type(err).__name__}: {err}"})
+        raise
+    tracked.finish("complete", summary_from_attrs(result_attrs(result), "complete"))
     log.info(
         "adaptability %.4f; validation %s; test %s",
         result.adaptability,

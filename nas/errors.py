@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lightning_modules.config import ArchitectureError
 from lightning_modules.data.suite import DataError
+from lightning_modules.export import ExportError
 from search_spaces import SearchSpaceError
 
 
@@ -17,4 +18,5 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ArchitectureError,
     SearchSpaceError,
     DataError,
+    ExportError,  # an export that cannot be made or does not reproduce the model
 )

@@ -15,6 +15,7 @@ from lightning_modules.config import ArchitectureError, TransformerConfig, param
 from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
 from nas.hooks import TrialHook
+from nas.study import FINISHED
 from nas.trial import CandidateResult, data_fields, run_candidate
 from search_spaces import SearchSpace
 
@@ -38,7 +39,8 @@ class Objective:
             ``tasks``, ``seed``, ``n_trials``).
         suite: Shared data, built once per process.
         space: The search space.
-        n_trials: Trials the whole study should finish (for progress lines).
+        n_trials: Trials the whole study should finish (for progress lines); ``None`` when the
+            search runs until its timeout.
         hooks: Observers called at the start, each stage and the end of every trial.
     """
 
@@ -47,7 +49,7 @@ class Objective:
         cfg: dict[str, Any],
         suite: Suite,
         space: SearchSpace,
-        n_trials: int,
+        n_trials: int | None,
         hooks: list[TrialHook] | None = None,
     ):
         self.cfg, self.suite, self.space = cfg, suite, space
@@ -62,9 +64,13 @@ class Objective:
         return [t.values[0] for t in done]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        t0 = time.perf_counter()
-        done = len(self._finished_values(trial.study))
-        prefix = f"trial {trial.number} ({done + 1}/{self.n_trials})"
+        t0 = self._t0 = time.perf_counter()
+        # Pruned trials count towards n_trials too (and every worker's trials do).
+        done = len(trial.study.get_trials(deepcopy=False, states=FINISHED))
+        count = f"{done + 1}/{self.n_trials}" if self.n_trials else f"#{done + 1}"
+        prefix = f"trial {trial.number} ({count})"
+        n_stages = 1 + len(self.suite.tasks)
+        stages = {name: i for i, name in enumerate(["pretrain", *self.suite.tasks], start=1)}
         params = self.space.sample(trial, **data_fields(self.suite))
         try:
             arch = TransformerConfig.from_dict(params)
@@ -79,7 +85,8 @@ class Objective:
 
         def on_stage(stage: str, seconds: float, info: dict) -> None:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if k != "score")
-            log.info("%s: %s done in %.1fs (%s)", prefix, stage, seconds, shown)
+            step = f"{stages.get(stage, '?')}/{n_stages}"
+            log.info("%s: stage %s %s done in %.1fs (%s)", prefix, step, stage, seconds, shown)
             for hook in self.hooks:
                 hook.on_stage(trial, stage, seconds, info)
 
@@ -119,6 +126,13 @@ class Objective:
             gc.collect()
             torch.cuda.empty_cache()
             raise
+        except Exception as err:
+            # Observers must close what they opened (a W&B run) whatever ended the trial.
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            trial.set_user_attr("fail_reason", reason)
+            for hook in self.hooks:
+                hook.on_trial_end(trial, "fail", None, reason)
+            raise
         self._record(trial, result)
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
@@ -134,7 +148,9 @@ class Objective:
 
     def _prune(self, trial: optuna.Trial, reason: str, prefix: str):
         trial.set_user_attr("fail_reason", reason)
-        log.info("%s: pruned: %s", prefix, reason)
+        # Pruned trials spend budget too: they count in the ETA's mean trial time.
+        self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))
+        log.info("%s: pruned: %s | %s", prefix, reason, self._progress(trial.study, None))
         for hook in self.hooks:
             hook.on_trial_end(trial, "pruned", None, reason)
         raise optuna.TrialPruned(reason)
@@ -153,17 +169,23 @@ class Objective:
         if r.test_metrics:
             trial.set_user_attr("test_metrics", r.test_metrics)
 
+    def _progress(self, study: optuna.Study, score: float | None) -> str:
+        """``best 0.412 | 7 to go, ETA 12m30s`` after the current trial (not yet in storage)."""
+        values = [v for v in [*self._finished_values(study), score] if v is not None]
+        values = [v for v in values if not math.isnan(v)]
+        best = f"best {max(values):.3f}" if values else "no complete trial yet"
+        if not self.n_trials:
+            return best
+        finished = len(study.get_trials(deepcopy=False, states=FINISHED)) + 1
+        remaining = max(0, self.n_trials - finished)
+        eta = remaining * sum(self.durations) / max(1, len(self.durations))
+        return f"{best} | {remaining} to go, ETA {fmt_duration(eta)}"
+
     def _log_done(self, trial: optuna.Trial, r: CandidateResult, prefix: str) -> None:
-        values = self._finished_values(trial.study) + [r.adaptability]
-        best = max(v for v in values if not math.isnan(v))
-        remaining = max(0, self.n_trials - len(values))
-        eta = remaining * sum(self.durations) / len(self.durations)
         log.info(
-            "%s: adaptability %.3f in %s | best %.3f | %d to go, ETA %s",
+            "%s: adaptability %.3f in %s | %s",
             prefix,
             r.adaptability,
             fmt_duration(r.timings["total"]),
-            best,
-            remaining,
-            fmt_duration(eta),
+            self._progress(trial.study, r.adaptability),
         )

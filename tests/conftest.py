@@ -25,10 +25,17 @@ TINY = [
     "finetune.steps=8",
     "finetune.batch_size=16",
     "finetune.eval_batch_size=64",
+    "plots=false",  # 2-8 s a search; tests/nas/test_report.py covers them
 ]
+_TINY_GENERATION = ["source.n_train=96", "source.n_val=16", "source.n_test=16", "max_new_tokens=12"]
 TINY_TASKS = {
     "qa": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "max_len=96"],
-    "sentiment": ["source.n_train=96", "source.n_val=32", "source.n_test=32"],
+    # steps=null: finetune.steps, not the built-in task's calibrated 400 (12 s a trial).
+    "sentiment": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "steps=null"],
+    "ner": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "max_len=32", "steps=null"],
+    # Generation validates by decoding token by token: few examples, short outputs.
+    "translation": [*_TINY_GENERATION, "max_len=32"],
+    "summarization": [*_TINY_GENERATION, "max_len=64"],
 }
 
 
@@ -56,7 +63,7 @@ def tiny_cfg(tmp_path):
     def make(task: str = "suite", extra: list[str] | None = None, config_name: str = "search"):
         overrides = tiny_overrides(tmp_path, task, extra)
         if config_name != "search":
-            overrides = [o for o in overrides if not o.startswith(("search_space", "sampler"))]
+            overrides = [o for o in overrides if not o.startswith(("search_space", "sampler", "plots"))]
         return compose_config(config_name, overrides)
 
     return make

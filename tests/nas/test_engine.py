@@ -41,7 +41,8 @@ def test_search_writes_results_and_resumes(tiny_cfg):
 
 
 def test_trial_records_architecture_scores_and_timings(tiny_cfg):
-    result = run_search(tiny_cfg(extra=["n_trials=1", "storage=memory", "pruner=none"]))
+    extra = ["n_trials=1", "storage=memory", "pruner=none"]
+    result = run_search(tiny_cfg(task="[sentiment,qa]", extra=extra))
     (trial,) = result.study.trials
     attrs = trial.user_attrs
     assert trial.state == State.COMPLETE

@@ -24,7 +24,8 @@ def test_adaptability_methods_by_hand():
 
 
 def test_candidate_runs_every_stage_and_is_reproducible(tiny_cfg):
-    cfg = tiny_cfg(extra=["finetune.evals=2", "objective.adaptability=auc"])
+    extra = ["finetune.evals=2", "objective.adaptability=auc"]
+    cfg = tiny_cfg(task="[sentiment,qa]", extra=extra)
     prepare()
     suite = load_suite(cfg)
     arch = TransformerConfig(
@@ -40,7 +41,7 @@ def test_candidate_runs_every_stage_and_is_reproducible(tiny_cfg):
         want_test=lambda s: True,
     )
     second = run_candidate(arch, suite, plain(cfg), seed=3)
-    assert list(first.task_scores) == ["sentiment", "qa"]  # suite order: cheapest first
+    assert list(first.task_scores) == ["sentiment", "qa"]  # the order of task=[...]
     assert [r[0] for r in reports] == [1, 2]
     assert reports[0][2] == {"sentiment": first.task_scores["sentiment"]}
     for name in ("sentiment", "qa"):
