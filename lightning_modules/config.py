@@ -1,4 +1,4 @@
-"""The architecture of one candidate: a plain dataclass that round-trips through YAML, Optuna and W&B.
+"""The architecture of one candidate: a dataclass that round-trips through YAML, Optuna and W&B.
 
 Variant knobs are plain strings (litgpt style); derived values and every validity check live in
 ``__post_init__`` so that an invalid combination is rejected once, with a message that names the
@@ -90,7 +90,8 @@ class TransformerConfig:
                 raise ArchitectureError(f"{name}={value!r} must be a positive integer")
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
-        if isinstance(self.n_kv_head, bool) or not isinstance(self.n_kv_head, int) or self.n_kv_head < 1:
+        kv = self.n_kv_head
+        if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1:
             raise ArchitectureError(f"n_kv_head={self.n_kv_head!r} must be a positive integer")
         if self.d_model % self.n_head:
             raise ArchitectureError(
@@ -111,9 +112,7 @@ class TransformerConfig:
             d_ff = [d_ff] * self.n_layer
         d_ff = list(d_ff)
         if len(d_ff) != self.n_layer:
-            raise ArchitectureError(
-                f"d_ff has {len(d_ff)} entries but n_layer={self.n_layer}"
-            )
+            raise ArchitectureError(f"d_ff has {len(d_ff)} entries but n_layer={self.n_layer}")
         if any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in d_ff):
             raise ArchitectureError(f"d_ff={d_ff} must hold positive integers")
         self.d_ff = d_ff

@@ -1,4 +1,4 @@
-"""``run_search`` and ``run_train``: what the entry points call, callable from tests without Hydra."""
+"""``run_search`` and ``run_train``: what the entry points call; tests call them without Hydra."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from nas.errors import ConfigError
 from nas.hooks import TrialHook
 from nas.objective import Objective, fmt_duration
 from nas.plots import write_plots_safely
-from nas.results import print_leaderboard, write_atomic, write_results, leaderboard_rows
+from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
 from nas.study import (
     count_finished,
     default_study_name,
@@ -74,7 +74,8 @@ def check_config(cfg: DictConfig) -> None:
         raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds (or null)")
     if cfg.objective.adaptability not in ADAPTABILITY:
         raise ConfigError(
-            f"objective.adaptability={cfg.objective.adaptability!r} is not one of {', '.join(ADAPTABILITY)}"
+            f"objective.adaptability={cfg.objective.adaptability!r} is not one of "
+            f"{', '.join(ADAPTABILITY)}"
         )
     if not cfg.get("tasks"):
         raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
@@ -200,7 +201,8 @@ def run_train(cfg: DictConfig) -> CandidateResult:
     from_params = bool(cfg.get("params"))  # a W&B sweep run: values of a search space's params
     if not from_params and (OmegaConf.is_missing(cfg, "arch") or not cfg.arch):
         raise ConfigError(
-            "arch: give the architecture YAML, e.g. arch=outputs/studies/<name>/best_architecture.yaml"
+            "arch: give the architecture YAML, "
+            "e.g. arch=outputs/studies/<name>/best_architecture.yaml"
         )
     prepare()
     suite = load_suite(cfg)

@@ -148,7 +148,7 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
 
 
 def write_results(study: optuna.Study, folder: Path) -> dict[str, Path]:
-    """Write ``leaderboard.csv`` and ``best_architecture.yaml`` (and the Pareto front) to ``folder``."""
+    """Write ``leaderboard.csv``, ``best_architecture.yaml`` and any Pareto front to ``folder``."""
     rows = leaderboard_rows(study)
     written = {"leaderboard": folder / "leaderboard.csv"}
     write_atomic(written["leaderboard"], to_csv(rows))

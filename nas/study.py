@@ -315,7 +315,8 @@ def open_study(cfg: DictConfig) -> optuna.Study:
     if len(study.directions) != len(directions(cfg)):
         raise ConfigError(
             f"study '{cfg.study_name}' exists with {len(study.directions)} objective(s); "
-            f"objective.multi_objective={cfg.objective.multi_objective} needs {len(directions(cfg))}"
+            f"objective.multi_objective={cfg.objective.multi_objective} "
+            f"needs {len(directions(cfg))}"
             " (pick another study_name)"
         )
     return study

@@ -63,7 +63,8 @@ def tiny_cfg(tmp_path):
     def make(task: str = "suite", extra: list[str] | None = None, config_name: str = "search"):
         overrides = tiny_overrides(tmp_path, task, extra)
         if config_name != "search":
-            overrides = [o for o in overrides if not o.startswith(("search_space", "sampler", "plots"))]
+            search_only = ("search_space", "sampler", "plots")
+            overrides = [o for o in overrides if not o.startswith(search_only)]
         return compose_config(config_name, overrides)
 
     return make

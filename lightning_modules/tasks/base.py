@@ -51,7 +51,7 @@ class _Batches(Sampler[list[int]]):
 
 
 class _Collate:
-    """Gather rows and cut the padding every row of the batch shares (shorter batches train faster)."""
+    """Gather rows and cut the padding the whole batch shares (shorter batches train faster)."""
 
     def __init__(self, tensors: dict[str, Tensor]):
         self.tensors = tensors
@@ -213,5 +213,5 @@ class Task:
         raise NotImplementedError
 
     def score(self, predictions: list, split: str) -> dict[str, float]:
-        """Metrics of predictions for every example of ``split``, in order; keys include ``score``."""
+        """Metrics of the predictions for every example of ``split``; keys include ``score``."""
         raise NotImplementedError

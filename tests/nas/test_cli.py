@@ -8,6 +8,7 @@ import sys
 
 import optuna
 import pytest
+
 from tests.conftest import REPO, tiny_overrides
 
 State = optuna.trial.TrialState

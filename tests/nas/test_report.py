@@ -31,7 +31,7 @@ def png_size(path) -> tuple[int, int]:
 def finished(tmp_path_factory):
     """A finished single-objective study of 4 trials on two tasks (plots written at its end)."""
     root = tmp_path_factory.mktemp("report")
-    extra = ["n_trials=4", "study_name=rep", *FAST]
+    extra = ["n_trials=4", "study_name=rep", "plots=true", *FAST]
     result = run_search(compose_config("search", tiny_overrides(root, "[sentiment,qa]", extra)))
     return root, result
 
