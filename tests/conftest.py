@@ -28,6 +28,8 @@ TINY = [
     "plots=false",  # 2-8 s a search; tests/nas/test_report.py covers them
 ]
 _TINY_GENERATION = ["source.n_train=96", "source.n_val=16", "source.n_test=16", "max_new_tokens=12"]
+# Keys of conf/search.yaml that conf/train.yaml does not have.
+SEARCH_ONLY = ("search_space", "sampler", "plots")
 TINY_TASKS = {
     "qa": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "max_len=96"],
     # steps=null: finetune.steps, not the built-in task's calibrated 400 (12 s a trial).
@@ -63,8 +65,7 @@ def tiny_cfg(tmp_path):
     def make(task: str = "suite", extra: list[str] | None = None, config_name: str = "search"):
         overrides = tiny_overrides(tmp_path, task, extra)
         if config_name != "search":
-            search_only = ("search_space", "sampler", "plots")
-            overrides = [o for o in overrides if not o.startswith(search_only)]
+            overrides = [o for o in overrides if not o.startswith(SEARCH_ONLY)]
         return compose_config(config_name, overrides)
 
     return make

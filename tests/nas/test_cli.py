@@ -9,7 +9,7 @@ import sys
 import optuna
 import pytest
 
-from tests.conftest import REPO, tiny_overrides
+from tests.conftest import REPO, SEARCH_ONLY, tiny_overrides
 
 State = optuna.trial.TrialState
 
@@ -78,7 +78,7 @@ def test_search_then_resume_from_the_command_line(tmp_path):
     assert (tmp_path / "studies" / "qa-tiny" / "leaderboard.csv").is_file()
     # The winner retrains through the same staged trial.
     arch = tmp_path / "studies" / "qa-tiny" / "best_architecture.yaml"
-    train_args = [o for o in common if not o.startswith(("search_space", "sampler", "plots"))]
+    train_args = [o for o in common if not o.startswith(SEARCH_ONLY)]
     trained = run("train.py", *train_args, f"arch={arch}")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "adaptability" in trained.stdout + trained.stderr
