@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ def print_leaderboard(
     rows: list[dict[str, Any]], title: str, limit: int = 20, console: Console | None = None
 ) -> None:
     """A rich table of the first ``limit`` rows."""
-    console = console or Console()
+    # Piped output (make search | tee, CI logs) would otherwise wrap at 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 220)
     table = Table(title=title, show_lines=False)
     hidden = {"reason"}
     columns = [c for c in (rows[0] if rows else {}) if c not in hidden]
