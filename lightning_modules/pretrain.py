@@ -48,8 +48,8 @@ class PretrainModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = pretraining_loss(self.model, batch, self.special_ids)
-        check_loss(loss, self.loss_limit, "pretrain", self.global_step)
-        self.train_losses.append(float(loss.detach()))
+        # One read of the value per step (a device sync on a GPU), shared by both uses.
+        self.train_losses.append(check_loss(loss, self.loss_limit, "pretrain", self.global_step))
         self.log("pretrain/loss", loss, prog_bar=True)
         return loss
 

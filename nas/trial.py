@@ -167,11 +167,15 @@ def compiled_backbone(model, trainer_cfg: Mapping[str, Any]):
     plain eager modules. Compilation costs seconds to a minute per new architecture (each trial
     is one), so it pays off only for long pretraining; it is off by default.
     """
-    if not trainer_cfg.get("compile", False):
+    setting = trainer_cfg.get("compile", False)
+    if not setting:
         yield model
         return
+    # true: the default backend (inductor); a string names another (aot_eager traces without
+    # generating code: quick, for checking that a model compiles).
+    backend = setting if isinstance(setting, str) else "inductor"
     backbone = model.backbone
-    backbone.forward = torch.compile(backbone.forward)
+    backbone.forward = torch.compile(backbone.forward, backend=backend)
     try:
         yield model
     finally:
