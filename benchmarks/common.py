@@ -223,3 +223,11 @@ def print_table(headers: list[str], rows: list[list[Any]]) -> None:
         )
         if i == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def run_and_write(run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace):
+    """Run a benchmark with parsed ``args``, write its JSON to ``args.out``; returns the payload."""
+    payload = run(args)
+    path = write_json(args.out, payload)
+    print(f"\nwrote {path}")
+    return payload

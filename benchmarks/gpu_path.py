@@ -44,9 +44,9 @@ from benchmarks.common import (  # noqa: E402
     machine,
     matmul_peak,
     print_table,
+    run_and_write,
     set_threads,
     warn_if_loaded,
-    write_json,
 )
 from benchmarks.throughput import adaptnas_arch, make_runners, measure, parse_sizes  # noqa: E402
 from nas.engine import prepare  # noqa: E402
@@ -268,10 +268,7 @@ def build_parser():
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its tables, write its JSON; returns the payload."""
     args = build_parser().parse_args(argv)
-    payload = run(args)
-    path = write_json(args.out, payload)
-    print(f"\nwrote {path}")
-    return payload
+    return run_and_write(run, args)
 
 
 if __name__ == "__main__":

@@ -51,10 +51,10 @@ from benchmarks.common import (  # noqa: E402
     matmul_peak,
     median,
     print_table,
+    run_and_write,
     set_threads,
     sync,
     warn_if_loaded,
-    write_json,
 )
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from lightning_modules.model import build_model  # noqa: E402
@@ -501,7 +501,7 @@ def build_parser():
     p.add_argument("--head-dim", type=int, default=32, help="n_head = d_model / head_dim")
     p.add_argument("--steps", type=int, default=6, help="timed steps per chunk")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps at the start of a chunk")
-    p.add_argument("--repeats", type=int, default=5, help="chunks per runner (median)")
+    p.add_argument("--repeats", type=int, default=7, help="chunks per runner (median)")
     p.add_argument("--runners", default=",".join(RUNNERS), help="which runners, comma-separated")
     p.add_argument(
         "--precision",
@@ -538,10 +538,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for key, value in QUICK.items():
             if getattr(args, key) == build_parser().get_default(key):
                 setattr(args, key, value)
-    payload = run(args)
-    path = write_json(args.out, payload)
-    print(f"\nwrote {path}")
-    return payload
+    return run_and_write(run, args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-from lightning_modules.optim import adamw_with_schedule, check_loss
+from lightning_modules.optim import adamw_with_schedule, check_loss, logs_steps
 from lightning_modules.tasks.base import Task
 
 
@@ -47,12 +47,17 @@ class FinetuneModule(pl.LightningModule):
         self.loss_limit = loss_limit
         self.curve: list[tuple[int, dict[str, float]]] = []
         self._preds: list = []
+        self._log_steps = True  # set for each fit in on_train_start
 
     def training_step(self, batch, batch_idx):
         loss = self.task.loss(self.backbone, self.head, batch)
         check_loss(loss, self.loss_limit, f"{self.task.name} fine-tune", self.global_step)
-        self.log(f"{self.task.name}/loss", loss, prog_bar=True)
+        if self._log_steps:
+            self.log(f"{self.task.name}/loss", loss, prog_bar=True)
         return loss
+
+    def on_train_start(self) -> None:
+        self._log_steps = logs_steps(self)
 
     def on_validation_epoch_start(self) -> None:
         self._preds = []

@@ -24,6 +24,18 @@ def check_loss(loss: torch.Tensor, limit: float, stage: str, step: int) -> float
     return value
 
 
+def logs_steps(module) -> bool:
+    """Whether a Lightning module's per-step loss has anywhere to go (a logger or progress bar).
+
+    ``self.log`` costs about 0.5 ms a call on a CPU (Lightning's result collection): 2-3% of a
+    small fine-tuning step, paid for nothing when a search runs without a logger (the default).
+    """
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None:
+        return False
+    return bool(trainer.loggers) or trainer.progress_bar_callback is not None
+
+
 def can_fuse(module: nn.Module) -> bool:
     """Whether ``module``'s AdamW may be the fused kernel.
 

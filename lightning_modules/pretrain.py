@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from lightning_modules.objectives import pretraining_loss
-from lightning_modules.optim import adamw_with_schedule, check_loss
+from lightning_modules.optim import adamw_with_schedule, check_loss, logs_steps
 
 
 class PretrainModule(pl.LightningModule):
@@ -45,13 +45,18 @@ class PretrainModule(pl.LightningModule):
         self.val_losses: list[tuple[int, float]] = []
         self._val_sum = 0.0
         self._val_n = 0
+        self._log_steps = True  # set for each fit in on_train_start
 
     def training_step(self, batch, batch_idx):
         loss = pretraining_loss(self.model, batch, self.special_ids)
         # One read of the value per step (a device sync on a GPU), shared by both uses.
         self.train_losses.append(check_loss(loss, self.loss_limit, "pretrain", self.global_step))
-        self.log("pretrain/loss", loss, prog_bar=True)
+        if self._log_steps:
+            self.log("pretrain/loss", loss, prog_bar=True)
         return loss
+
+    def on_train_start(self) -> None:
+        self._log_steps = logs_steps(self)
 
     def on_validation_epoch_start(self) -> None:
         self._val_sum, self._val_n = 0.0, 0

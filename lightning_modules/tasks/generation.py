@@ -22,7 +22,7 @@ from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import PairExample
 from lightning_modules.data.tokenizer import BOS, EOS
 from lightning_modules.generate import generate_ids, prompt_ids
-from lightning_modules.metrics import bleu, rouge_l
+from lightning_modules.metrics import bleu, chrf, rouge_l
 from lightning_modules.tasks.base import Encoded, Task, pad_rows
 
 IGNORE = -100
@@ -38,7 +38,7 @@ class GenerationTask(Task):
         max_len: Longest stream in tokens. Sources are cut to ``max_len - max_new_tokens - 2``
             tokens so that every prompt plus ``max_new_tokens`` fits; a training target cut by
             ``max_len`` loses its ``[EOS]`` (the model must not learn to stop there).
-        metric: ``bleu`` or ``rouge_l``.
+        metric: ``bleu``, ``chrf`` or ``rouge_l``.
         max_new_tokens: Most tokens decoded per example at evaluation (and the room kept for
             training targets).
         num_beams: 1 for greedy decoding, more for beam search.
@@ -46,7 +46,7 @@ class GenerationTask(Task):
     """
 
     kind = "generation"
-    metrics = ("bleu", "rouge_l")
+    metrics = ("bleu", "chrf", "rouge_l")
     families = ("decoder", "prefix_lm")
     needs_lm_head = True
     options = ("max_new_tokens", "num_beams", "length_penalty")
@@ -172,6 +172,10 @@ class GenerationTask(Task):
                 f"{len(refs)} examples once each"
             )
         hyps = [text for _, text in predictions]
-        scores = {"bleu": bleu(hyps, refs), "rouge_l": rouge_l(hyps, refs)}
+        scores = {
+            "bleu": bleu(hyps, refs),
+            "chrf": chrf(hyps, refs),
+            "rouge_l": rouge_l(hyps, refs),
+        }
         scores["score"] = scores[self.metric]
         return scores

@@ -131,6 +131,7 @@ def test_overhead_quick(tmp_path):
         "zero_grad",
         "data_and_loop",
         "evaluation",
+        "test_scoring",
         "lightning_setup",
         "model_build_and_copy",
         "hooks_weights_and_tracking",
@@ -142,6 +143,9 @@ def test_overhead_quick(tmp_path):
     assert phases["forward"] > 0 and phases["backward"] > 0 and phases["evaluation"] > 0
     assert 0 < data["overhead_share"] < 1
     assert data["overhead_share_without_evaluation"] <= data["overhead_share"]
+    if trial["state"] == "COMPLETE":  # the first trial of a study is a finalist: test scored
+        assert phases["test_scoring"] > 0
+        assert data["overhead_share_without_test_scoring"] < data["overhead_share"]
     assert data["imports"]["total"] > data["imports"]["import torch"] > 0
     assert (
         data["suite"]["build_suite, memo hit (every later trial)"]

@@ -216,7 +216,7 @@ def test_long_targets_lose_their_eos_and_sources_make_room(translation, tokenize
 @pytest.mark.parametrize("name", ["translation", "summarization"])
 def test_gold_outputs_score_one(name, translation, summarization, tokenizer):
     splits = {"translation": translation, "summarization": summarization}[name]
-    metric = {"translation": "bleu", "summarization": "rouge_l"}[name]
+    metric = {"translation": "chrf", "summarization": "rouge_l"}[name]
     task = GenerationTask(name, splits, tokenizer, max_len=128, metric=metric, max_new_tokens=60)
     # What a perfect model decodes: the target's tokens, then EOS.
     gold = [
@@ -225,6 +225,7 @@ def test_gold_outputs_score_one(name, translation, summarization, tokenizer):
     ]
     scores = task.score(gold, "validation")
     assert scores["bleu"] == pytest.approx(1.0) and scores["rouge_l"] == pytest.approx(1.0)
+    assert scores["chrf"] == pytest.approx(1.0)
     assert scores["score"] == scores[metric]
     shuffled = [(i, gold[(i + 1) % len(gold)][1]) for i, _ in gold]
     assert task.score(shuffled, "validation")["score"] < 0.7
@@ -263,5 +264,5 @@ def test_finetune_trains_the_whole_language_model(family, translation, tokenizer
     assert not torch.equal(lm.lm_head.weight, before["lm_head.weight"])
     assert all(torch.equal(v, before[k]) for k, v in pretrained.state_dict().items())
     (step, scores), *_ = module.curve
-    assert step == 6 and set(scores) == {"bleu", "rouge_l", "score"}
+    assert step == 6 and set(scores) == {"bleu", "chrf", "rouge_l", "score"}
     assert 0.0 <= scores["score"] <= 1.0

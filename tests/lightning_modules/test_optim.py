@@ -8,7 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from lightning_modules.optim import DivergedError, adamw_with_schedule, can_fuse, check_loss
+from lightning_modules.optim import (
+    DivergedError,
+    adamw_with_schedule,
+    can_fuse,
+    check_loss,
+    logs_steps,
+)
 
 
 def test_check_loss_returns_the_value_it_read():
@@ -46,3 +52,38 @@ def test_a_plain_module_steps_with_fused_adamw_and_the_same_update():
         opt.step()
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("logger", "progress_bar", "expected"),
+    [(False, False, False), (True, False, True), (False, True, True)],
+)
+def test_per_step_loss_is_logged_only_where_it_can_go(tmp_path, logger, progress_bar, expected):
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+
+    seen = []
+
+    class Probe(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            seen.append(logs_steps(self))
+            return self.lin(batch).pow(2).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=CSVLogger(tmp_path) if logger else False,
+        enable_progress_bar=progress_bar,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(Probe(), torch.utils.data.DataLoader(torch.randn(4, 2), batch_size=2))
+    assert seen == [expected]
+    assert logs_steps(nn.Linear(1, 1)) is False  # not attached to a trainer

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from lightning_modules.metrics import bleu, entity_f1, rouge_l, token_accuracy
+from lightning_modules.metrics import bleu, chrf, entity_f1, rouge_l, token_accuracy
 
 
 def test_entity_f1_counts_only_exact_spans() -> None:
@@ -59,6 +59,20 @@ def test_bleu_identical_disjoint_and_brevity() -> None:
     assert bleu([], []) == 0.0
     with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
         bleu(["a", "b"], ["a"])
+
+
+def test_chrf_grades_outputs_that_bleu_scores_zero() -> None:
+    refs = ["ein Mann sitzt auf einer Bank", "zwei Hunde spielen im Schnee"]
+    assert chrf(refs, refs) == pytest.approx(1.0)
+    assert chrf(["xq", "jo"], refs) == 0.0  # no character in common with any reference
+    # No hypothesis has a correct 4-gram, so BLEU is 0 for both; chrF still orders them.
+    near = ["ein Mann sitzt", "zwei Hunde"]
+    far = ["ein Hund", "die Katze"]
+    assert bleu(near, refs) == 0.0 and bleu(far, refs) == 0.0
+    assert 0.0 < chrf(far, refs) < chrf(near, refs) < 1.0
+    assert chrf([], []) == 0.0
+    with pytest.raises(ValueError, match="2 hypotheses for 1 references"):
+        chrf(["a", "b"], ["a"])
 
 
 def test_rouge_l_by_hand() -> None:

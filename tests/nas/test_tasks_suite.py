@@ -42,7 +42,12 @@ def test_generation_keeps_encoders_out_of_the_search(tiny_cfg, caplog):
         assert t.params["family"] in CAUSAL  # never sampled, so never scored 0
         assert t.distributions["family"].choices == CAUSAL
         assert 0.0 <= t.user_attrs["task_scores"]["translation"] <= 1.0
-        assert set(t.user_attrs["task_metrics"]["translation"]) == {"bleu", "rouge_l", "score"}
+        assert set(t.user_attrs["task_metrics"]["translation"]) == {
+            "bleu",
+            "chrf",
+            "rouge_l",
+            "score",
+        }
     assert "family limited to decoder, prefix_lm (task 'translation' needs" in caplog.text
 
 
@@ -104,7 +109,7 @@ def test_train_runs_a_prefix_lm_on_generation(tiny_cfg, tmp_path):
     TransformerConfig(family="prefix_lm", n_layer=1, d_model=32, n_head=2, d_ff=64).to_yaml(arch)
     cfg = tiny_cfg(task="summarization", config_name="train", extra=[f"arch={arch}"])
     result = run_train(cfg)
-    assert set(result.task_metrics["summarization"]) == {"bleu", "rouge_l", "score"}
+    assert set(result.task_metrics["summarization"]) == {"bleu", "chrf", "rouge_l", "score"}
     assert result.test_metrics["summarization"]["score"] == pytest.approx(
         result.test_metrics["summarization"]["rouge_l"]
     )
