@@ -1,11 +1,26 @@
-"""The Optuna objective: sample an architecture, run the staged trial, record everything."""
+"""The Optuna objective: sample an architecture, run the staged trial, record everything.
+
+Faults of one trial end that trial with its reason (user attribute ``fail_reason``, shown in the
+leaderboard) and the search goes on:
+
+* an architecture the config rejects, a pruning decision, a diverging loss: pruned;
+* out of memory, a task that raises, the per-trial time limit: failed, with the traceback in the
+  trial's log file and one line on the terminal;
+* Ctrl-C: failed as ``interrupted`` and the search stops (resumable).
+
+Any other exception is a bug: the trial is failed and the error stops the search with its
+traceback.
+"""
 
 from __future__ import annotations
 
 import gc
 import logging
 import math
+import threading
 import time
+import traceback
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -16,10 +31,89 @@ from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
 from nas.hooks import TrialHook
 from nas.study import FINISHED
-from nas.trial import CandidateResult, data_fields, run_candidate
+from nas.trial import (
+    CandidateResult,
+    Deadline,
+    TaskError,
+    TrialTimeout,
+    data_fields,
+    run_candidate,
+)
 from search_spaces import SearchSpace
 
 log = logging.getLogger("adaptnas")
+
+# Faults that fail one trial and let the search go on (the ``catch`` of ``study.optimize``).
+TRIAL_FAULTS: tuple[type[Exception], ...] = (
+    TaskError,
+    TrialTimeout,
+    torch.cuda.OutOfMemoryError,
+)
+# Loggers whose lines go to a trial's log file too.
+TRIAL_LOGGERS = ("adaptnas", "pytorch_lightning", "lightning_fabric")
+LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+
+
+class _HandledFailures(logging.Filter):
+    """Drops Optuna's warnings about a trial that failed of a fault the objective reported.
+
+    Optuna logs "Trial N failed with parameters ... <traceback>", then "Trial N failed with value
+    None."; the objective already printed one line with the reason and wrote the traceback to
+    the trial's log file. Bugs keep Optuna's warnings.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.dropped: set[str] = set()  # numbers of trials whose first warning was dropped
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        message = record.getMessage()
+        number = message.split(" ", 2)[1] if message.startswith("Trial ") else ""
+        if isinstance(error, (*TRIAL_FAULTS, KeyboardInterrupt)):
+            self.dropped.add(number)
+            return False
+        if number in self.dropped and message.startswith(f"Trial {number} failed with value"):
+            self.dropped.discard(number)
+            return False
+        return True
+
+
+_HANDLED_FAILURES = _HandledFailures()
+
+
+def quiet_handled_failures() -> None:
+    """Install the filter on the logger Optuna reports failed trials with (once per process)."""
+    logger = logging.getLogger("optuna.study._optimize")
+    if _HANDLED_FAILURES not in logger.filters:
+        logger.addFilter(_HANDLED_FAILURES)
+
+
+def describe(err: BaseException) -> str:
+    """``ValueError: <first line of the message>``."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def oom_summary(err: BaseException) -> str:
+    """``CUDA out of memory. Tried to allocate 2.00 GiB`` from torch's long one-line message.
+
+    The rest (capacity, what is in use, allocator advice) stays in the trial's log file.
+    """
+    lines = str(err).strip().splitlines()
+    return ". ".join(lines[0].split(". ")[:2]).rstrip(".") if lines else "CUDA"
+
+
+def free_memory(err: BaseException) -> None:
+    """Release what a failed trial held (its model, activations, optimizer) and CUDA's cache.
+
+    The traceback keeps every frame of the trial alive, and with them the tensors; clearing the
+    frames' locals lets ``gc`` free them now, so the cached blocks go back to the device before
+    the next trial starts.
+    """
+    traceback.clear_frames(err.__traceback__)
+    gc.collect()
+    torch.cuda.empty_cache()
 
 
 def fmt_duration(seconds: float) -> str:
@@ -42,6 +136,10 @@ class Objective:
         n_trials: Trials the whole study should finish (for progress lines); ``None`` when the
             search runs until its timeout.
         hooks: Observers called at the start, each stage and the end of every trial.
+        log_dir: Folder of the per-trial log files (``trial_<number>.log``: the trial's lines and,
+            when it fails, the traceback); ``None`` writes none.
+
+    ``cfg["trial_timeout"]`` (seconds, optional) limits each trial: past it the trial fails.
     """
 
     def __init__(
@@ -51,19 +149,41 @@ class Objective:
         space: SearchSpace,
         n_trials: int | None,
         hooks: list[TrialHook] | None = None,
+        log_dir: Path | None = None,
     ):
         self.cfg, self.suite, self.space = cfg, suite, space
         self.hooks = list(hooks or [])
         self.n_trials = n_trials
         self.multi = bool(cfg["objective"]["multi_objective"])
         self.top_k_test = int(cfg["objective"].get("test_top_k", 1))
+        self.trial_timeout = cfg.get("trial_timeout")
+        self.log_dir = Path(log_dir) if log_dir is not None else None
         self.durations: list[float] = []
+        self._handler: logging.FileHandler | None = None
+        quiet_handled_failures()
 
     def _finished_values(self, study: optuna.Study) -> list[float]:
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         return [t.values[0] for t in done]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        self._open_log(trial)
+        try:
+            return self._run(trial)
+        except (Exception, KeyboardInterrupt) as err:
+            # Whatever else ended the trial (Ctrl-C outside the stages, a bug in a hook or in
+            # recording the result), the trial says why it failed and its log has the traceback.
+            handled = isinstance(err, (optuna.TrialPruned, *TRIAL_FAULTS))
+            if not handled and "fail_reason" not in trial.user_attrs:
+                interrupted = isinstance(err, KeyboardInterrupt)
+                trial.set_user_attr("fail_reason", "interrupted" if interrupted else describe(err))
+                if not interrupted:
+                    self._write_traceback(f"trial {trial.number}", err)
+            raise
+        finally:
+            self._close_log()
+
+    def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         t0 = self._t0 = time.perf_counter()
         # Pruned trials count towards n_trials too (and every worker's trials do).
         done = len(trial.study.get_trials(deepcopy=False, states=FINISHED))
@@ -71,6 +191,7 @@ class Objective:
         prefix = f"trial {trial.number} ({count})"
         n_stages = 1 + len(self.suite.tasks)
         stages = {name: i for i, name in enumerate(["pretrain", *self.suite.tasks], start=1)}
+        deadline = Deadline.after(self.trial_timeout) if self.trial_timeout else None
         params = self.space.sample(trial, **data_fields(self.suite))
         try:
             arch = TransformerConfig.from_dict(params)
@@ -113,25 +234,27 @@ class Objective:
                 want_test=lambda score: self._is_finalist(trial.study, score),
                 on_stage=on_stage,
                 logger_for=logger_for,
+                deadline=deadline,
             )
         except optuna.TrialPruned as err:
             return self._prune(trial, str(err), prefix)
         except DivergedError as err:
             return self._prune(trial, f"diverged: {err}", prefix)
         except torch.cuda.OutOfMemoryError as err:
-            reason = f"out of memory: {str(err).splitlines()[0]}"
-            trial.set_user_attr("fail_reason", reason)
-            for hook in self.hooks:
-                hook.on_trial_end(trial, "fail", None, reason)
-            gc.collect()
-            torch.cuda.empty_cache()
+            self._fail(trial, f"out of memory: {oom_summary(err)}", prefix, err)
+            free_memory(err)  # before the next trial, which may well fit
+            raise
+        except (TaskError, TrialTimeout) as err:
+            self._fail(trial, str(err), prefix, err)
+            raise
+        except KeyboardInterrupt:
+            # The search stops (nas/cli.py says so in one line); the trial is failed, not left
+            # running, so a resume re-runs its slot at once.
+            self._fail(trial, "interrupted", prefix, None, terminal=False)
             raise
         except Exception as err:
-            # Observers must close what they opened (a W&B run) whatever ended the trial.
-            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-            trial.set_user_attr("fail_reason", reason)
-            for hook in self.hooks:
-                hook.on_trial_end(trial, "fail", None, reason)
+            # A bug: recorded on the trial, then it stops the search with its traceback.
+            self._fail(trial, describe(err), prefix, err, terminal=False)
             raise
         self._record(trial, result)
         for hook in self.hooks:
@@ -142,11 +265,71 @@ class Objective:
             return result.adaptability, float(result.n_params)
         return result.adaptability
 
+    def _fail(
+        self,
+        trial: optuna.Trial,
+        reason: str,
+        prefix: str,
+        err: BaseException | None,
+        terminal: bool = True,
+    ) -> None:
+        """Record why ``trial`` fails, log it (one line), append the traceback to its log file."""
+        trial.set_user_attr("fail_reason", reason)
+        # Failed trials spend budget too: they count in the ETA's mean trial time.
+        self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))
+        where = f" (traceback in {self._handler.baseFilename})" if self._handler and err else ""
+        (log.warning if terminal else log.info)("%s: failed: %s%s", prefix, reason, where)
+        if err is not None:
+            self._write_traceback(prefix, err)
+        # Observers must close what they opened (a W&B run) whatever ended the trial.
+        for hook in self.hooks:
+            hook.on_trial_end(trial, "fail", None, reason)
+
+    def _write_traceback(self, prefix: str, err: BaseException) -> None:
+        """Append ``err``'s traceback (causes included) to the trial's log file, if any."""
+        if self._handler is None:
+            return
+        exc_info = (type(err), err, err.__traceback__)
+        record = log.makeRecord(
+            log.name, logging.ERROR, __file__, 0, "%s: traceback", (prefix,), exc_info
+        )
+        self._handler.handle(record)  # the file only: the terminal has its one line
+
+    def _open_log(self, trial: optuna.Trial) -> None:
+        """Start ``<log_dir>/trial_<number>.log`` and send this trial's log lines to it."""
+        self._handler = None
+        if self.log_dir is None:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.log_dir / f"trial_{trial.number}.log"
+        handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+        # Only this thread's lines: a process running trials in threads keeps them apart.
+        thread = threading.get_ident()
+        handler.addFilter(lambda record: record.thread == thread)
+        for name in TRIAL_LOGGERS:
+            logging.getLogger(name).addHandler(handler)
+        self._handler = handler
+        trial.set_user_attr("log_file", str(path))
+        # A first line whatever the loggers' levels (INFO lines need logging configured for
+        # INFO, as the entry points do; tracebacks of failures are written in any case).
+        header = f"trial {trial.number} of study {trial.study.study_name}"
+        handler.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, header, (), None))
+
+    def _close_log(self) -> None:
+        handler, self._handler = self._handler, None
+        if handler is None:
+            return
+        for name in TRIAL_LOGGERS:
+            logging.getLogger(name).removeHandler(handler)
+        handler.close()
+
     def _is_finalist(self, study: optuna.Study, score: float) -> bool:
         values = sorted(self._finished_values(study), reverse=True)
         return len(values) < self.top_k_test or score > values[self.top_k_test - 1]
 
     def _prune(self, trial: optuna.Trial, reason: str, prefix: str):
+        """Record why ``trial`` is pruned, log it and raise ``TrialPruned``."""
         trial.set_user_attr("fail_reason", reason)
         # Pruned trials spend budget too: they count in the ETA's mean trial time.
         self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))

@@ -120,10 +120,15 @@ def print_leaderboard(
             elif isinstance(v, float):
                 v = f"{v:.3f}"
             cells.append(str(v))
-        table.add_row(*cells, str(r["reason"])[:60])
+        table.add_row(*cells, _note(str(r["reason"])))
     console.print(table)
     if len(rows) > limit:
         console.print(f"... {len(rows) - limit} more rows in leaderboard.csv")
+
+
+def _note(reason: str, width: int = 80) -> str:
+    """A prune/fail reason cut to ``width`` characters for the terminal (the CSV keeps it all)."""
+    return reason if len(reason) <= width else reason[: width - 3] + "..."
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:

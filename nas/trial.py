@@ -3,6 +3,11 @@
 This is the unit of work of a search (``nas/search.py`` wraps it in an Optuna objective) and of a
 single run (``nas/train.py``). It knows nothing of Optuna: pruning comes in as a ``report``
 callback that may raise, so the same code serves both.
+
+Faults come out as distinct exceptions, so the objective can end the trial with a reason and let
+the search go on: ``DivergedError`` (NaN or exploding loss), ``TrialTimeout`` (past the per-trial
+time limit), ``TaskError`` (an ordinary exception raised while a task fine-tunes or scores) and
+``torch.cuda.OutOfMemoryError``. Anything else raised here is a bug and propagates as it is.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import copy
 import logging
 import math
 import random
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,12 +27,14 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from optuna.exceptions import TrialPruned
 from torch.utils.data import DataLoader
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.suite import Suite
 from lightning_modules.finetune import FinetuneModule
 from lightning_modules.model import build_model
+from lightning_modules.optim import DivergedError
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.tasks.base import tensor_loader
 
@@ -33,7 +42,8 @@ log = logging.getLogger("adaptnas")
 
 ADAPTABILITY = ("mean", "worst", "auc")
 
-# Lightning's banner lines ("GPU available", "Seed set") would repeat for every stage of every trial.
+# Lightning's banner lines ("GPU available", "Seed set") would repeat for every stage of every
+# trial.
 for _name in ("pytorch_lightning.utilities.rank_zero", "pytorch_lightning.accelerators.cuda"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -79,6 +89,164 @@ class CandidateResult:
     finetuned: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+# ---------------------------------------------------------------------------------------------
+# Faults of one trial
+
+
+class TrialTimeout(Exception):
+    """The trial ran past its time limit (``trial_timeout``); raised at the next check.
+
+    Attributes:
+        limit: The limit in seconds.
+        stage: Where it was noticed: ``pretrain``, a task name, or ``test <task>``.
+    """
+
+    def __init__(self, limit: float, stage: str):
+        self.limit, self.stage = limit, stage
+        super().__init__(f"time limit: {limit:g}s exceeded during {stage}")
+
+    def __reduce__(self):  # picklable (a launcher may send it back from a worker process)
+        return type(self), (self.limit, self.stage)
+
+
+class TaskError(Exception):
+    """An ordinary exception raised while one task fine-tuned or scored a candidate.
+
+    The original is kept as ``error`` and as ``__cause__`` (the traceback shows both).
+
+    Attributes:
+        task: The task's name.
+        error: What it raised.
+    """
+
+    def __init__(self, task: str, error: BaseException):
+        self.task, self.error = task, error
+        lines = str(error).strip().splitlines()
+        detail = f": {lines[0]}" if lines else ""
+        super().__init__(f"task {task}: {type(error).__name__}{detail}")
+
+    def __reduce__(self):
+        return type(self), (self.task, self.error)
+
+
+# Faults that already say what happened, or that are no task's doing: never wrapped in TaskError.
+PASS_THROUGH: tuple[type[BaseException], ...] = (
+    DivergedError,
+    TrialTimeout,
+    TrialPruned,  # a pruning callback inside a stage
+    torch.cuda.OutOfMemoryError,  # the candidate's size, not the task: the objective frees memory
+)
+
+
+@contextlib.contextmanager
+def task_stage(task: str):
+    """Within the block, an ordinary exception becomes ``TaskError(task, exc)``.
+
+    Wraps a task's fine-tuning and scoring only: one task's broken data, head or metric fails
+    the trial, not the search. ``KeyboardInterrupt`` is no ``Exception`` and passes as it is.
+    """
+    try:
+        yield
+    except PASS_THROUGH:
+        raise
+    except Exception as err:
+        raise TaskError(task, err) from err
+
+
+def clock() -> float:
+    """The clock of trial deadlines (``time.monotonic``; tests replace this function)."""
+    return time.monotonic()
+
+
+@dataclass
+class Deadline:
+    """When a trial must stop: ``limit`` seconds after it started.
+
+    Attributes:
+        limit: The time limit in seconds.
+        end: ``clock()`` value past which the trial is over time.
+    """
+
+    limit: float
+    end: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now."""
+        return cls(float(seconds), clock() + float(seconds))
+
+    def check(self, stage: str) -> None:
+        """Raise ``TrialTimeout`` when the deadline has passed.
+
+        Args:
+            stage: Where the trial is (named in the message).
+        """
+        if clock() > self.end:
+            raise TrialTimeout(self.limit, stage)
+
+
+class DeadlineCallback(pl.Callback):
+    """Checks a trial's deadline after every training and validation batch of one stage.
+
+    Validation batches matter: generation tasks decode token by token there, which can take
+    longer than all of their training steps.
+    """
+
+    def __init__(self, deadline: Deadline, stage: str):
+        self.deadline, self.stage = deadline, stage
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: D102
+        self.deadline.check(self.stage)
+
+    def on_validation_batch_end(  # noqa: D102
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
+        self.deadline.check(self.stage)
+
+
+def _deadline_callbacks(deadline: Deadline | None, stage: str) -> dict[str, Any]:
+    """``make_trainer`` keyword arguments that enforce ``deadline`` (none without one)."""
+    return {"callbacks": [DeadlineCallback(deadline, stage)]} if deadline is not None else {}
+
+
+class _Interrupt(BaseException):
+    """Ctrl-C during a stage, in a form that Lightning passes on.
+
+    Lightning's ``Trainer.fit`` turns a ``KeyboardInterrupt`` into ``sys.exit(1)`` (after ignoring
+    SIGINT for the rest of the process), which would skip marking the trial failed and resuming
+    cleanly. Any other ``BaseException`` it re-raises after its own teardown; ``interruptible``
+    turns this one back into ``KeyboardInterrupt`` once it is out of Lightning.
+    """
+
+
+def _raise_interrupt(signum, frame) -> None:
+    # A second Ctrl-C during Lightning's teardown is a plain KeyboardInterrupt again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    raise _Interrupt()
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Within the block, Ctrl-C raises ``KeyboardInterrupt`` through Lightning (not exit(1)).
+
+    Only the main thread can handle signals, and a handler someone else installed (or SIGINT
+    ignored, as in some launchers' workers) is left alone.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    try:
+        yield
+    except _Interrupt:
+        raise KeyboardInterrupt from None
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def adaptability(
     scores: Mapping[str, float], curves: Mapping[str, list[float]], method: str
 ) -> float:
@@ -108,7 +276,10 @@ def data_fields(suite: Suite) -> dict[str, int]:
 
 
 def precision_for(setting: str) -> str:
-    """``auto`` -> bf16 mixed precision on a GPU, fp32 on a CPU (bf16 autocast gains nothing on small CPU models)."""
+    """``auto`` -> bf16 mixed precision on a GPU, fp32 on a CPU.
+
+    bf16 autocast gains nothing on small CPU models.
+    """
     if setting != "auto":
         return setting
     return "bf16-mixed" if torch.cuda.is_available() else "32-true"
@@ -195,11 +366,13 @@ def pretrain(
     seed: int,
     logger=False,
     init_model: Callable[[Any], None] | None = None,
+    deadline: Deadline | None = None,
 ):
     """Stage 1: pretrain a fresh model on the suite's corpus with an equal token budget.
 
     ``init_model(model)``, when given, loads weights into the freshly built model first (a
-    retrain that resumes from an export: ``nas/train.py init_from=<folder>``).
+    retrain that resumes from an export: ``nas/train.py init_from=<folder>``). ``deadline``, when
+    given, is checked after every batch (``TrialTimeout``).
 
     Returns:
         ``(model, val_loss, steps)``.
@@ -219,7 +392,9 @@ def pretrain(
         total_steps=steps,
         warmup_frac=float(p["warmup_frac"]),
     )
-    trainer = make_trainer(t, steps, val_every=steps, logger=logger)
+    trainer = make_trainer(
+        t, steps, val_every=steps, logger=logger, **_deadline_callbacks(deadline, "pretrain")
+    )
     batch = int(p["batch_size"])
     train = device_loader(tensor_loader(suite.train_blocks, batch, True, seed), t)
     val = device_loader(tensor_loader(suite.val_blocks, batch, False), t)
@@ -229,11 +404,19 @@ def pretrain(
     return model.cpu(), val_loss, steps
 
 
-def finetune(model, task, cfg: Mapping[str, Any], seed: int, logger=False) -> FinetuneModule:
+def finetune(
+    model,
+    task,
+    cfg: Mapping[str, Any],
+    seed: int,
+    logger=False,
+    deadline: Deadline | None = None,
+) -> FinetuneModule:
     """Stage 2 for one task: fine-tune a copy of the pretrained backbone with the task's head.
 
     Tasks that decode with the LM head (``task.needs_lm_head``: generation) get a copy of the
-    whole language model instead, tied or untied head included.
+    whole language model instead, tied or untied head included. ``deadline``, when given, is
+    checked after every training and validation batch (``TrialTimeout``).
     """
     f, t = cfg["finetune"], cfg["trainer"]
     task_cfg = cfg.get("tasks", {}).get(task.name, {}) or {}
@@ -248,7 +431,13 @@ def finetune(model, task, cfg: Mapping[str, Any], seed: int, logger=False) -> Fi
         total_steps=steps,
         warmup_frac=float(f["warmup_frac"]),
     )
-    trainer = make_trainer(t, steps, val_every=max(1, steps // evals), logger=logger)
+    trainer = make_trainer(
+        t,
+        steps,
+        val_every=max(1, steps // evals),
+        logger=logger,
+        **_deadline_callbacks(deadline, task.name),
+    )
     batch = int(task_cfg.get("batch_size") or f["batch_size"])
     trainer.fit(
         module,
@@ -263,11 +452,14 @@ def finetune(model, task, cfg: Mapping[str, Any], seed: int, logger=False) -> Fi
     return module
 
 
-def score_test(module: FinetuneModule, cfg: Mapping[str, Any]) -> dict[str, float]:
-    """Score an already fine-tuned module on its task's test split."""
+def score_test(
+    module: FinetuneModule, cfg: Mapping[str, Any], deadline: Deadline | None = None
+) -> dict[str, float]:
+    """Score a fine-tuned module on its task's test split (``deadline``: as in ``finetune``)."""
     f = cfg["finetune"]
     module.eval_split = "test"
-    trainer = make_trainer(cfg["trainer"], 1, val_every=1)
+    stage = f"test {module.task.name}"
+    trainer = make_trainer(cfg["trainer"], 1, val_every=1, **_deadline_callbacks(deadline, stage))
     trainer.validate(
         module, module.task.loader("test", int(f.get("eval_batch_size", 64))), verbose=False
     )
@@ -285,6 +477,7 @@ def run_candidate(
     on_stage: Callable[[str, float, dict], None] | None = None,
     logger_for: Callable[[str], Any] | None = None,
     init_model: Callable[[Any], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> CandidateResult:
     """Run the staged trial of one architecture.
 
@@ -301,20 +494,49 @@ def run_candidate(
         logger_for: ``logger_for(stage)`` gives the Lightning logger of a stage (``pretrain`` or a
             task name), or ``False`` for none.
         init_model: Loads weights into the freshly built model before pretraining (resume).
+        deadline: The trial's time limit, checked between stages and after every batch (a
+            search's ``trial_timeout``; ``None``: no limit, as in ``nas/train.py``).
 
     Returns:
-        The measurements. Raises ``DivergedError`` when a loss becomes NaN or explodes.
+        The measurements.
+
+    Raises:
+        DivergedError: A loss became NaN or exploded.
+        TrialTimeout: The trial ran past ``deadline``.
+        TaskError: A task's fine-tuning or scoring raised an ordinary exception.
+        KeyboardInterrupt: Ctrl-C, also from inside a Lightning stage.
     """
+    with interruptible():
+        return _run_stages(
+            arch, suite, cfg, seed, report, want_test, on_stage, logger_for, init_model, deadline
+        )
+
+
+def _run_stages(
+    arch, suite, cfg, seed, report, want_test, on_stage, logger_for, init_model, deadline
+) -> CandidateResult:
     method = cfg["objective"]["adaptability"]
     result = CandidateResult(
         arch=arch,
         n_params=arch.num_params(),
         flops_per_token=arch.flops_per_sequence(suite.seq_len) / suite.seq_len,
     )
+
+    def check(stage: str) -> None:
+        if deadline is not None:
+            deadline.check(stage)
+
     start = time.perf_counter()
     logger_for = logger_for or (lambda stage: False)
+    check("pretrain")
     model, result.pretrain_val_loss, result.steps["pretrain"] = pretrain(
-        arch, suite, cfg, seed, logger=logger_for("pretrain"), init_model=init_model
+        arch,
+        suite,
+        cfg,
+        seed,
+        logger=logger_for("pretrain"),
+        init_model=init_model,
+        deadline=deadline,
     )
     result.pretrained = model
     result.timings["pretrain"] = time.perf_counter() - start
@@ -322,13 +544,17 @@ def run_candidate(
         on_stage("pretrain", result.timings["pretrain"], {"val_loss": result.pretrain_val_loss})
     modules = {}
     for i, (name, task) in enumerate(suite.tasks.items(), start=1):
+        check(name)
         t0 = time.perf_counter()
-        module = finetune(model, task, cfg, seed + i, logger=logger_for(name))
+        with task_stage(name):  # reading the metrics too: a task whose score lacks "score"
+            module = finetune(
+                model, task, cfg, seed + i, logger=logger_for(name), deadline=deadline
+            )
+            result.curves[name] = [s["score"] for _, s in module.curve]
+            result.task_metrics[name] = module.curve[-1][1]
+            result.task_scores[name] = module.curve[-1][1]["score"]
         modules[name] = result.finetuned[name] = module
         result.steps[name] = module.trainer_ref.global_step
-        result.curves[name] = [s["score"] for _, s in module.curve]
-        result.task_metrics[name] = module.curve[-1][1]
-        result.task_scores[name] = module.curve[-1][1]["score"]
         result.timings[name] = time.perf_counter() - t0
         if on_stage:
             on_stage(name, result.timings[name], result.task_metrics[name])
@@ -338,6 +564,8 @@ def run_candidate(
     result.adaptability = adaptability(result.task_scores, result.curves, method)
     if want_test is not None and want_test(result.adaptability):
         for name, module in modules.items():
-            result.test_metrics[name] = score_test(module, cfg)
+            check(f"test {name}")
+            with task_stage(name):
+                result.test_metrics[name] = score_test(module, cfg, deadline=deadline)
     result.timings["total"] = time.perf_counter() - start
     return result

@@ -14,10 +14,15 @@ Every worker runs the same command against the same storage (``storage=journal``
 3. A worker leaves only when ``n_trials`` trials are finished. While the last ones run elsewhere
    it waits and checks their heartbeats, so the trial of a worker that died is failed, queued
    again by the retry callback and run by a survivor.
+
+A worker killed on this machine (SIGKILL, the OOM killer) needs no heartbeat: every trial records
+the host and pid of its process, and a search that starts fails the running trials whose process
+is gone at once (``fail_orphans``), queuing them again the same way.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import shutil
@@ -44,6 +49,26 @@ SURPLUS_ATTR = "adaptnas:surplus"
 MAX_CONSECUTIVE_FAILURES = 5
 
 
+class StopAfterFailures:
+    """Optuna callback: stop the study after ``limit`` failed trials in a row in this process.
+
+    A fault that every candidate hits (a task whose data breaks its head, a GPU too small for
+    any of them) would otherwise fail trial after trial until the timeout. ``run_trials`` keeps
+    its own count; this serves ``study.optimize`` when ``n_trials`` is null.
+    """
+
+    def __init__(self, limit: int):
+        self.limit, self.failures = limit, 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.system_attrs.get(SURPLUS_ATTR):
+            return  # surplus trials never ran anything
+        self.failures = self.failures + 1 if trial.state == State.FAIL else 0
+        if self.failures >= self.limit:
+            log.error("%d trials in a row failed in this worker: it stops", self.failures)
+            study.stop()
+
+
 class SurplusTrial(Exception):
     """Raised inside a trial that another worker's trial made unnecessary (never counts)."""
 
@@ -63,8 +88,14 @@ class WorkerInfo:
     device: str | None  # the CUDA_VISIBLE_DEVICES entry it was given; None on CPU
 
     def attrs(self) -> dict[str, Any]:
-        """What each trial of this worker records about where it ran."""
-        return {"worker": self.index, "host": self.host, "device": self.device}
+        """What each trial of this worker records about where it ran (and who runs it)."""
+        return {
+            "worker": self.index,
+            "host": self.host,
+            "device": self.device,
+            "pid": self.pid,
+            "pid_ns": pid_namespace(),
+        }
 
     def describe(self) -> str:
         """``worker 1 (pid 123 on node7): 2 threads, GPU 1``."""
@@ -73,6 +104,33 @@ class WorkerInfo:
             f"worker {self.index} (pid {self.pid} on {self.host}): "
             f"{self.threads} thread{'s' if self.threads > 1 else ''}{gpu}"
         )
+
+
+def pid_namespace() -> str | None:
+    """This process's PID namespace (``pid:[4026531836]``) on Linux, else ``None``.
+
+    Containers sharing a host name (``--network host``) each have their own PIDs: a PID is only
+    checked by a process of the same namespace.
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:  # a killed child its parent has not reaped yet is still listed, as a zombie
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def available_cpus(env: dict[str, str] | os._Environ = os.environ) -> int:
@@ -274,6 +332,68 @@ def heartbeat_interval(study: optuna.Study) -> int | None:
     if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
         return storage.get_heartbeat_interval()  # type: ignore[attr-defined]
     return None
+
+
+def fail_orphans(
+    study: optuna.Study,
+    max_retry: int | None = 1,
+    host: str | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+) -> list[int]:
+    """Fail the running trials whose worker process on this machine is gone, and queue them again.
+
+    A trial records the ``host``, ``pid`` and ``pid_ns`` of its process (``WorkerInfo.attrs``). A
+    running trial of this host (and PID namespace) whose process no longer exists was left by a
+    killed worker: it gets ``fail_reason`` ``worker process <pid> died``, becomes FAIL, and a
+    copy with the same parameters is queued (WAITING) by the storage's heartbeat retry callback
+    when it has one, else by ``RetryHeartbeatStaleTrialCallback(max_retry)``; either way the copy
+    carries ``retry_history`` and counts retries like a trial failed by heartbeat. Trials of
+    other hosts, of this process, or without a pid are left to the heartbeat.
+
+    Args:
+        study: The study, just opened.
+        max_retry: Retries of one trial when the storage has no callback (``0``: fail only).
+        host: This machine's name (default: ``socket.gethostname()``).
+        alive: Whether a pid runs (tests pass their own).
+
+    Returns:
+        The numbers of the trials failed.
+    """
+    storage = study._storage
+    host = host or socket.gethostname()
+    namespace = pid_namespace()
+    callback = None
+    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat):
+        callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is None and max_retry != 0:
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+        attrs = trial.user_attrs
+        pid = attrs.get("pid")
+        if attrs.get("host") != host or not isinstance(pid, int) or pid == os.getpid():
+            continue
+        if attrs.get("pid_ns", namespace) != namespace or alive(pid):
+            continue
+        reason = f"worker process {pid} died"
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(trial._trial_id, state=State.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker starting at the same moment failed it first
+        failed.append(trial.number)
+        queued = ""
+        if callback is not None:
+            frozen = copy.deepcopy(storage.get_trial(trial._trial_id))
+            # The copy inherits the user attributes; the reason is the original's alone.
+            frozen.user_attrs.pop("fail_reason", None)
+            before = len(study.get_trials(deepcopy=False, states=(State.WAITING,)))
+            callback(study, frozen)
+            if len(study.get_trials(deepcopy=False, states=(State.WAITING,))) > before:
+                queued = ", queued again with the same parameters"
+        log.warning("trial %d: %s on %s: failed%s", trial.number, reason, host, queued)
+    return failed
 
 
 def run_trials(

@@ -22,8 +22,10 @@ import pytest
 from nas.errors import ConfigError
 from nas.study import JournalHeartbeatStorage, mask_url, masked_error, open_study, url_password
 from nas.workers import (
+    MAX_CONSECUTIVE_FAILURES,
     SURPLUS_ATTR,
     BudgetedObjective,
+    StopAfterFailures,
     SurplusTrial,
     assign_gpu,
     local_workers,
@@ -401,3 +403,41 @@ def test_two_workers_through_slurm_finish_a_shared_study(tmp_path, slurm_cluster
     assert_exact(study.trials, n, logs)
     assert len(re.findall(r"worker \d \(pid \d+ on \S+\): 1 thread", logs)) == 2  # --cpus-per-task
     assert len(list(tmp_path.glob("hydra/multirun/*/*/.submitit/*_*/*_result.pkl"))) == 2
+
+
+def test_a_resumed_study_samples_new_candidates_not_the_first_runs_again(tiny_cfg):
+    cfg = tiny_cfg(extra=["sampler=random", "study_name=resumed"])
+
+    def draw(study: optuna.Study, n: int) -> list[int]:
+        values = []
+        for _ in range(n):
+            trial = study.ask()
+            values.append(trial.suggest_int("x", 0, 10**9))
+            study.tell(trial, 0.0)
+        return values
+
+    first = draw(open_study(cfg), 3)
+    again = draw(open_study(cfg), 3)  # a resume of the same study, same seed
+    assert not set(first) & set(again)
+    # A fresh study with that seed draws the first run's values: the seed alone decides them.
+    fresh = tiny_cfg(extra=["sampler=random", "study_name=fresh"])
+    assert draw(open_study(fresh), 3) == first
+
+
+def test_a_search_without_n_trials_stops_after_five_failures_in_a_row():
+    outcomes = iter([False, False, True, *[False] * 10])
+
+    def objective(trial: optuna.Trial) -> float:
+        if not next(outcomes):
+            raise ValueError("broken task")
+        return 1.0
+
+    study = optuna.create_study()
+    study.optimize(
+        objective,
+        n_trials=50,
+        catch=(ValueError,),
+        callbacks=[StopAfterFailures(MAX_CONSECUTIVE_FAILURES)],
+    )
+    # Two failures, a success that resets the count, then five failures.
+    assert MAX_CONSECUTIVE_FAILURES == 5 and len(study.trials) == 3 + 5
