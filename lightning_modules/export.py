@@ -131,8 +131,10 @@ def load_safetensors(module: nn.Module, path: str | Path) -> nn.Module:
         ``module``.
 
     Raises:
-        ExportError: The file does not fit the module (names the first mismatching tensors).
+        ExportError: The file is not safetensors, or does not fit the module (names the first
+            mismatching tensors).
     """
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
     path = Path(path)
@@ -140,6 +142,9 @@ def load_safetensors(module: nn.Module, path: str | Path) -> nn.Module:
         raise ExportError(f"{path}: no such weights file")
     try:
         load_model(module, str(path), strict=True)
+    except SafetensorError as err:  # a pickle, a truncated download: never unpickled, refused
+        first = " ".join(str(err).split())[:200]
+        raise ExportError(f"{path}: not a safetensors file ({first})") from None
     except RuntimeError as err:
         first = " ".join(str(err).split())[:300]
         raise ExportError(f"{path}: weights do not fit the architecture ({first})") from None

@@ -8,6 +8,7 @@ config once up front and turns Hydra's exceptions into that line; a multirun is 
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
 from nas.errors import USER_ERRORS
+from nas.schema import field_names
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -28,8 +30,34 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def describe_hydra_error(err: Exception) -> str:
-    """A one-line description of a composition error, naming the override at fault."""
+def _error_lines(err: BaseException) -> list[str]:
+    """The non-blank lines of ``err`` and of the exceptions that caused it, in that order."""
+    lines: list[str] = []
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        lines += [line.strip() for line in str(err).splitlines() if line.strip()]
+        err = err.__cause__
+    return lines
+
+
+def _did_you_mean(config_name: str | None, full_key: str) -> str:
+    """`` (did you mean pretrain.tokens?)`` from the schema's keys beside ``full_key``."""
+    names = field_names(config_name or "", full_key)
+    parent, _, last = full_key.rpartition(".")
+    close = difflib.get_close_matches(last, names or [], n=1)
+    if not close:
+        return "" if names is not None else f"; add a new key with +{full_key}=..."
+    return f" (did you mean {parent + '.' if parent else ''}{close[0]}?)"
+
+
+def describe_hydra_error(err: Exception, config_name: str | None = None) -> str:
+    """A one-line description of a composition error, naming the override or file at fault.
+
+    Args:
+        err: What ``compose`` raised.
+        config_name: The primary config (``search``, ...): its schema suggests close keys.
+    """
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         group, _, option = str(err.missing_cfg_file).rpartition("/")
         options = sorted(err.options or [])
@@ -37,19 +65,61 @@ def describe_hydra_error(err: Exception) -> str:
             close = difflib.get_close_matches(option, options, n=1)
             hint = f"; did you mean {group}={close[0]}?" if close else ""
             return f"{group}={option}: no such option (available: {', '.join(options)}){hint}"
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    lines = _error_lines(err)
+    if not lines:
+        return type(err).__name__
+    head = lines[0]
+    # Where: the override (``To append ... use +key=value`` / ``Error merging override k=v``) or
+    # the config file being merged (``In 'experiment/mine': ...``).
+    where = None
+    for line in lines:
+        if m := re.match(r"To append to your config use \+(\S+)$", line):
+            where = m.group(1)
+            break
+        if m := re.match(r"Error merging override (\S+)$", line):
+            where = m.group(1)
+            break
+        if m := re.match(r"In '([^']+)':", line):
+            where = f"in {m.group(1)}"
+            break
+    full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), "")
+    detail = [
+        ln
+        for ln in lines[1:]
+        if not ln.startswith(("To append", "full_key:", "object_type=", "reference_type=", "In '"))
+        and not ln.startswith("Error merging")
+    ]
+    if where is None or not detail:
+        return head
+    reason = detail[0]
+    if full_key and re.match(r"Key '[^']*' (not in|is not in struct)", reason):
+        return f"{where}: unknown key '{full_key}'{_did_you_mean(config_name, full_key)}"
+    if full_key and full_key not in reason and where.split("=")[0].lstrip("+~") != full_key:
+        reason = f"{full_key}: {reason}"
+    return f"{where}: {reason}"
+
+
+def _hydra_override(arg: str) -> bool:
+    """Whether ``arg`` overrides Hydra's own config (``hydra.run.dir=``, ``hydra/launcher=``)."""
+    return arg.lstrip("+~").startswith("hydra")
 
 
 def precheck(config_name: str, argv: list[str]) -> None:
-    """Compose ``config_name`` with the command-line overrides and fail in one line if it breaks."""
-    if any(a.startswith("-") for a in argv) or any(a.startswith(("hydra", "+hydra")) for a in argv):
-        return  # --multirun, --help, --cfg, hydra/launcher=...: Hydra's own business
+    """Compose ``config_name`` with the command-line overrides and fail in one line if it breaks.
+
+    ``hydra.searchpath=[file://...]`` (user config files, e.g. their own experiments) is composed
+    with the rest, so a mistake in such a file is one line too; other ``hydra`` overrides and
+    flags (``--multirun``, ``--help``, ``--config-dir``, ``hydra/launcher=...``) are left to Hydra.
+    """
+    if any(a.startswith("-") for a in argv):
+        return
+    if any(_hydra_override(a) and not a.startswith("hydra.searchpath=") for a in argv):
+        return
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             compose(config_name, overrides=argv)
     except (HydraException, OmegaConfBaseException) as err:
-        fail(describe_hydra_error(err))
+        fail(describe_hydra_error(err, config_name))
 
 
 def run_guarded(fn: Callable, cfg) -> object:

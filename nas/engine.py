@@ -15,10 +15,11 @@ from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import Suite, build_suite
 from nas.errors import ConfigError
 from nas.hooks import TrialHook
-from nas.objective import Objective, fmt_duration
+from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.plots import write_plots_safely
 from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
 from nas.study import (
+    StudyFootprint,
     count_finished,
     default_study_name,
     mask_url,
@@ -37,7 +38,13 @@ from nas.tracking import (
     summary_from_attrs,
 )
 from nas.trial import ADAPTABILITY, CandidateResult, data_fields, run_candidate
-from nas.workers import run_trials, setup_worker
+from nas.workers import (
+    MAX_CONSECUTIVE_FAILURES,
+    StopAfterFailures,
+    fail_orphans,
+    run_trials,
+    setup_worker,
+)
 from search_spaces import load_space
 
 log = logging.getLogger("adaptnas")
@@ -69,9 +76,12 @@ def check_config(cfg: DictConfig) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}={value!r} must be a positive integer")
-    timeout = cfg.get("timeout")
-    if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ConfigError(f"timeout={timeout!r} must be a positive number of seconds (or null)")
+    for key in ("timeout", "trial_timeout"):
+        value = cfg.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
+            raise ConfigError(f"{key}={value!r} must be a positive number of seconds (or null)")
     if cfg.objective.adaptability not in ADAPTABILITY:
         raise ConfigError(
             f"objective.adaptability={cfg.objective.adaptability!r} is not one of "
@@ -119,7 +129,11 @@ def run_search(cfg: DictConfig) -> SearchResult:
     space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
     folder = study_dir(cfg)
     scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
-    study = open_study(cfg)  # fails on a bad URL before any data is built
+    created = StudyFootprint()  # what opening the study creates, undone on bad input below
+    study = open_study(cfg, created)  # fails on a bad URL before any data is built
+    # Trials left running by a killed process on this machine: failed and queued again now,
+    # rather than after the heartbeat's grace period.
+    fail_orphans(study, max_retry=cfg.storage.get("max_retry", 1))
     finished = count_finished(study)
     target = cfg.n_trials
     remaining = None if target is None else max(0, int(target) - finished)
@@ -134,9 +148,21 @@ def run_search(cfg: DictConfig) -> SearchResult:
     ran = 0
     if remaining != 0:
         prepare()
-        worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
-        t0 = time.perf_counter()
-        suite = load_suite(cfg)
+        # Bad data, threads or logger settings: no empty study is left, nothing is written.
+        with created.undo_on_user_error(study):
+            worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
+            t0 = time.perf_counter()
+            suite = load_suite(cfg)
+            public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
+            hooks = build_hooks(public)
+            objective = Objective(
+                plain(public),
+                suite,
+                space,
+                n_trials=int(target) if target else None,
+                hooks=hooks,
+                log_dir=folder / "logs",
+            )
         log.info(
             "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
             len(suite.train_blocks),
@@ -145,12 +171,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
             ", ".join(suite.tasks),
             time.perf_counter() - t0,
         )
-        public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
-        hooks = build_hooks(public)
-        objective = Objective(
-            plain(public), suite, space, n_trials=int(target) if target else None, hooks=hooks
-        )
         for hook in hooks:
             hook.on_search_start(study, plain(public))
         callbacks: list = []
@@ -165,16 +186,17 @@ def run_search(cfg: DictConfig) -> SearchResult:
                     attrs=worker.attrs(),
                     timeout=cfg.get("timeout"),
                     callbacks=callbacks,
-                    catch=(torch.cuda.OutOfMemoryError,),
+                    catch=TRIAL_FAULTS,  # fail that trial only; bugs stop the search
                 )
             else:
                 before = len(study.trials)
                 study.optimize(
                     objective,
                     timeout=cfg.get("timeout"),
-                    callbacks=callbacks,
+                    # run_trials counts failures itself; here a callback stops the loop.
+                    callbacks=[*callbacks, StopAfterFailures(MAX_CONSECUTIVE_FAILURES)],
                     gc_after_trial=True,
-                    catch=(torch.cuda.OutOfMemoryError,),
+                    catch=TRIAL_FAULTS,
                 )
                 ran = len(study.trials) - before
         finally:  # also on Ctrl-C or a crash: hooks close their runs and files

@@ -5,18 +5,22 @@ from __future__ import annotations
 import importlib.util
 import logging
 import re
+import shutil
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import hydra
+import hydra.errors
 import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from nas.errors import ConfigError
+from nas.errors import USER_ERRORS, ConfigError
 
 log = logging.getLogger("adaptnas")
 
@@ -283,17 +287,64 @@ def build_storage(cfg: DictConfig) -> optuna.storages.BaseStorage:
         raise ConfigError(masked_error(typed, err)) from None
 
 
-def build_sampler(cfg: DictConfig) -> optuna.samplers.BaseSampler:
-    """Instantiate ``cfg.sampler`` (``_target_``), seeded by ``seed + worker``."""
-    seed = int(cfg.seed) + int(cfg.get("worker", 0))
-    return hydra.utils.instantiate(cfg.sampler, seed=seed)
+def _targets(node: Any, where: str) -> Iterator[tuple[str, Any]]:
+    """``(key, _target_)`` of ``node`` and of every mapping nested in it."""
+    if isinstance(node, Mapping):
+        if "_target_" in node:
+            yield f"{where}._target_", node["_target_"]
+        for key, value in node.items():
+            yield from _targets(value, f"{where}.{key}")
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            yield from _targets(value, f"{where}.{i}")
+
+
+def instantiate_optuna(section: str, node: Any, base: type, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate(node)`` for a config section that must build an Optuna object.
+
+    A ``_target_`` is a string from a config file or the command line; calling whatever it names
+    would run any function (``_target_: os.system``). So the top ``_target_`` must be a subclass
+    of ``base`` and any nested one a class from the ``optuna`` package; anything else, and any
+    error while building, is a one-line ``ConfigError`` naming the key.
+    """
+    data = plain(node) if isinstance(node, DictConfig) else node
+    for key, target in _targets(data, section):
+        try:
+            cls = hydra.utils.get_class(str(target))
+        except Exception as err:  # noqa: BLE001 (import errors of any kind: the name is wrong)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"{key}={target!r} is not a class ({first})") from None
+        top = key == f"{section}._target_"
+        allowed = issubclass(cls, base) if top else cls.__module__.split(".")[0] == "optuna"
+        if not allowed:
+            what = f"an {base.__module__}.{base.__name__}" if top else "an optuna class"
+            raise ConfigError(f"{key}={target!r} is not {what}")
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except hydra.errors.InstantiationException as err:
+        cause = err.__cause__ or err
+        lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
+        raise ConfigError(f"{section}: {lines[0] if lines else type(cause).__name__}") from None
+
+
+def build_sampler(cfg: DictConfig, existing: int = 0) -> optuna.samplers.BaseSampler:
+    """Instantiate ``cfg.sampler`` (``_target_``), seeded by ``seed + worker``.
+
+    Args:
+        cfg: The search config.
+        existing: Trials the study already has. A resumed study's sampler gets another seed:
+            with the same one, its random start-up suggestions would repeat the architectures
+            the first run already trained.
+    """
+    seed = int(cfg.seed) + int(cfg.get("worker", 0)) + 100_003 * int(existing)
+    return instantiate_optuna("sampler", cfg.sampler, optuna.samplers.BaseSampler, seed=seed)
 
 
 def build_pruner(cfg: DictConfig) -> optuna.pruners.BasePruner:
     """Instantiate ``cfg.pruner``; multi-objective studies cannot prune, so they get none."""
     if cfg.objective.multi_objective:
         return optuna.pruners.NopPruner()
-    return hydra.utils.instantiate(cfg.pruner)
+    return instantiate_optuna("pruner", cfg.pruner, optuna.pruners.BasePruner)
 
 
 def directions(cfg: DictConfig) -> list[str]:
@@ -301,17 +352,38 @@ def directions(cfg: DictConfig) -> list[str]:
     return ["maximize", "minimize"] if cfg.objective.multi_objective else ["maximize"]
 
 
-def open_study(cfg: DictConfig) -> optuna.Study:
-    """Create the study, or load it when it exists (same name and storage: a resume)."""
+def open_study(cfg: DictConfig, footprint: StudyFootprint | None = None) -> optuna.Study:
+    """Create the study, or load it when it exists (same name and storage: a resume).
+
+    Args:
+        cfg: The search config.
+        footprint: Filled with what this call creates (the study, files, folders), so that
+            :meth:`StudyFootprint.undo_on_user_error` can remove them again.
+    """
+    footprint = footprint if footprint is not None else StudyFootprint()
+    sampler, pruner = build_sampler(cfg), build_pruner(cfg)  # bad ones fail before any file
+    footprint.new_paths = _new_paths(cfg)
     storage = build_storage(cfg)
-    study = optuna.create_study(
-        study_name=cfg.study_name,
-        storage=storage,
-        sampler=build_sampler(cfg),
-        pruner=build_pruner(cfg),
-        directions=directions(cfg),
-        load_if_exists=True,
-    )
+    footprint.storage = storage
+    footprint.created = not _has_study(storage, cfg.study_name)
+    # Optuna's "A new study created" line would go to stderr even when bad data then undoes the
+    # study; the engine logs the study it opened (new or resumed) itself.
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(verbosity, optuna.logging.WARNING))
+    try:
+        study = optuna.create_study(
+            study_name=cfg.study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            directions=directions(cfg),
+            load_if_exists=True,
+        )
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    existing = len(study.get_trials(deepcopy=False))
+    if existing:
+        study.sampler = build_sampler(cfg, existing)
     if len(study.directions) != len(directions(cfg)):
         raise ConfigError(
             f"study '{cfg.study_name}' exists with {len(study.directions)} objective(s); "
@@ -320,6 +392,75 @@ def open_study(cfg: DictConfig) -> optuna.Study:
             " (pick another study_name)"
         )
     return study
+
+
+def _has_study(storage: optuna.storages.BaseStorage, name: str) -> bool:
+    try:
+        storage.get_study_id_from_name(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _new_paths(cfg: DictConfig) -> list[Path]:
+    """The files and folders that opening the study's storage would create (not there yet)."""
+    url = storage_url(cfg)
+    if url.startswith("sqlite:///"):
+        target = Path(url.removeprefix("sqlite:///"))
+    elif url.startswith("journal:"):
+        target = Path(url.removeprefix("journal:"))
+    else:
+        return []  # a database server or memory: the study row is all that is created
+    target = target.expanduser().absolute()
+    if target.exists():
+        return []
+    top = target  # the outermost missing folder: storages create parents as needed
+    while not top.parent.exists() and top.parent != top:
+        top = top.parent
+    if top != target:
+        return [top]
+    # A new file in an existing folder, and what SQLite and the journal lock leave beside it.
+    return [target] + [target.with_name(target.name + s) for s in ("-journal", "-wal", "-shm")]
+
+
+@dataclass
+class StudyFootprint:
+    """What :func:`open_study` created: the study (``created``) and files or folders.
+
+    A run that fails on its input after opening its study (bad data, a bad ``threads``) must not
+    leave an empty study behind: the next, corrected run would resume it, and a typo would leave
+    a folder per attempt. A study that existed before is never touched.
+    """
+
+    created: bool = False
+    new_paths: list[Path] = field(default_factory=list)
+    storage: Any = None
+
+    @contextmanager
+    def undo_on_user_error(self, study: optuna.Study) -> Iterator[None]:
+        """On a user error inside the block, remove what this run created, then re-raise."""
+        try:
+            yield
+        except USER_ERRORS:
+            self.discard(study)
+            raise
+
+    def discard(self, study: optuna.Study) -> None:
+        """Delete the study and the files this run created, if it created them and no trial ran."""
+        if not self.created or study.get_trials(deepcopy=False):
+            return  # someone else's study, or another worker already uses it
+        try:
+            optuna.delete_study(study_name=study.study_name, storage=study._storage)
+        except Exception as err:  # noqa: BLE001 (best effort; the files below go anyway)
+            log.warning("could not delete the new study '%s': %s", study.study_name, err)
+        engine = getattr(getattr(self.storage, "_backend", self.storage), "engine", None)
+        if engine is not None:
+            engine.dispose()  # close SQLite's file before it goes
+        for path in self.new_paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists() or path.is_symlink():
+                path.unlink(missing_ok=True)
 
 
 def count_finished(study: optuna.Study) -> int:

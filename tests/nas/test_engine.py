@@ -8,6 +8,7 @@ import optuna
 import pytest
 
 from lightning_modules.config import TransformerConfig
+from lightning_modules.data.suite import DataError
 from lightning_modules.model import build_model
 from nas.engine import run_search
 from nas.errors import ConfigError
@@ -136,4 +137,24 @@ def test_bad_config_is_a_one_line_error_and_writes_nothing(tiny_cfg, tmp_path, o
 def test_unknown_search_space_names_it(tiny_cfg, tmp_path):
     with pytest.raises(SearchSpaceError, match="nosuch"):
         run_search(tiny_cfg(extra=["search_space=nosuch"]))
+    assert not (tmp_path / "studies").exists()
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_bad_data_removes_the_study_it_created_and_nothing_else(tiny_cfg, tmp_path, storage):
+    # A shared file that already holds another study: only this run's new study goes.
+    shared = tmp_path / "shared" / ("study.db" if storage == "sqlite" else "journal.log")
+    shared.parent.mkdir()
+    url = f"sqlite:///{shared}" if storage == "sqlite" else None
+    backend = url or optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(shared))
+    )
+    other = optuna.create_study(study_name="other", storage=backend)
+    other.add_trial(optuna.trial.create_trial(value=1.0, params={}, distributions={}))
+    where = f"storage.url={url}" if url else f"storage.path={shared}"
+    extra = [f"storage={storage}", where, "study_name=new", "+tasks.sentiment.source.name=nosuch"]
+    with pytest.raises(DataError, match="no task 'nosuch'"):
+        run_search(tiny_cfg(task="sentiment", extra=extra))
+    assert optuna.get_all_study_names(backend) == ["other"]
+    assert sorted(p.name for p in shared.parent.iterdir()) == [shared.name]
     assert not (tmp_path / "studies").exists()
