@@ -203,8 +203,21 @@ def run_one(overrides: list[str], budget: float, clock: str) -> dict[str, Any]:
         result = run_search(cfg)  # (its leaderboard goes to the void)
     states = [t.state for t in result.study.trials]
     within = [n for n, at in timer.ends.items() if at <= budget]
+    per_trial = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "value": t.values[0] if t.values else None,
+            "end_s": timer.ends.get(t.number),
+            "task_scores": t.user_attrs.get("task_scores", {}),
+            "describe": t.user_attrs.get("describe"),
+            "reason": t.user_attrs.get("fail_reason"),
+        }
+        for t in result.study.trials
+    ]
     return {
         "curve": best_curve(result.study, timer.ends, budget),
+        "per_trial": per_trial,
         "trials": len(states),
         "trials_within_budget": len(within),
         "complete": states.count(optuna.trial.TrialState.COMPLETE),
@@ -239,7 +252,14 @@ def run(args) -> dict[str, Any]:
         for i, seed in enumerate(range(args.seed, args.seed + args.seeds)):
             order = list(STRATEGIES) if i % 2 == 0 else list(reversed(STRATEGIES))
             for name in order:
-                overrides = [*base, *STRATEGIES[name], f"seed={seed}", f"study_name={name}-{seed}"]
+                extra = args.tpe_overrides if name == "tpe" else []
+                overrides = [
+                    *base,
+                    *STRATEGIES[name],
+                    *extra,
+                    f"seed={seed}",
+                    f"study_name={name}-{seed}",
+                ]
                 runs[name][seed] = run_one(overrides, args.budget, args.clock)
                 r = runs[name][seed]
                 final = r["curve"][-1][1] if r["curve"] else float("nan")
@@ -298,6 +318,7 @@ def run(args) -> dict[str, Any]:
             "preset": preset,
             "overrides": preset_overrides(preset, args.overrides),
             "strategies": STRATEGIES,
+            "tpe_overrides": list(args.tpe_overrides),
             "quick": bool(args.quick),
         },
         "runs": {name: {str(s): r for s, r in by_seed.items()} for name, by_seed in runs.items()},
@@ -360,6 +381,14 @@ def build_parser():
         default="bench",
         choices=[k for k in PRESETS if k != "quick"],
         help="budgets: bench (trials of seconds) or default (conf/ as is)",
+    )
+    p.add_argument(
+        "--tpe-override",
+        dest="tpe_overrides",
+        action="append",
+        default=[],
+        metavar="OVERRIDE",
+        help="a Hydra override for the TPE search only (repeatable; e.g. pruner.min_resource=2)",
     )
     p.add_argument("overrides", nargs="*", help="more Hydra overrides of the search config")
     return p

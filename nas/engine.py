@@ -226,12 +226,14 @@ def run_train(cfg: DictConfig) -> CandidateResult:
             "arch: give the architecture YAML, "
             "e.g. arch=outputs/studies/<name>/best_architecture.yaml"
         )
+    # Read before the data is built: a wrong file fails at once and leaves no tokenizer cache.
+    given = None if from_params else TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
     prepare()
     suite = load_suite(cfg)
-    if from_params:
+    if given is None:
         arch = sweep_arch(cfg, data_fields(suite))
     else:
-        arch = TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
+        arch = given
         # The data decides these; an exported architecture keeps its own when they agree.
         overrides = data_fields(suite)
         if arch.vocab_size != overrides["vocab_size"]:

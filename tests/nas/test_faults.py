@@ -151,10 +151,13 @@ def test_a_raising_task_fails_that_trial_with_its_traceback_in_the_trial_log(
     caplog.set_level(logging.INFO, logger="adaptnas")
     optuna_lines = Keep()  # what Optuna prints on the terminal (its own handler, no propagation)
     logging.getLogger("optuna").addHandler(optuna_lines)
+    verbosity = optuna.logging.get_verbosity()  # other tests (benchmarks) may have lowered it
+    optuna.logging.set_verbosity(optuna.logging.INFO)
     try:
         result = tiny_search(tiny_cfg, 2)
     finally:
         logging.getLogger("optuna").removeHandler(optuna_lines)
+        optuna.logging.set_verbosity(verbosity)
 
     states = by_state(result.study)
     (failed,) = states[State.FAIL]
