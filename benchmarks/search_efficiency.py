@@ -22,7 +22,7 @@ The ``bench`` preset (default) shrinks the budgets of every stage so that a tria
 ``--preset default`` keeps ``conf/`` as is (minutes a trial).
 
     python benchmarks/search_efficiency.py                 # 3 seeds x 2 x 60 s, ~7 min
-    python benchmarks/search_efficiency.py --budget 600    # the figures in docs/benchmarks.md
+    python benchmarks/search_efficiency.py --budget 300    # the figures in docs/benchmarks.md
     python benchmarks/search_efficiency.py --quick         # tiny space and budgets, ~40 s
 """
 
