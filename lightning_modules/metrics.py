@@ -295,12 +295,7 @@ def bleu(hyps: Sequence[str], refs: Sequence[str | Sequence[str]]) -> float:
     Raises:
         ValueError: When the numbers of hypotheses and references differ.
     """
-    import sacrebleu
-
-    hyps, streams = _references(hyps, refs)
-    if not hyps:
-        return 0.0
-    return float(sacrebleu.corpus_bleu(hyps, streams).score) / 100.0
+    return _sacrebleu_corpus("bleu", hyps, refs)
 
 
 def chrf(hyps: Sequence[str], refs: Sequence[str | Sequence[str]]) -> float:
@@ -323,12 +318,17 @@ def chrf(hyps: Sequence[str], refs: Sequence[str | Sequence[str]]) -> float:
     Raises:
         ValueError: When the numbers of hypotheses and references differ.
     """
+    return _sacrebleu_corpus("chrf", hyps, refs)
+
+
+def _sacrebleu_corpus(metric: str, hyps, refs) -> float:
     import sacrebleu
 
     hyps, streams = _references(hyps, refs)
     if not hyps:
         return 0.0
-    return float(sacrebleu.corpus_chrf(hyps, streams).score) / 100.0
+    scorer = {"bleu": sacrebleu.corpus_bleu, "chrf": sacrebleu.corpus_chrf}[metric]
+    return float(scorer(hyps, streams).score) / 100.0
 
 
 _ROUGE_SCORER = None
