@@ -8,6 +8,19 @@ from lightning_modules.export import ExportError
 from search_spaces import SearchSpaceError
 
 
+def first_line(err: BaseException) -> str:
+    """The first non-blank line of ``err``'s message, or its type's name when it has none."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
+
+
+def describe(err: BaseException) -> str:
+    """``ValueError: <first line of the message>`` (just the type's name for an empty message)."""
+    text = first_line(err)
+    name = type(err).__name__
+    return name if text == name else f"{name}: {text}"
+
+
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 

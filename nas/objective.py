@@ -29,6 +29,7 @@ import torch
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
+from nas.errors import describe
 from nas.hooks import TrialHook
 from nas.study import FINISHED
 from nas.trial import (
@@ -87,12 +88,6 @@ def quiet_handled_failures() -> None:
     logger = logging.getLogger("optuna.study._optimize")
     if _HANDLED_FAILURES not in logger.filters:
         logger.addFilter(_HANDLED_FAILURES)
-
-
-def describe(err: BaseException) -> str:
-    """``ValueError: <first line of the message>``."""
-    lines = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
 
 
 def oom_summary(err: BaseException) -> str:

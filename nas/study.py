@@ -20,7 +20,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from nas.errors import USER_ERRORS, ConfigError
+from nas.errors import USER_ERRORS, ConfigError, first_line
 
 log = logging.getLogger("adaptnas")
 
@@ -98,9 +98,8 @@ def url_password(url: str) -> str | None:
 
 def masked_error(url: str, err: BaseException) -> str:
     """One line naming the (masked) URL and the first line of ``err``, with no password in it."""
-    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
-    text = lines[0] if lines else type(err).__name__
-    text = re.sub(r"^\([\w.]+\)\s*", "", text)  # SQLAlchemy's "(psycopg2.OperationalError) "
+    # SQLAlchemy starts with "(psycopg2.OperationalError) ": the driver's class says nothing.
+    text = re.sub(r"^\([\w.]+\)\s*", "", first_line(err))
     secret = url_password(url)
     if secret:
         text = text.replace(secret, "***")
@@ -312,8 +311,7 @@ def instantiate_optuna(section: str, node: Any, base: type, **kwargs: Any) -> An
         try:
             cls = hydra.utils.get_class(str(target))
         except Exception as err:  # noqa: BLE001 (import errors of any kind: the name is wrong)
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ConfigError(f"{key}={target!r} is not a class ({first})") from None
+            raise ConfigError(f"{key}={target!r} is not a class ({first_line(err)})") from None
         top = key == f"{section}._target_"
         allowed = issubclass(cls, base) if top else cls.__module__.split(".")[0] == "optuna"
         if not allowed:
@@ -322,9 +320,7 @@ def instantiate_optuna(section: str, node: Any, base: type, **kwargs: Any) -> An
     try:
         return hydra.utils.instantiate(node, **kwargs)
     except hydra.errors.InstantiationException as err:
-        cause = err.__cause__ or err
-        lines = [ln.strip() for ln in str(cause).splitlines() if ln.strip()]
-        raise ConfigError(f"{section}: {lines[0] if lines else type(cause).__name__}") from None
+        raise ConfigError(f"{section}: {first_line(err.__cause__ or err)}") from None
 
 
 def build_sampler(cfg: DictConfig, existing: int = 0) -> optuna.samplers.BaseSampler:

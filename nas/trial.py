@@ -37,6 +37,7 @@ from lightning_modules.model import build_model
 from lightning_modules.optim import DivergedError
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.tasks.base import tensor_loader
+from nas.errors import describe
 
 log = logging.getLogger("adaptnas")
 
@@ -121,9 +122,7 @@ class TaskError(Exception):
 
     def __init__(self, task: str, error: BaseException):
         self.task, self.error = task, error
-        lines = str(error).strip().splitlines()
-        detail = f": {lines[0]}" if lines else ""
-        super().__init__(f"task {task}: {type(error).__name__}{detail}")
+        super().__init__(f"task {task}: {describe(error)}")
 
     def __reduce__(self):
         return type(self), (self.task, self.error)
