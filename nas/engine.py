@@ -74,6 +74,8 @@ def check_config(cfg: DictConfig) -> None:
     for key, value in checks.items():
         if value is None and key == "n_trials":
             continue
+        if key == "pretrain.tokens" and value == 0:
+            continue  # no pretraining: the baseline that measures the pretraining gain
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}={value!r} must be a positive integer")
     for key in ("timeout", "trial_timeout"):

@@ -381,6 +381,10 @@ def pretrain(
     model = build_model(arch)
     if init_model is not None:
         init_model(model)
+    if int(p["tokens"]) == 0:
+        # No pretraining at all: the backbone as initialised. Adapting from it measures what
+        # pretraining adds (the pretraining gain of nas/validate.py).
+        return model.cpu(), math.nan, 0
     tokens_per_step = int(p["batch_size"]) * suite.seq_len
     steps = max(1, int(p["tokens"]) // tokens_per_step)
     module = PretrainModule(
