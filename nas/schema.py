@@ -98,6 +98,8 @@ class FinetuneConfig:
     weight_decay: Any = None
     warmup_frac: Any = None
     evals: Any = 1
+    examples: Any = None
+    curve: Any = None
 
 
 @dataclass

@@ -41,7 +41,7 @@ from nas.errors import describe
 
 log = logging.getLogger("adaptnas")
 
-ADAPTABILITY = ("mean", "worst", "auc")
+ADAPTABILITY = ("mean", "worst", "auc", "curve")
 
 # Lightning's banner lines ("GPU available", "Seed set") would repeat for every stage of every
 # trial.
@@ -67,6 +67,8 @@ class CandidateResult:
         task_scores: Per task, the primary metric in [0, 1] on validation.
         task_metrics: Per task, every metric on validation.
         curves: Per task, the validation score at each evaluation of fine-tuning.
+        data_curves: Per task, the validation score after adapting from each example budget
+            (``objective.adaptability=curve`` only).
         test_metrics: Per task, every metric on test (finalists only).
         adaptability: The combined score.
         timings: Seconds per stage (``pretrain``, each task, ``total``).
@@ -82,6 +84,7 @@ class CandidateResult:
     task_scores: dict[str, float] = field(default_factory=dict)
     task_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, list[float]] = field(default_factory=dict)
+    data_curves: dict[str, dict[int, float]] = field(default_factory=dict)
     test_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     adaptability: float = math.nan
     timings: dict[str, float] = field(default_factory=dict)
@@ -254,12 +257,14 @@ def adaptability(
     Args:
         scores: Final validation score per task.
         curves: Validation scores along each task's fine-tuning (for ``auc``).
-        method: ``mean`` of the scores, ``worst`` task, or ``auc``: the mean over tasks of the
-            area under the fine-tuning curve (rewards adapting fast, not only well).
+        method: ``mean`` of the scores, ``worst`` task, ``auc``: the mean over tasks of the
+            area under the fine-tuning curve (rewards adapting fast, not only well), or
+            ``curve``: the mean of scores that are each already a mean over example budgets
+            (``finetune.curve``; rewards adapting from few examples, not only from many).
     """
     if not scores:
         raise ValueError("no task scores to combine")
-    if method == "mean":
+    if method in ("mean", "curve"):
         return sum(scores.values()) / len(scores)
     if method == "worst":
         return min(scores.values())
@@ -407,6 +412,32 @@ def pretrain(
     return model.cpu(), val_loss, steps
 
 
+def _task_or(task_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any], key: str) -> Any:
+    """A task's own value of ``key``, or ``finetune``'s when the task leaves it unset (null).
+
+    ``None`` means unset; a 0 stays a 0 (a check rejects it rather than replacing it).
+    """
+    value = task_cfg.get(key)
+    return finetune_cfg.get(key) if value is None else value
+
+
+def adaptation_budget(cfg: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The adaptation budget of ``task``: ``steps``, ``batch_size`` and ``examples``.
+
+    ``examples`` is how many training examples the task adapts from (``None``: the whole
+    training split); ``steps`` optimizer steps cycle through them. A task's own value wins over
+    ``finetune``'s.
+    """
+    f = cfg["finetune"]
+    task_cfg = cfg.get("tasks", {}).get(task, {}) or {}
+    examples = _task_or(task_cfg, f, "examples")
+    return {
+        "steps": int(_task_or(task_cfg, f, "steps")),
+        "batch_size": int(_task_or(task_cfg, f, "batch_size")),
+        "examples": None if examples is None else int(examples),
+    }
+
+
 def finetune(
     model,
     task,
@@ -414,22 +445,27 @@ def finetune(
     seed: int,
     logger=False,
     deadline: Deadline | None = None,
+    examples: int | None = None,
 ) -> FinetuneModule:
     """Stage 2 for one task: fine-tune a copy of the pretrained backbone with the task's head.
 
     Tasks that decode with the LM head (``task.needs_lm_head``: generation) get a copy of the
     whole language model instead, tied or untied head included. ``deadline``, when given, is
-    checked after every training and validation batch (``TrialTimeout``).
+    checked after every training and validation batch (``TrialTimeout``). ``examples`` overrides
+    the task's example budget (``adaptation_budget``).
     """
     f, t = cfg["finetune"], cfg["trainer"]
     task_cfg = cfg.get("tasks", {}).get(task.name, {}) or {}
-    steps = int(task_cfg.get("steps") or f["steps"])
+    budget = adaptation_budget(cfg, task.name)
+    steps = budget["steps"]
+    if examples is None:
+        examples = budget["examples"]
     evals = max(1, int(f.get("evals", 1)))
     seed_all(seed)
     module = FinetuneModule(
         copy.deepcopy(model if task.needs_lm_head else model.backbone),
         task,
-        lr=float(task_cfg.get("lr") or f["lr"]),
+        lr=float(_task_or(task_cfg, f, "lr")),
         weight_decay=float(f["weight_decay"]),
         total_steps=steps,
         warmup_frac=float(f["warmup_frac"]),
@@ -441,10 +477,10 @@ def finetune(
         logger=logger,
         **_deadline_callbacks(deadline, task.name),
     )
-    batch = int(task_cfg.get("batch_size") or f["batch_size"])
+    batch = budget["batch_size"]
     trainer.fit(
         module,
-        train_dataloaders=task.loader("train", batch, shuffle=True, seed=seed),
+        train_dataloaders=task.loader("train", batch, shuffle=True, seed=seed, examples=examples),
         val_dataloaders=task.loader("validation", int(f.get("eval_batch_size", 64))),
     )
     if not module.curve or module.curve[-1][0] != trainer.global_step:
@@ -515,6 +551,45 @@ def run_candidate(
         )
 
 
+def _adapt(model, task, cfg, seed, method, result, logger_for, deadline) -> FinetuneModule:
+    """Adapt ``model`` to ``task`` and record its scores in ``result``; returns the module kept.
+
+    With ``method="curve"`` the task adapts once per example budget of ``finetune.curve`` (same
+    steps, same seed, each budget's examples a superset of the smaller ones'); its score is the
+    mean over the budgets and the module of the largest budget is kept (test scoring, weights).
+    """
+    name = task.name
+    budgets = list(cfg["finetune"].get("curve") or []) if method == "curve" else []
+    if method == "curve" and not budgets:
+        raise ValueError("objective.adaptability=curve needs finetune.curve (example budgets)")
+    points: dict[int, float] = {}
+    module = None
+    steps = 0
+    for examples in sorted(budgets) or [None]:
+        module = finetune(
+            model,
+            task,
+            cfg,
+            seed,
+            logger=logger_for(name),
+            deadline=deadline,
+            examples=examples,
+        )
+        steps += module.trainer_ref.global_step
+        if examples is not None:
+            points[int(examples)] = module.curve[-1][1]["score"]
+    result.curves[name] = [s["score"] for _, s in module.curve]
+    metrics = dict(module.curve[-1][1])
+    if points:
+        metrics.update({f"score@{k}": v for k, v in points.items()})
+        metrics["score"] = sum(points.values()) / len(points)
+        result.data_curves[name] = points
+    result.task_metrics[name] = metrics
+    result.task_scores[name] = metrics["score"]
+    result.steps[name] = steps
+    return module
+
+
 def _run_stages(
     arch, suite, cfg, seed, report, want_test, on_stage, logger_for, init_model, deadline
 ) -> CandidateResult:
@@ -550,14 +625,8 @@ def _run_stages(
         check(name)
         t0 = time.perf_counter()
         with task_stage(name):  # reading the metrics too: a task whose score lacks "score"
-            module = finetune(
-                model, task, cfg, seed + i, logger=logger_for(name), deadline=deadline
-            )
-            result.curves[name] = [s["score"] for _, s in module.curve]
-            result.task_metrics[name] = module.curve[-1][1]
-            result.task_scores[name] = module.curve[-1][1]["score"]
+            module = _adapt(model, task, cfg, seed + i, method, result, logger_for, deadline)
         modules[name] = result.finetuned[name] = module
-        result.steps[name] = module.trainer_ref.global_step
         result.timings[name] = time.perf_counter() - t0
         if on_stage:
             on_stage(name, result.timings[name], result.task_metrics[name])

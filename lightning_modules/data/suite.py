@@ -24,6 +24,7 @@ from lightning_modules.data.sources import (
     task_splits_from_source,
     training_texts,
 )
+from lightning_modules.data.leakage import held_out_texts, remove_held_out
 from lightning_modules.data.tokenizer import EOS, MASK, SPECIAL_TOKENS, load_or_train_tokenizer
 from lightning_modules.data.world import World
 from lightning_modules.tasks import TASK_KINDS, Task
@@ -43,6 +44,8 @@ class Suite:
         val_blocks: Held-out pretraining blocks (M, seq_len + 1).
         tasks: Fine-tuning tasks by name, in the order they are run.
         special_ids: Ids the objectives need (``mask``, ``n_special``).
+        held_out_removed: Corpus sentences dropped because a task's validation or test split
+            holds them (``leakage.remove_held_out``).
     """
 
     tokenizer: Any
@@ -50,6 +53,7 @@ class Suite:
     val_blocks: Tensor
     tasks: dict[str, Task]
     special_ids: dict[str, int]
+    held_out_removed: int = 0
 
     @property
     def vocab_size(self) -> int:
@@ -139,6 +143,10 @@ def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
         name: task_splits(name, cfg.get("source", {}), seed, cfg.get("kind"))
         for name, cfg in task_cfgs.items()
     }
+    # No validation or test example of any task may be read during pretraining.
+    texts, held_out_removed = remove_held_out(
+        texts, [t for name in task_cfgs for t in held_out_texts(splits[name])]
+    )
     tok_texts = list(texts)
     if data.get("tokenizer_task_texts", False):
         # Real tasks bring words (and whole languages: Multi30k's German) that the pretraining
@@ -165,4 +173,5 @@ def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
         val_blocks=blocks[-n_val:],
         tasks=tasks,
         special_ids={"mask": tok.token_to_id(MASK), "n_special": len(SPECIAL_TOKENS)},
+        held_out_removed=held_out_removed,
     )

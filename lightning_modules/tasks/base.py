@@ -32,6 +32,11 @@ class Encoded:
     def __len__(self) -> int:
         return next(iter(self.tensors.values())).shape[0]
 
+    def subset(self, index: Tensor) -> Encoded:
+        """The examples at ``index`` (a 1-D long tensor), in that order."""
+        refs = [self.references[i] for i in index.tolist()] if self.references else []
+        return Encoded({k: v[index] for k, v in self.tensors.items()}, refs)
+
 
 class _Batches(Sampler[list[int]]):
     """Index batches; reshuffled each epoch from its own generator so runs are reproducible."""
@@ -183,10 +188,33 @@ class Task:
         return self._encoded[split]
 
     def loader(
-        self, split: str, batch_size: int, shuffle: bool = False, seed: int = 0
+        self,
+        split: str,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        examples: int | None = None,
     ) -> DataLoader:
-        """Batches of one split."""
-        return make_loader(self.encoded(split), batch_size, shuffle, seed, drop_last=shuffle)
+        """Batches of one split; ``examples`` keeps only that many of it (``sample``)."""
+        encoded = self.sample(split, examples) if examples is not None else self.encoded(split)
+        return make_loader(encoded, batch_size, shuffle, seed, drop_last=shuffle)
+
+    def sample(self, split: str, examples: int) -> Encoded:
+        """A fixed random subset of ``examples`` examples of ``split`` (all of it when fewer).
+
+        The subset depends on nothing but the split and ``examples``, so every candidate (and
+        every seed of one) adapts from the same few examples, and a larger budget's subset
+        contains every smaller one: the points of an adaptation curve differ only by the data
+        added.
+        """
+        encoded = self.encoded(split)
+        if examples >= len(encoded):
+            return encoded
+        key = f"{split}[:{examples}]"
+        if key not in self._encoded:
+            order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(0))
+            self._encoded[key] = encoded.subset(order[:examples])
+        return self._encoded[key]
 
     @staticmethod
     def backbone_kwargs(cfg: TransformerConfig, batch: dict[str, Tensor]) -> dict[str, Tensor]:

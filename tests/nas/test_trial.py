@@ -55,3 +55,72 @@ def test_candidate_runs_every_stage_and_is_reproducible(tiny_cfg):
     )
     assert second.task_scores == first.task_scores  # same seed, same CPU result
     assert not second.test_metrics
+
+
+def _tiny_arch(suite) -> TransformerConfig:
+    return TransformerConfig(
+        family="decoder", n_layer=1, d_model=32, n_head=2, d_ff=64, **data_fields(suite)
+    )
+
+
+def test_examples_budget_adapts_from_a_fixed_subset(tiny_cfg):
+    cfg = tiny_cfg(task="sentiment", extra=["tasks.sentiment.examples=16"])
+    prepare()
+    suite = load_suite(cfg)
+    task = suite.tasks["sentiment"]
+    loader = task.loader("train", 8, shuffle=True, seed=1, examples=16)
+    seen = {int(i) for batch in loader for i in batch["index"]}
+    assert len(seen) == 16  # rows of the 16-example subset, not of the 96-example split
+    sub16, sub8 = task.sample("train", 16), task.sample("train", 8)
+    rows16 = {tuple(r.tolist()) for r in sub16.tensors["input_ids"]}
+    # Smaller budgets are subsets of larger ones; the same budget is the same subset.
+    assert {tuple(r.tolist()) for r in sub8.tensors["input_ids"]} <= rows16
+    assert task.sample("train", 16) is sub16
+    assert task.sample("train", 10_000) is task.encoded("train")
+
+
+
+def test_an_example_budget_changes_what_a_task_learns(tiny_cfg):
+    cfg = tiny_cfg(task="ner", extra=["tasks.ner.examples=4"])
+    prepare()
+    suite = load_suite(cfg)
+    few = run_candidate(_tiny_arch(suite), suite, plain(cfg), seed=0)
+    everything = plain(cfg)
+    everything["tasks"]["ner"]["examples"] = None
+    full = run_candidate(_tiny_arch(suite), suite, everything, seed=0)
+    assert few.steps["ner"] == full.steps["ner"] == 8  # same steps, other data
+    assert few.task_metrics["ner"] != full.task_metrics["ner"]
+
+
+def test_no_pretraining_adapts_from_the_initialised_backbone(tiny_cfg):
+    cfg = plain(tiny_cfg(task="sentiment", extra=["pretrain.tokens=0"]))
+    prepare()
+    suite = load_suite(tiny_cfg(task="sentiment"))
+    result = run_candidate(_tiny_arch(suite), suite, cfg, seed=0)
+    assert result.steps["pretrain"] == 0
+    assert math.isnan(result.pretrain_val_loss)
+    assert 0.0 <= result.task_scores["sentiment"] <= 1.0
+
+
+def test_curve_scores_the_mean_over_example_budgets(tiny_cfg):
+    extra = ["objective.adaptability=curve", "finetune.curve=[8,32]"]
+    cfg = plain(tiny_cfg(task="[sentiment,ner]", extra=extra))
+    prepare()
+    suite = load_suite(tiny_cfg(task="[sentiment,ner]"))
+    result = run_candidate(_tiny_arch(suite), suite, cfg, seed=0)
+    for name in ("sentiment", "ner"):
+        points = result.data_curves[name]
+        assert sorted(points) == [8, 32]
+        assert result.task_scores[name] == pytest.approx(sum(points.values()) / 2)
+        assert result.task_metrics[name]["score@8"] == points[8]
+        assert result.steps[name] == 2 * 8  # one adaptation of 8 steps per budget
+    assert result.adaptability == pytest.approx(sum(result.task_scores.values()) / 2)
+    single = run_candidate(_tiny_arch(suite), suite, {**cfg, "objective": {"adaptability": "mean"}})
+    assert single.data_curves == {}
+
+
+def test_curve_without_budgets_is_an_error(tiny_cfg):
+    cfg = plain(tiny_cfg(task="sentiment", extra=["objective.adaptability=curve"]))
+    suite = load_suite(tiny_cfg(task="sentiment"))
+    with pytest.raises(Exception, match="finetune.curve"):
+        run_candidate(_tiny_arch(suite), suite, cfg, seed=0)
