@@ -19,12 +19,12 @@ from torch import Tensor
 
 from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import Splits
+from lightning_modules.data.leakage import held_out_texts, remove_held_out
 from lightning_modules.data.sources import (
     corpus_from_source,
     task_splits_from_source,
     training_texts,
 )
-from lightning_modules.data.leakage import held_out_texts, remove_held_out
 from lightning_modules.data.tokenizer import EOS, MASK, SPECIAL_TOKENS, load_or_train_tokenizer
 from lightning_modules.data.world import World
 from lightning_modules.tasks import TASK_KINDS, Task

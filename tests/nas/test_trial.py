@@ -79,7 +79,6 @@ def test_examples_budget_adapts_from_a_fixed_subset(tiny_cfg):
     assert task.sample("train", 10_000) is task.encoded("train")
 
 
-
 def test_an_example_budget_changes_what_a_task_learns(tiny_cfg):
     cfg = tiny_cfg(task="ner", extra=["tasks.ner.examples=4"])
     prepare()
