@@ -1,4 +1,4 @@
-"""nas/validate.py: seeds, no pretraining, a larger budget and baselines for a study's top trials."""
+"""nas/validate.py: new seeds, no pretraining, a larger budget and baselines for the top trials."""
 
 from __future__ import annotations
 
