@@ -737,14 +737,15 @@ def validity_markdown(doc: Mapping[str, Any]) -> str:
                 f"{_f(b['winner_minus_test'], sign=True)} |"
             )
     failed = [
-        (a["trial"], c, f)
+        (f"trial {a['trial']}", c, f)
         for a in archs
         for c in ("pretrained", "not_pretrained", "large")
         for f in a[c].get("failed", [])
     ]
+    failed += [(b["title"], "pretrained", f) for b in doc["baselines"] for f in b.get("failed", [])]
     if failed:
         lines += ["", "## Failed runs (left out of the means)", ""]
-        lines += [f"- trial {t}, {c}: {f}" for t, c, f in failed]
+        lines += [f"- {who}, {c}: {f}" for who, c, f in failed]
     return "\n".join(lines) + "\n"
 
 

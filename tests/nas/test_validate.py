@@ -228,3 +228,49 @@ def test_command_line_validates_a_study_and_rejects_an_unknown_one(validated, tm
     assert missing.stderr.strip() == (
         "adaptnas: error: study: name the study to validate, e.g. study=suite-small"
     )
+
+
+def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatch):
+    """Aggregation without training: a fake staged trial whose score is a function of its inputs."""
+    import nas.validate as validate
+    from lightning_modules.optim import DivergedError
+    from nas.trial import CandidateResult
+
+    run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS)))
+    study = optuna.create_study(study_name="fake", direction="maximize")
+    for i, value in enumerate([0.9, 0.8, 0.7]):
+        arch = TransformerConfig(n_layer=1 + i, d_model=32, n_head=2, d_ff=64, vocab_size=384)
+        study.add_trial(
+            optuna.trial.create_trial(value=value, user_attrs={"architecture": arch.to_dict()})
+        )
+
+    def fake(arch, suite, cfg, seed=0, want_test=None, **_):
+        pretrained = cfg["pretrain"]["tokens"] > 0
+        if arch.n_layer == 2 and not pretrained and seed == 1100:
+            raise DivergedError("sentiment loss nan at step 3")
+        score = 0.1 * arch.n_layer + seed / 1e5 + (0.2 if pretrained else 0.0)
+        r = CandidateResult(arch=arch, n_params=arch.num_params(), flops_per_token=0.0)
+        r.task_scores = {"sentiment": score, "ner": score}
+        r.adaptability = score
+        r.steps = {"pretrain": cfg["pretrain"]["tokens"] // 512}
+        if want_test is not None and want_test(score):
+            r.test_metrics = {t: {"score": score} for t in r.task_scores}
+        return r
+
+    monkeypatch.setattr(validate, "run_candidate", fake)
+    settings = {"top_k": 3, "seeds": 2, "seed": 1000, "scale": 4, "scale_seeds": 1,
+                "baselines": [], "param_tolerance": 0.15}  # fmt: skip
+    result = validate.validate_study(study, tmp_path / "fake", run_cfg, settings)
+    doc = result.doc
+    second = doc["architectures"][1]["not_pretrained"]
+    assert second["adaptability"]["values"] == [0.2 + 0.01, None]
+    assert second["adaptability"]["n"] == 1 and second["adaptability"]["sd"] is None
+    assert second["failed"] == ["seed 1100: DivergedError: sentiment loss nan at step 3"]
+    assert doc["architectures"][1]["gain"]["adaptability"]["mean"] == pytest.approx(0.2 + 0.0005)
+    assert doc["architectures"][0]["large"]["steps"] == {"pretrain": 4 * 4096 // 512}
+    # Scores rise with depth: the search's order (0.9, 0.8, 0.7 for L1, L2, L3) does not hold.
+    assert doc["winner"]["best_by_validation"] == 2 and doc["winner"]["lead"] < 0
+    assert doc["rank"]["kendall_tau"] == pytest.approx(1.0)
+    md = (tmp_path / "fake" / "validity.md").read_text()
+    assert "trial 2 scores higher than the winner" in md
+    assert "- trial 1, not_pretrained: seed 1100: DivergedError: sentiment loss nan" in md
