@@ -216,6 +216,10 @@ def run_search(cfg: DictConfig) -> SearchResult:
     if "best_architecture" in files:
         log.info("winner: %s", files["best_architecture"])
     log.info("leaderboard: %s", files["leaderboard"])
+    if cfg.get("validate", {}).get("auto"):  # validate.auto=true: nas/validate.py on the study
+        from nas.validate import validate_after_search
+
+        files.update(validate_after_search(cfg, study, folder))
     return SearchResult(study=study, folder=folder, files=files, ran=ran)
 
 

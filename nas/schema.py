@@ -43,6 +43,8 @@ __all__ = [
     "StorageConfig",
     "TrainConfig",
     "TrainerConfig",
+    "ValidateBlock",
+    "ValidateConfig",
     "field_names",
     "register",
 ]
@@ -181,6 +183,7 @@ class SearchConfig:
     threads: Any = "auto"
     gpu_per_worker: bool = True
     export: KeepWeightsConfig = field(default_factory=KeepWeightsConfig)
+    validate: ValidateBlock = field(default_factory=lambda: ValidateBlock())
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
@@ -234,12 +237,39 @@ class ReportConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
+# ---- nas/validate.py ----------------------------------------------------------------------------
+@dataclass
+class ValidateBlock:
+    """``validate``: re-running a study's top trials (``conf/validate.yaml``, a search's end)."""
+
+    auto: bool = False  # a search: validate when it ends
+    top_k: Any = 3
+    seeds: Any = 3
+    seed: Any = 1000
+    scale: Any = 4
+    scale_seeds: Any = 1
+    baselines: Any = field(default_factory=lambda: ["gpt2", "llama", "bert"])
+    param_tolerance: Any = 0.15
+
+
+@dataclass
+class ValidateConfig:
+    """``conf/validate.yaml``: validate the winner of a study (``nas/validate.py``)."""
+
+    storage: StorageConfig | None = None  # None: the storage the study recorded
+    study: str = MISSING
+    threads: Any = "auto"
+    validate: ValidateBlock = field(default_factory=ValidateBlock)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
 #: Primary config name -> (schema name in the ConfigStore, schema).
 SCHEMAS: dict[str, tuple[str, type]] = {
     "search": ("base_search", SearchConfig),
     "train": ("base_train", TrainConfig),
     "export": ("base_export", ExportConfig),
     "report": ("base_report", ReportConfig),
+    "validate": ("base_validate", ValidateConfig),
 }
 
 
