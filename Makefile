@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)" 2>&1 | $(QUIET_PIP)
 	$(PY) -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	# W&B's sweep schema for tests/nas/test_sweep.py; --no-deps: its numpy<2 pin would downgrade numpy.
+	$(PY) -m pip install -q --no-deps "sweeps>=0.3" 2>&1 | $(QUIET_PIP)
 	$(PY) -c "import torch, optuna, pytorch_lightning, hydra, tokenizers"
 	touch $(STAMP)
 

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
 from nas.errors import USER_ERRORS
@@ -118,8 +120,29 @@ def precheck(config_name: str, argv: list[str]) -> None:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             compose(config_name, overrides=argv)
+            twice = _tasks_selected_twice(config_name, argv)
     except (HydraException, OmegaConfBaseException) as err:
         fail(describe_hydra_error(err, config_name))
+    if twice:
+        where = next((a for a in argv if a.lstrip("+~").startswith("task=")), "task")
+        fail(f"{where}: task '{twice}' is selected twice (a task runs once; drop the repeat)")
+
+
+def _tasks_selected_twice(config_name: str, argv: list[str]) -> str | None:
+    """The first task whose config file the defaults list names twice (``task=[qa,qa]``).
+
+    The composed config cannot tell: both copies merge into the one ``tasks.qa`` block.
+    """
+    loader = GlobalHydra.instance().config_loader()
+    defaults = loader.compute_defaults_list(config_name, argv, RunMode.RUN).defaults
+    seen: set[str] = set()
+    for default in defaults:
+        package = default.package or ""
+        if package.startswith("tasks.") and not default.is_self:
+            if package in seen:
+                return package.removeprefix("tasks.")
+            seen.add(package)
+    return None
 
 
 def run_guarded(fn: Callable, cfg) -> object:

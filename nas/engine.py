@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import optuna
@@ -13,11 +13,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import Suite, build_suite
+from lightning_modules.tasks import TASK_KINDS
 from nas.errors import ConfigError
 from nas.hooks import TrialHook
 from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.plots import write_plots_safely
 from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
+from nas.schema import (
+    FinetuneConfig,
+    ObjectiveConfig,
+    PretrainConfig,
+    check_task,
+    check_values,
+)
 from nas.study import (
     StudyFootprint,
     count_finished,
@@ -61,21 +69,16 @@ class SearchResult:
 
 
 def check_config(cfg: DictConfig) -> None:
-    """Validate budgets and options that Hydra cannot (one-line ``ConfigError`` naming the key)."""
-    checks = {
-        "n_trials": cfg.get("n_trials"),
-        "pretrain.tokens": cfg.pretrain.tokens,
-        "pretrain.batch_size": cfg.pretrain.batch_size,
-        "finetune.steps": cfg.finetune.steps,
-        "finetune.batch_size": cfg.finetune.batch_size,
-        "data.seq_len": cfg.data.seq_len,
-        "data.vocab_size": cfg.data.vocab_size,
-    }
-    for key, value in checks.items():
+    """Validate values that Hydra cannot, before any work (one-line ``ConfigError``).
+
+    Every key of ``pretrain``, ``finetune``, ``objective`` and of each task block is held to its
+    schema in ``nas.schema`` (type and range; a task block to the schema of its kind, so a
+    misspelt key fails too); the message names the key.
+    """
+    for key in ("n_trials", "data.seq_len", "data.vocab_size"):
+        value = OmegaConf.select(cfg, key)
         if value is None and key == "n_trials":
             continue
-        if key == "pretrain.tokens" and value == 0:
-            continue  # no pretraining: the baseline that measures the pretraining gain
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{key}={value!r} must be a positive integer")
     for key in ("timeout", "trial_timeout"):
@@ -84,6 +87,22 @@ def check_config(cfg: DictConfig) -> None:
             isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
         ):
             raise ConfigError(f"{key}={value!r} must be a positive number of seconds (or null)")
+    sections = {
+        "pretrain": PretrainConfig,
+        "finetune": FinetuneConfig,
+        "objective": ObjectiveConfig,
+    }
+    try:
+        for section, schema in sections.items():
+            # Keys an option file leaves out take the schema's default, which meets its rule;
+            # a budget without one (None) is caught here as "must be a positive integer".
+            values = {f.name: None for f in fields(schema) if f.default is None}
+            check_values(schema, {**values, **plain(cfg.get(section) or {})}, section)
+        metrics = {kind: task.metrics for kind, task in TASK_KINDS.items()}
+        for name, block in plain(cfg.get("tasks") or {}).items():
+            check_task(name, block, metrics)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if cfg.objective.adaptability not in ADAPTABILITY:
         raise ConfigError(
             f"objective.adaptability={cfg.objective.adaptability!r} is not one of "

@@ -226,7 +226,12 @@ def retrain_commands(
 ) -> dict[str, str]:
     """``reproduce`` (the search's budget) and ``longer`` (10x pretraining) commands."""
     args = retrain_overrides(run, task_names, seed)
-    tokens = int((run.get("pretrain") or {}).get("tokens", 409600))
+    tokens = (run.get("pretrain") or {}).get("tokens")
+    if tokens is None:  # a run that recorded no budget: the default config's, not a literal
+        from nas.cli import CONF_DIR
+
+        tokens = yaml.safe_load((CONF_DIR / "pretrain" / "default.yaml").read_text())["tokens"]
+    tokens = int(tokens)
     base = ["python", "nas/train.py", f"arch={arch_path}", *args]
     cmds = {"reproduce": shlex.join([*base, f"pretrain.tokens={tokens}"])}
     longer = [*base, f"pretrain.tokens={tokens * 10}"]

@@ -8,13 +8,21 @@ with one of the schemas below (``defaults: [base_search, ...]``, Hydra's "Struct
 schema" pattern), so every file merged on top is validated and an unknown key fails composition
 with a message that names it.
 
-The YAML files keep the values; the schemas fix the keys. Types are loose (``Any``) where the
-runtime checks give the better message (budgets, URLs, ...) or where the value takes several
-forms; a default here is what the code assumed for a key an option file leaves out, so adding the
-schema changes no behaviour. Groups whose options differ in shape (``storage``, ``logger``) list
-the union of their options' keys; open-ended sections (``tasks``, ``sampler`` and ``pruner``
-arguments, a corpus or task ``source``) are plain dictionaries, checked by the code that reads
-them (``lightning_modules.data.sources`` rejects an unknown source option).
+The YAML files keep the values; the schemas fix the keys and, in each field's metadata, the
+rule its value must meet (type and range). Hydra's own types stay loose (``Any``) where the value
+takes several forms or where our check gives the better message: ``check_config``
+(``nas.engine``) calls ``check_values`` on ``pretrain``, ``finetune``, ``objective`` and every task
+block before a search or a training run does any work, so ``finetune.lr=-1`` is one line and
+exit code 2, not a whole search. A default here is what the code assumed for a key an option file
+leaves out, so adding the schema changes no behaviour; the budgets themselves have no default
+here (the YAML files are their one source).
+
+Task blocks (``tasks.<name>``) are open dictionaries for Hydra, since one block's keys depend on
+its ``kind``: ``TASK_SCHEMAS`` holds one schema per kind (``sequence``, ``token``, ``span``,
+``generation``), and ``check_task`` rejects a key the kind does not have (``+tasks.qa.stpes=10``,
+or the same typo inside a task YAML) with the closest key it has. Other open sections
+(``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are checked by the code that
+reads them (``lightning_modules.data.sources`` rejects an unknown source option).
 
 ``register()`` runs when the ``nas`` package is imported, so every entry point, ``compose()``
 call and test sees the schemas before Hydra composes.
@@ -23,7 +31,10 @@ call and test sees the schemas before Hydra composes.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +42,7 @@ from omegaconf import MISSING
 
 __all__ = [
     "SCHEMAS",
+    "TASK_SCHEMAS",
     "DataConfig",
     "ExportConfig",
     "FinetuneConfig",
@@ -39,17 +51,229 @@ __all__ = [
     "PathsConfig",
     "PretrainConfig",
     "ReportConfig",
+    "Rule",
     "SearchConfig",
     "StorageConfig",
+    "TaskConfig",
     "TrainConfig",
     "TrainerConfig",
     "ValidateBlock",
     "ValidateConfig",
+    "check_task",
+    "check_values",
     "field_names",
     "register",
 ]
 
 DATA_ROOT = "${oc.env:ADAPTNAS_DATA,../shared/data}"
+
+
+# ---- value rules -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """What a config value must be: its type, its range, whether ``null`` is allowed.
+
+    Attributes:
+        kind: ``int``, ``float`` (an int is a float too), ``bool``, ``str``, ``list`` (of ints,
+            each checked against ``low``/``high``) or ``dict``.
+        low: Smallest value allowed (``None``: no bound).
+        high: Largest value allowed (``None``: no bound).
+        above: ``low`` itself is excluded (``lr > 0``).
+        null: ``None`` is allowed (for most per-task keys: "use the ``finetune`` value").
+        choices: The allowed values of a string.
+        note: Said after the rule in the message (what ``null`` or ``0`` means).
+    """
+
+    kind: type = int
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    null: bool = False
+    choices: tuple[str, ...] = ()
+    note: str = ""
+
+    def ok(self, value: Any) -> bool:
+        """Whether ``value`` meets the rule."""
+        if value is None:
+            return self.null
+        if self.kind is list:
+            return isinstance(value, list | tuple) and all(self._number(v, int) for v in value)
+        if self.kind is dict:
+            return isinstance(value, Mapping)
+        if self.kind is bool:
+            return isinstance(value, bool)
+        if self.kind is str:
+            return isinstance(value, str) and (not self.choices or value in self.choices)
+        return self._number(value, self.kind)
+
+    def _number(self, value: Any, kind: type) -> bool:
+        types = (int,) if kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, types):
+            return False
+        if kind is float and not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.above else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def describe(self) -> str:
+        """``a positive integer``, ``a number in [0, 1]``, ``one of mean, worst, auc``, ..."""
+        if self.kind is str:
+            text = f"one of {', '.join(self.choices)}" if self.choices else "a string"
+        elif self.kind is bool:
+            text = "true or false"
+        elif self.kind is dict:
+            text = "a mapping"
+        else:
+            noun = "integer" if self.kind in (int, list) else "number"
+            if self.low == 0 and self.above and self.high is None:
+                text = f"a positive {noun}"
+            elif self.low == 1 and not self.above and self.high is None and noun == "integer":
+                text = "a positive integer"
+            elif self.low is not None and self.high is not None:
+                text = f"{noun} in {'(' if self.above else '['}{self.low:g}, {self.high:g}]"
+            elif self.low is not None:
+                text = f"{noun} {'>' if self.above else '>='} {self.low:g}"
+            else:
+                text = noun
+            if self.kind is list:
+                text = f"a list of {text.removeprefix('a ')}s"
+            elif not text.startswith("a "):
+                text = f"{'an' if text[0] in 'aeiou' else 'a'} {text}"
+        if self.null:
+            text += " (or null)"
+        return f"{text}{'; ' + self.note if self.note else ''}"
+
+
+def rule(default: Any = None, **kwargs: Any) -> Any:
+    """A dataclass field whose value ``check_values`` holds to ``Rule(**kwargs)``."""
+    return field(default=default, metadata={"rule": Rule(**kwargs)})
+
+
+POSITIVE_INT = {"kind": int, "low": 1}
+POSITIVE = {"kind": float, "low": 0, "above": True}
+FRACTION = {"kind": float, "low": 0, "high": 1}
+NONNEGATIVE = {"kind": float, "low": 0}
+
+
+def check_values(schema: type, values: Mapping[str, Any], prefix: str) -> None:
+    """Hold every key of ``values`` to ``schema``: known keys only, each value to its ``Rule``.
+
+    Args:
+        schema: A dataclass of this module (``PretrainConfig``, a task schema, ...).
+        values: The section as plain values.
+        prefix: Its dotted key (``finetune``, ``tasks.qa``), for the message.
+
+    Raises:
+        ValueError: One line naming the key, its value and what it must be (``nas.engine``
+            turns it into a ``ConfigError``).
+    """
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key, value in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean {prefix}.{close[0]}?)" if close else ""
+            what = getattr(schema, "what", prefix)
+            raise ValueError(
+                f"{prefix}.{key}={value!r}: unknown key for {what}{hint}; "
+                f"known: {', '.join(fields)}"
+            )
+        check = fields[key].metadata.get("rule")
+        if check is not None and not check.ok(value):
+            raise ValueError(f"{prefix}.{key}={value!r} must be {check.describe()}")
+
+
+# ---- tasks -------------------------------------------------------------------------------------
+@dataclass
+class TaskConfig:
+    """``tasks.<name>``: the keys every task kind has (``conf/task/*.yaml``).
+
+    ``null`` budgets fall back to ``finetune``'s; ``source`` is checked by its reader.
+    """
+
+    what: typing.ClassVar[str] = "a task"
+
+    kind: Any = rule(kind=str, choices=("sequence", "token", "span", "generation"))
+    metric: Any = rule(kind=str, null=True, note="null = the kind's first metric")
+    max_len: Any = rule(kind=int, low=2)
+    steps: Any = rule(**POSITIVE_INT, null=True, note="null = finetune.steps")
+    batch_size: Any = rule(**POSITIVE_INT, null=True, note="null = finetune.batch_size")
+    lr: Any = rule(**POSITIVE, null=True, note="null = finetune.lr")
+    examples: Any = rule(**POSITIVE_INT, null=True)
+    source: Any = rule(kind=dict, default=None)
+
+
+@dataclass
+class SequenceTaskConfig(TaskConfig):
+    """``kind: sequence``: one label per text (pair)."""
+
+    what: typing.ClassVar[str] = "a sequence task"
+
+
+@dataclass
+class TokenTaskConfig(TaskConfig):
+    """``kind: token``: one tag per word."""
+
+    what: typing.ClassVar[str] = "a token task"
+
+
+@dataclass
+class SpanTaskConfig(TaskConfig):
+    """``kind: span``: an answer span in a context."""
+
+    what: typing.ClassVar[str] = "a span task"
+
+
+@dataclass
+class GenerationTaskConfig(TaskConfig):
+    """``kind: generation``: target text decoded by the LM head (null keeps the kind's default)."""
+
+    what: typing.ClassVar[str] = "a generation task"
+
+    max_new_tokens: Any = rule(**POSITIVE_INT, null=True)
+    num_beams: Any = rule(**POSITIVE_INT, null=True)
+    length_penalty: Any = rule(**NONNEGATIVE, null=True)
+
+
+#: Task kind -> the schema of its block.
+TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
+    "sequence": SequenceTaskConfig,
+    "token": TokenTaskConfig,
+    "span": SpanTaskConfig,
+    "generation": GenerationTaskConfig,
+}
+
+
+def check_task(name: str, block: Any, metrics: Mapping[str, tuple[str, ...]] = {}) -> None:  # noqa: B006
+    """Hold task block ``tasks.<name>`` to the schema of its kind.
+
+    Args:
+        name: The task's name.
+        block: Its config, as plain values.
+        metrics: Kind -> the metrics its task class offers (``metric`` must be one of them).
+
+    Raises:
+        ValueError: One line naming the key.
+    """
+    prefix = f"tasks.{name}"
+    if not isinstance(block, Mapping):
+        raise ValueError(f"{prefix}={block!r} must be a task block (a mapping with kind, ...)")
+    kind = block.get("kind")
+    if kind not in TASK_SCHEMAS:
+        raise ValueError(f"{prefix}.kind={kind!r} must be one of {', '.join(TASK_SCHEMAS)}")
+    if block.get("max_len") is None:
+        raise ValueError(f"{prefix}.max_len is missing (every task block sets it)")
+    check_values(TASK_SCHEMAS[kind], block, prefix)
+    known = metrics.get(kind)
+    metric = block.get("metric")
+    if metric is not None and known and metric not in known:
+        raise ValueError(f"{prefix}.metric={metric!r} must be one of {', '.join(known)}")
+    new, max_len = block.get("max_new_tokens"), block["max_len"]
+    if new is not None and max_len - new - 2 < 1:
+        raise ValueError(
+            f"{prefix}.max_len={max_len} leaves no room for a source beside max_new_tokens={new} "
+            "(needs max_len >= max_new_tokens + 3)"
+        )
 
 
 # ---- groups ------------------------------------------------------------------------------------
@@ -82,26 +306,28 @@ class StorageConfig:
 class PretrainConfig:
     """``pretrain``: the brief language-model pretraining every candidate gets."""
 
-    tokens: Any = None
-    batch_size: Any = None
-    lr: Any = None
-    weight_decay: Any = None
-    warmup_frac: Any = None
+    tokens: Any = rule(kind=int, low=0, note="0 = no pretraining")
+    batch_size: Any = rule(**POSITIVE_INT)
+    lr: Any = rule(**POSITIVE)
+    weight_decay: Any = rule(**NONNEGATIVE)
+    warmup_frac: Any = rule(**FRACTION)
 
 
 @dataclass
 class FinetuneConfig:
     """``finetune``: the fine-tuning budget per task (tasks may override steps, lr, batch)."""
 
-    steps: Any = None
-    batch_size: Any = None
-    eval_batch_size: Any = 64
-    lr: Any = None
-    weight_decay: Any = None
-    warmup_frac: Any = None
-    evals: Any = 1
-    examples: Any = None
-    curve: Any = None
+    steps: Any = rule(**POSITIVE_INT)
+    batch_size: Any = rule(**POSITIVE_INT)
+    eval_batch_size: Any = rule(64, **POSITIVE_INT)
+    lr: Any = rule(**POSITIVE)
+    weight_decay: Any = rule(**NONNEGATIVE)
+    warmup_frac: Any = rule(**FRACTION)
+    evals: Any = rule(1, **POSITIVE_INT)
+    # Training examples each task adapts on (null = all of its training split) and the example
+    # counts of an adaptation curve (null = none).
+    examples: Any = rule(**POSITIVE_INT, null=True, note="null = all")
+    curve: Any = rule(kind=list, low=1, null=True)
 
 
 @dataclass
@@ -122,9 +348,9 @@ class TrainerConfig:
 class ObjectiveConfig:
     """``objective``: how task scores combine into adaptability."""
 
-    adaptability: Any = "mean"
-    multi_objective: bool = False
-    test_top_k: Any = 1
+    adaptability: Any = rule("mean", kind=str)  # one of nas.trial.ADAPTABILITY: check_config
+    multi_objective: bool = rule(False, kind=bool)
+    test_top_k: Any = rule(1, **POSITIVE_INT)
 
 
 @dataclass

@@ -113,8 +113,71 @@ ROWS = [
     # ---- budgets -----------------------------------------------------------------------------
     Row("budget-n-trials-zero", ("n_trials=0",), "n_trials=0 must be a positive integer"),
     Row("budget-steps-negative", ("finetune.steps=-3",), "finetune.steps=-3 must be a positive"),
-    Row("budget-tokens-zero", ("pretrain.tokens=0",), "pretrain.tokens=0 must be a positive"),
+    Row(
+        "budget-tokens-negative",
+        ("pretrain.tokens=-1",),
+        "pretrain.tokens=-1 must be an integer >= 0; 0 = no pretraining",
+    ),
     Row("budget-trial-timeout-zero", ("trial_timeout=0",), "trial_timeout=0 must be a positive"),
+    Row("budget-lr-negative", ("finetune.lr=-1",), "finetune.lr=-1 must be a positive number"),
+    Row(
+        "budget-warmup-above-one",
+        ("pretrain.warmup_frac=1.5",),
+        "pretrain.warmup_frac=1.5 must be a number in [0, 1]",
+    ),
+    Row(
+        "budget-examples-zero",
+        ("++finetune.examples=0",),
+        "finetune.examples=0 must be a positive integer (or null)",
+    ),
+    Row(
+        "budget-curve-zero",
+        ("++finetune.curve=[0,8]",),
+        "finetune.curve=[0, 8] must be a list of positive integers (or null)",
+    ),
+    Row(
+        "objective-test-top-k-zero",
+        ("objective.test_top_k=0",),
+        "objective.test_top_k=0 must be a positive integer",
+    ),
+    # ---- task blocks: one schema per kind (nas/schema.py TASK_SCHEMAS) -------------------------
+    Row(
+        "task-max-len-negative", ("tasks.qa.max_len=-5",), "tasks.qa.max_len=-5 must be an integer"
+    ),
+    Row(
+        "task-misspelt-key-cli",
+        ("+tasks.qa.stpes=10",),
+        "tasks.qa.stpes=10: unknown key for a span task (did you mean tasks.qa.steps?)",
+    ),
+    Row(
+        "task-misspelt-key-in-file",
+        ("hydra.searchpath=[file://{in}/conf]", "task=mine"),
+        "tasks.mine.stpes=10: unknown key for a span task (did you mean tasks.mine.steps?)",
+        files={
+            "conf/task/mine.yaml": "# @package tasks.mine\nkind: span\nmax_len: 96\nstpes: 10\n"
+            "source: {type: builtin, name: qa}\n"
+        },
+    ),
+    Row(
+        "task-key-of-another-kind",
+        ("+tasks.qa.max_new_tokens=8",),
+        "tasks.qa.max_new_tokens=8: unknown key for a span task",
+    ),
+    Row(
+        "task-metric-of-another-kind",
+        ("tasks.qa.metric=bleu",),
+        "tasks.qa.metric='bleu' must be one of f1, exact_match",
+    ),
+    Row(
+        "task-steps-not-a-number",
+        ("tasks.sentiment.steps=many",),
+        "tasks.sentiment.steps='many' must be a positive integer (or null)",
+    ),
+    Row(
+        "task-selected-twice",
+        ("task=[qa,qa]",),
+        "task=[qa,qa]: task 'qa' is selected twice",
+    ),
     # ---- data (real readers; fails while the suite is built, after the study is opened) -------
     Row(
         "data-missing-file",

@@ -27,7 +27,7 @@ from lightning_modules.tasks.base import make_loader
 from nas.checkpoints import KeepWeights, kept_trials, trial_weights_dir
 from nas.engine import run_search, run_train
 from nas.errors import ConfigError
-from nas.exporter import run_export, select_trials
+from nas.exporter import retrain_commands, run_export, select_trials
 from nas.trial import CandidateResult
 from tests.conftest import REPO, compose_config, tiny_overrides
 
@@ -252,6 +252,14 @@ def _train_args(command: str, root) -> list[str]:
 
 
 @pytest.mark.slow
+def test_a_run_without_a_recorded_budget_retrains_with_the_default_configs(tmp_path):
+    """No literal fallback: the token budget comes from conf/pretrain/default.yaml."""
+    cmds = retrain_commands(tmp_path / "a.yaml", {}, ["qa"], 0, None)
+    tokens = compose_config("train", ["arch=a.yaml"]).pretrain.tokens
+    assert shlex.split(cmds["reproduce"])[-1] == f"pretrain.tokens={tokens}"
+    assert shlex.split(cmds["longer"])[-1] == f"pretrain.tokens={tokens * 10}"
+
+
 def test_reproduce_command_retrains_to_the_same_scores(exported):
     cmd = exported.result.retrain["reproduce"]
     result = run_train(compose_config("train", _train_args(cmd, exported.root) + ["test=false"]))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import os
 import random
 import subprocess
 import sys
+from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
@@ -119,6 +123,41 @@ def test_sampled_values_build_valid_architectures(name):
                 assert got[key] == round(got[key], 12), key  # snapped: no 0.15000000000000002
             else:
                 assert got[key] == value and type(got[key]) is type(value), key
+
+
+def sweeps_schema() -> dict:
+    """The JSON schema of W&B's sweep configs, read from the ``sweeps`` package's files.
+
+    Read, not imported: ``import sweeps`` pulls in its engine (scikit-learn, numpy<2 pins), while
+    the schema is a plain JSON file. ``make setup`` installs the package with ``--no-deps``.
+    """
+    spec = importlib.util.find_spec("sweeps")
+    assert spec is not None and spec.submodule_search_locations, (
+        "W&B's sweeps package is missing: pip install --no-deps sweeps (make setup does)"
+    )
+    path = Path(next(iter(spec.submodule_search_locations))) / "config" / "schema.json"
+    return json.loads(path.read_text())
+
+
+def test_every_generated_sweep_meets_wandbs_sweep_schema():
+    schema = sweeps_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    validator.check_schema(schema)
+    checked = 0
+    for name in builtin_spaces():
+        for method in ("random", "bayes"):
+            sweep = sweep_config(load_space(name), method=method).config
+            errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(sweep)]
+            assert errors == [], (name, method, errors)
+            checked += 1
+    assert checked == 2 * len(builtin_spaces())
+    # The schema has teeth: what W&B would refuse, it refuses.
+    sweep = sweep_config(load_space("tiny")).config
+    broken = {**sweep, "method": "anneal"}
+    assert list(validator.iter_errors(broken))
+    first = next(iter(sweep["parameters"]))
+    bad_param = {**sweep["parameters"], first: {"distribution": "zipf", "min": 1, "max": 2}}
+    assert list(validator.iter_errors({**sweep, "parameters": bad_param}))
 
 
 def test_with_wandbs_own_sweep_engine():
