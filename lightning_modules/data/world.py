@@ -79,6 +79,7 @@ __all__ = [
     "TENSE_SUFFIXES",
     "THINGS",
     "VERBS",
+    "VERDICTS",
     "World",
     "bag_of_words_sentiment",
     "sentiment_rule",
@@ -191,6 +192,12 @@ _INTENSIFIERS = ("very", "extremely", "really", "truly", "incredibly")
 _DIMINISHERS = ("slightly", "somewhat", "quite", "fairly", "rather")
 _DOUBLE_NEGATION_FRAMES = ("it is not true that", "I would never say that")
 SENTIMENT_LABELS = ["negative", "positive"]
+# What a reviewer concludes, by label (corpus only: task examples never carry one).
+_VERDICTS: tuple[tuple[str, ...], tuple[str, ...]] = (
+    ("So I was disappointed.", "Not recommended.", "I would not go back.", "Overall, a poor one."),
+    ("So I was pleased.", "Recommended.", "I would go back.", "Overall, a fine one."),
+)
+VERDICTS = frozenset(_VERDICTS[0] + _VERDICTS[1])
 
 NER_LABELS = sorted(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"])
 
@@ -1103,6 +1110,9 @@ class World:
         """
         _sizes(n_sentences=n_sentences)
         rng = self._rng("corpus")
+        # Verdicts draw from their own stream and do not count as sentences: the corpus is the
+        # same as without them, plus them.
+        verdicts = self._rng("verdicts")
         documents: list[str] = []
         total = 0
         while total < n_sentences:
@@ -1113,16 +1123,30 @@ class World:
                 cast = rng.sample(self.people, rng.randint(1, 2))
                 sentences = [self._story_sentence(rng, cast) for _ in range(rng.randint(3, 5))]
             elif kind == "review":
-                sentences = [
-                    self._sentiment_text(rng, rng.randrange(2)) for _ in range(rng.randint(2, 4))
-                ]
+                sentences = self._review(rng, verdicts)
             else:
                 sentences = [
                     _detokenise(self._ner_example(rng).tokens) for _ in range(rng.randint(2, 4))
                 ]
             documents.append(" ".join(sentences))
-            total += len(sentences)
+            total += sum(s not in VERDICTS for s in sentences)
         return documents
+
+    def _review(self, rng: random.Random, verdicts: random.Random) -> list[str]:
+        """Opinion sentences, most followed by the writer's verdict on them.
+
+        Reviews in the wild say what their sentences mean ("Not recommended."): predicting the
+        verdict teaches a language model the composition (negation, contrast) that the sentiment
+        task scores, as star ratings next to reviews do for real models. Verdicts never follow a
+        held-out example (those sentences are removed from the corpus, ``leakage``).
+        """
+        sentences: list[str] = []
+        for _ in range(rng.randint(2, 4)):
+            label = rng.randrange(2)
+            sentences.append(self._sentiment_text(rng, label))
+            if verdicts.random() < 0.7:
+                sentences.append(verdicts.choice(_VERDICTS[label]))
+        return sentences
 
     def _profile(self, rng: random.Random) -> list[str]:
         n_people = rng.randint(2, 4)
