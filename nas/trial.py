@@ -274,9 +274,9 @@ def data_fields(suite: Suite) -> dict[str, int]:
     return {"vocab_size": suite.vocab_size, "max_seq_len": longest}
 
 
-# Narrowest model for which bf16 autocast beats fp32 on a CPU with bf16 matrix units: measured
-# side by side (benchmarks/throughput.py, one thread; docs/benchmarks.md section 1): 0.86x at
-# d_model 128, 1.20x at 256, 1.55x at 512 (4 layers, trial batch).
+# Narrowest model for which bf16 autocast beats fp32 on a CPU with bf16 matrix units, measured
+# side by side (benchmarks/throughput.py, one thread, AMX; docs/benchmarks.md section 1): 1.03x
+# at d_model 128 (noise, for bf16's rounding), 1.30x at 256, 1.82x at 512 (4 layers, 32 x 128).
 CPU_BF16_MIN_D_MODEL = 256
 _CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 

@@ -10,7 +10,9 @@ GPU, which neither plain ``meta`` tensors (no values: the first ``.tolist()`` st
 ``FakeTensorMode`` (no values either) can show for code with data-dependent control flow.
 
 What CUDA itself allows passes: 0-dim CPU tensors as scalars, ``copy_`` across devices, and
-``.to``/``.cpu()`` moves.
+``.to``/``.cpu()`` moves. One thing CUDA allows fails here: indexing a device tensor with a CPU
+index tensor (CUDA copies the indices over, a hidden sync); code that branches on
+``device.type == "cuda"`` takes its non-CUDA branch here.
 """
 
 from __future__ import annotations
