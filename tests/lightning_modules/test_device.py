@@ -22,9 +22,11 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.data.tokenizer import train_tokenizer
 from lightning_modules.data.world import World
 from lightning_modules.export import (
+    TOLERANCE,
     TaskModel,
     save_safetensors,
     to_transformers,
+    transformers_parity,
 )
 from lightning_modules.finetune import FinetuneModule
 from lightning_modules.generate import generate_ids
@@ -246,10 +248,13 @@ def test_export_helpers_take_a_model_on_the_device(tmp_path):
     torch.manual_seed(0)
     model = build_model(gpt2)
     expected = to_transformers(model).state_dict()
+    ids = torch.randint(7, 384, (2, 12), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     with other_device():
         model.to(OTHER)
         save_safetensors(model, tmp_path / "lm.safetensors")
         hf = to_transformers(model)
+        assert transformers_parity(hf, model, [to_other(batch)]) < TOLERANCE
     assert all(
         t.device.type == "cpu" and not isinstance(t, Remote) for t in hf.state_dict().values()
     )
