@@ -22,9 +22,9 @@ It prints, in this order:
    each stage (pretraining longer than a search's, ``--trial-pretrain-tokens``, so that its MFU
    is measured past the warm-up) and every task's score.
 
-On one GPU the default run takes under 8 minutes (``make gpu-check`` runs it after the ``gpu``
-tests). Without a GPU it runs a reduced mode on the CPU (tiny sizes, no compile, a tiny staged
-trial) so that the script itself stays tested.
+The default run is sized for under 8 minutes on one GPU (an estimate: no GPU has run it yet;
+``make gpu-check`` runs it after the ``gpu`` tests). Without a GPU it runs a reduced mode on the
+CPU (tiny sizes, no compile, a tiny staged trial) so that the script itself stays tested.
 
     python benchmarks/gpu_path.py                          # on a GPU
     python benchmarks/gpu_path.py --sizes 256x4 --batch 64 --seq-len 256 --no-trial
