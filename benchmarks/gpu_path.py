@@ -9,15 +9,25 @@ What a trial does on a GPU (``trainer.accelerator=auto``, ``trainer.precision=au
 * pretraining batches from pinned host memory (``nas.trial.device_loader``);
 * optionally ``torch.compile`` of the backbone for pretraining (``trainer.compile=true``).
 
-For a few sizes this prints tokens/s and MFU (model FLOPs per second over the GPU's measured bf16
-matmul roof) of the trial path (``adaptnas``: Lightning + PretrainModule), of a plain loop with
-the same model and precision (``plain``), and of the trial path with ``torch.compile``
-(``adaptnas_compiled``, with its compile time). On a GPU the default run takes about 5 minutes
-and stops starting new sizes after ``--max-minutes``. Without a GPU it runs a reduced mode on the
-CPU (tiny sizes, no compile) so that the script itself stays tested.
+It prints, in this order:
+
+1. which SDPA kernel each kind of attention call gets (``torch._fused_sdp_choice``, the kernel
+   ``F.scaled_dot_product_attention`` picks) and which kernels would accept it;
+2. for a few sizes, pretraining tokens/s and MFU (model FLOPs per second over the GPU's measured
+   bf16 matmul roof) of the trial path (``adaptnas``: Lightning + PretrainModule), of a plain loop
+   with the same model and precision (``plain``) and of the trial path with ``torch.compile``
+   (``adaptnas_compiled``, with its compile time); no new size starts after ``--max-minutes``;
+3. the whole staged trial (``nas.trial.run_candidate``) of a d_model 512 decoder on the built-in
+   suite, all five tasks, at the trial's precision (bf16 on a GPU): seconds, tokens/s and MFU of
+   each stage (pretraining longer than a search's, ``--trial-pretrain-tokens``, so that its MFU
+   is measured past the warm-up) and every task's score.
+
+The default run is sized for under 8 minutes on one GPU (an estimate: no GPU has run it yet;
+``make gpu-check`` runs it after the ``gpu`` tests). Without a GPU it runs a reduced mode on the
+CPU (tiny sizes, no compile, a tiny staged trial) so that the script itself stays tested.
 
     python benchmarks/gpu_path.py                          # on a GPU
-    python benchmarks/gpu_path.py --sizes 256x4 --batch 64 --seq-len 256
+    python benchmarks/gpu_path.py --sizes 256x4 --batch 64 --seq-len 256 --no-trial
     python benchmarks/gpu_path.py --quick                  # reduced mode (CPU or GPU)
 """
 
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import math
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -49,10 +60,36 @@ from benchmarks.common import (  # noqa: E402
     warn_if_loaded,
 )
 from benchmarks.throughput import adaptnas_arch, make_runners, measure, parse_sizes  # noqa: E402
-from nas.engine import prepare  # noqa: E402
-from nas.trial import precision_for  # noqa: E402
+from lightning_modules.config import TransformerConfig  # noqa: E402
+from nas.engine import load_suite, prepare  # noqa: E402
+from nas.trial import data_fields, precision_for, run_candidate  # noqa: E402
 
-GPU_SIZES = "128x2,256x4,512x8,1024x12"
+GPU_SIZES = "256x4,512x8,1024x12"
+# The staged trial: (d_model, n_layer, n_head, d_ff) on a GPU and in the reduced mode.
+TRIAL_ARCH = (512, 4, 8, 2048)
+REDUCED_TRIAL_ARCH = (64, 1, 2, 128)
+# The reduced mode's staged trial: the test suite's tiny budgets (tests/conftest.py).
+_TINY_GEN = ["source.n_train=32", "source.n_val=8", "source.n_test=8", "max_new_tokens=8"]
+REDUCED_TRIAL = [
+    "data.vocab_size=384",
+    "data.seq_len=32",
+    "data.val_blocks=4",
+    "data.corpus.n_sentences=600",
+    "pretrain.tokens=4096",
+    "pretrain.batch_size=16",
+    "finetune.steps=4",
+    "finetune.batch_size=16",
+    "finetune.eval_batch_size=32",
+    *(
+        f"tasks.{t}.{o}"
+        for t in ("qa", "sentiment", "ner")
+        for o in ("source.n_train=32", "source.n_val=16", "source.n_test=16", "steps=null")
+    ),
+    "tasks.qa.max_len=96",
+    "tasks.ner.max_len=32",
+    *(f"tasks.translation.{o}" for o in [*_TINY_GEN, "max_len=32"]),
+    *(f"tasks.summarization.{o}" for o in [*_TINY_GEN, "max_len=64"]),
+]
 GPU_RUNNERS = "adaptnas,plain,adaptnas_compiled"
 REDUCED = {
     "sizes": "32x1,64x2",
@@ -76,6 +113,8 @@ def sdpa_probe(device: torch.device, dtype: torch.dtype, head_dim: int) -> dict[
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    chosen_names = {int(b): name.lower() for name, b in SDPBackend.__members__.items()}
+
     b, h, t = 4, 8, 256 if device.type == "cuda" else 32
     q = torch.randn(b, h, t, head_dim, device=device, dtype=dtype)
     kv = torch.randn(b, h, t, head_dim, device=device, dtype=dtype)
@@ -98,6 +137,16 @@ def sdpa_probe(device: torch.device, dtype: torch.dtype, head_dim: int) -> dict[
     out: dict[str, dict] = {}
     for case, (qq, kk, vv, kwargs) in cases.items():
         out[case] = {}
+        choice = torch._fused_sdp_choice(
+            qq,
+            kk,
+            vv,
+            kwargs.get("attn_mask"),
+            0.0,
+            kwargs.get("is_causal", False),
+            enable_gqa=kwargs.get("enable_gqa", False),
+        )
+        out[case]["chosen"] = chosen_names.get(int(choice), str(choice))
         for name, backend in backends.items():
             try:
                 with sdpa_kernel([backend]), warnings.catch_warnings():
@@ -167,11 +216,14 @@ def run(args) -> dict[str, Any]:
         f"{info['gpu'] or info['cpu']}: bf16 roof {fmt_si(peaks['bf16']['flops'], 'FLOP/s')}, "
         f"fp32 roof {fmt_si(peaks['fp32']['flops'], 'FLOP/s')}; trial precision {precision}"
     )
-    print("\nSDPA kernels that accept each kind of attention call")
-    names = list(next(iter(probe.values())))
+    print("\nSDPA: the kernel each kind of attention call gets, and the kernels that accept it")
+    names = [n for n in next(iter(probe.values())) if n != "chosen"]
     print_table(
-        ["call", *names],
-        [[case, *("ok" if r[n] == "ok" else "no" for n in names)] for case, r in probe.items()],
+        ["call", "chosen", *names],
+        [
+            [case, r["chosen"], *("ok" if r[n] == "ok" else "no" for n in names)]
+            for case, r in probe.items()
+        ],
     )
     started = time.perf_counter()
     results, skipped = [], []
@@ -216,6 +268,9 @@ def run(args) -> dict[str, Any]:
             torch.cuda.empty_cache()
     if skipped:
         print(f"\nskipped (past --max-minutes {args.max_minutes}): {', '.join(skipped)}")
+    trial = None
+    if args.trial:
+        trial = staged_trial(args, on_gpu, reduced, peaks)
     payload = {
         "benchmark": "gpu_path",
         "machine": {**info, "torch_threads": threads},
@@ -230,6 +285,7 @@ def run(args) -> dict[str, Any]:
         "sdpa_probe": probe,
         "results": results,
         "skipped": skipped,
+        "trial": trial,
         "wall_s": time.perf_counter() - started,
     }
     best = max(
@@ -237,7 +293,99 @@ def run(args) -> dict[str, Any]:
         default=math.nan,
     )
     print(f"\nbest MFU {best:.3f} ({precision}, batch {args.batch} x {args.seq_len} tokens)")
+    print(f"wall time {payload['wall_s']:.0f} s")
     return payload
+
+
+def staged_trial(args, on_gpu: bool, reduced: bool, peaks: dict) -> dict[str, Any]:
+    """The whole staged trial of one architecture on the built-in suite; per-stage figures.
+
+    Tokens of a stage are its training tokens (pretraining: steps x batch x block length;
+    fine-tuning: steps x batch x the mean real length of the task's training inputs); its MFU is
+    their training FLOPs (3x the forward) over the stage's wall time against the roof of the
+    stage's precision, so a fine-tuning stage's MFU also pays for its validation pass (decoding,
+    for generation tasks).
+    """
+    from hydra import compose, initialize_config_dir
+
+    from nas.cli import CONF_DIR
+    from nas.study import plain
+
+    d_model, n_layer, n_head, d_ff = REDUCED_TRIAL_ARCH if reduced else TRIAL_ARCH
+    overrides = ["task=suite", "storage=memory", *(REDUCED_TRIAL if reduced else [])]
+    if not reduced:
+        overrides.append(f"pretrain.tokens={args.trial_pretrain_tokens}")
+    overrides += args.trial_override or []
+    with tempfile.TemporaryDirectory() as root:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("search", overrides=[f"paths.root={root}", *overrides])
+        suite = load_suite(cfg)
+        run = plain(cfg)
+        run["trainer"]["accelerator"] = "gpu" if on_gpu else "cpu"
+        if args.precision != "auto":
+            run["trainer"]["precision"] = args.precision
+        arch = TransformerConfig(
+            family="decoder",
+            n_layer=n_layer,
+            d_model=d_model,
+            n_head=n_head,
+            d_ff=d_ff,
+            **data_fields(suite),
+        )
+        precision = precision_for(run["trainer"]["precision"], arch)
+        print(
+            f"\nstaged trial: {arch.describe()}, {arch.num_params():,} params, {precision}, "
+            f"tasks {', '.join(suite.tasks)}"
+        )
+        result = run_candidate(arch, suite, run, seed=0)
+    peak = peaks["bf16" if precision.startswith("bf16") else "fp32"]["flops"]
+    stages: dict[str, dict[str, Any]] = {}
+    p, f = run["pretrain"], run["finetune"]
+    for stage, seconds in result.timings.items():
+        if stage == "total":
+            continue
+        steps = int(result.steps.get(stage, 0))
+        if stage == "pretrain":
+            batch, length = int(p["batch_size"]), suite.seq_len
+        else:
+            task = suite.tasks[stage]
+            task_cfg = run["tasks"].get(stage, {}) or {}
+            batch = int(task_cfg.get("batch_size") or f["batch_size"])
+            mask = task.encoded("train").tensors["attention_mask"]
+            length = max(1, round(float(mask.sum(1).float().mean())))
+        tokens = steps * batch * length
+        flops = 3 * arch.flops_per_sequence(length) / length * tokens
+        stages[stage] = {
+            "seconds": seconds,
+            "steps": steps,
+            "train_tokens": tokens,
+            "tokens_per_s": tokens / seconds if seconds > 0 else math.nan,
+            "mfu": flops / seconds / peak if seconds > 0 else math.nan,
+            "score": result.task_scores.get(stage),
+        }
+    rows = [
+        [
+            stage,
+            str(m["steps"]),
+            f"{m['seconds']:.1f}",
+            f"{m['tokens_per_s']:,.0f}",
+            f"{m['mfu']:.3f}",
+            "" if m["score"] is None else f"{m['score']:.3f}",
+        ]
+        for stage, m in stages.items()
+    ]
+    print_table(["stage", "steps", "seconds", "tokens/s", "MFU", "score"], rows)
+    total = result.timings.get("total", math.nan)
+    print(f"trial: {total:.1f} s, adaptability {result.adaptability:.3f}")
+    return {
+        "architecture": arch.to_dict(),
+        "describe": arch.describe(),
+        "precision": precision,
+        "overrides": overrides,
+        "stages": stages,
+        "total_s": total,
+        "adaptability": result.adaptability,
+    }
 
 
 def build_parser():
@@ -260,7 +408,22 @@ def build_parser():
     )
     p.add_argument("--device", default="auto", help="auto or cpu")
     p.add_argument(
-        "--max-minutes", type=float, default=7.0, help="start no new size after this long"
+        "--max-minutes", type=float, default=4.0, help="start no new size after this long"
+    )
+    p.add_argument(
+        "--no-trial", dest="trial", action="store_false", help="skip the staged trial (part 3)"
+    )
+    p.add_argument(
+        "--trial-pretrain-tokens",
+        type=int,
+        default=4_194_304,
+        help="pretraining tokens of the staged trial on a GPU (1024 steps of 32 x 128)",
+    )
+    p.add_argument(
+        "--trial-override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a Hydra override of conf/search.yaml for the staged trial (repeatable)",
     )
     return p
 

@@ -11,6 +11,12 @@ width) on the same random token blocks, side by side in one process:
   plain loop as a user would write it: AdamW, gradient clipping, ``zero_grad(set_to_none=True)``;
 * ``gpt2_hf_fused``: the same with fused AdamW, as adaptnas steps (model against model).
 
+Precision: adaptnas and the plain loop run at ``--precision`` (default ``auto``: what a trial
+picks for that size, ``nas.trial.precision_for``: bf16 autocast on a GPU, and on a CPU with bf16
+matrix units from d_model 256 on), GPT-2 at ``--gpt2-precision`` (default fp32, as a user runs
+it). A runner name ending in ``_fp32`` or ``_bf16`` fixes its own (``adaptnas_fp32,adaptnas_bf16``
+compares the two side by side).
+
 Runners alternate in chunks of a few steps (rotating which goes first) and each reports the median
 over its chunks, so load from other processes hits all of them alike. Achieved FLOP/s count the
 model's matmuls and dense attention (``TransformerConfig.flops_per_sequence``, training = 3x the
@@ -19,6 +25,8 @@ forward) and are set against this machine's measured fp32 matmul roof.
     python benchmarks/throughput.py                       # d_model 128/256 x 2/4 layers, ~3 min
     python benchmarks/throughput.py --quick               # smoke mode, seconds
     python benchmarks/throughput.py --sizes 256x4 --precision bf16-mixed
+    python benchmarks/throughput.py --threads 1 --clock cpu --sizes 128x4,256x4,512x4 \
+        --runners adaptnas_fp32,adaptnas_bf16,gpt2_hf      # bf16 against fp32, loaded machine
 """
 
 from __future__ import annotations
@@ -66,8 +74,21 @@ from nas.engine import prepare  # noqa: E402
 from nas.trial import device_loader, make_trainer, precision_for  # noqa: E402
 
 RUNNERS = ("adaptnas", "plain", "gpt2_hf", "gpt2_hf_fused")
+# Runner-name suffixes that fix a runner's precision.
+PRECISION_SUFFIXES = {"_fp32": "32-true", "_bf16": "bf16-mixed"}
 # Ids of the objectives' special tokens; a decoder's causal LM never reads them.
 SPECIAL_IDS = {"mask": 4, "n_special": 7}
+
+# The runners' clock: wall time, or with ``--clock cpu`` this process's CPU time, which a machine
+# shared with other work barely stretches when torch runs one thread (``--threads 1``).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = [time.perf_counter]
+
+
+def now() -> float:
+    """The runners' clock (``--clock``)."""
+    return _clock[0]()
+
 
 logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -148,7 +169,7 @@ class _StepClock(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         sync(self.device)
-        self.times.append(time.perf_counter())
+        self.times.append(now())
 
 
 @dataclass
@@ -205,7 +226,7 @@ class LightningRunner(Runner):
             self.trainer_cfg, warmup + steps, val_every=warmup + steps, callbacks=[clock]
         )
         loader = tensor_loader(self.blocks, self.batch, True, self.calls)
-        t0 = time.perf_counter()
+        t0 = now()
         with warnings.catch_warnings():  # chunks fit without validation on purpose
             warnings.filterwarnings("ignore", ".*`validation_step` but have no `val_dataloader`.*")
             trainer.fit(module, train_dataloaders=device_loader(loader, self.trainer_cfg))
@@ -238,15 +259,15 @@ class LoopRunner(Runner):
         self.calls += 1
         pin = self.device.type == "cuda"
         batches = iter(block_loader(self.blocks, self.batch, self.calls, pin))
-        t0 = time.perf_counter()
+        t0 = now()
         for _ in range(warmup):
             self.step(next(batches))
         sync(self.device)
-        t1 = time.perf_counter()
+        t1 = now()
         for _ in range(steps):
             self.step(next(batches))
         sync(self.device)
-        return Chunk(steps * self.tokens_per_step / (time.perf_counter() - t1), t1 - t0)
+        return Chunk(steps * self.tokens_per_step / (now() - t1), t1 - t0)
 
 
 def adaptnas_loss(model, block: torch.Tensor) -> torch.Tensor:
@@ -263,6 +284,17 @@ def gpt2_loss(model, block: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
 
 
+def split_name(name: str, precision: str, gpt2_precision: str | None) -> tuple[str, str, bool]:
+    """``(base runner, its precision, compiled)`` of a runner name such as ``adaptnas_bf16``."""
+    base, compiled = name.removesuffix("_compiled"), name.endswith("_compiled")
+    for suffix, fixed in PRECISION_SUFFIXES.items():
+        if base.endswith(suffix):
+            return base.removesuffix(suffix), fixed, compiled
+    if base.startswith("gpt2") and gpt2_precision is not None:
+        return base, gpt2_precision, compiled
+    return base, precision, compiled
+
+
 def make_runners(
     arch: TransformerConfig,
     blocks: torch.Tensor,
@@ -272,17 +304,19 @@ def make_runners(
     trainer_cfg: dict[str, Any],
     runners: Sequence[str] = RUNNERS,
     seed: int = 0,
+    gpt2_precision: str | None = None,
 ) -> list[Runner]:
     """Build the runners named in ``runners`` for one architecture.
 
     Names are ``adaptnas``, ``plain``, ``gpt2_hf`` and ``gpt2_hf_fused`` (GPT-2 with fused
-    AdamW, as adaptnas uses), each optionally with a ``_compiled`` suffix (the model's forward
-    through ``torch.compile``).
+    AdamW, as adaptnas uses), each optionally with ``_fp32`` / ``_bf16`` (its precision; else
+    ``precision``, or ``gpt2_precision`` for GPT-2 when given) and then ``_compiled`` (the
+    model's forward through ``torch.compile``).
     """
-    common = (blocks, batch, device, precision)
     out: list[Runner] = []
     for name in runners:
-        base, compiled = name.removesuffix("_compiled"), name.endswith("_compiled")
+        base, own_precision, compiled = split_name(name, precision, gpt2_precision)
+        common = (blocks, batch, device, own_precision)
         torch.manual_seed(seed)
         if base == "adaptnas":
             out.append(LightningRunner(name, arch, trainer_cfg, *common, compile_model=compiled))
@@ -349,13 +383,13 @@ def measure(
 def run(args) -> dict[str, Any]:
     """Measure every size; returns the JSON payload."""
     threads = set_threads(args.threads)
+    _clock[0] = CLOCKS[args.clock]
     prepare()  # the process settings every search and train run uses
     if args.matmul_precision:
         # 'medium' lets oneDNN feed fp32 matmuls to AMX in bf16 (like TF32 on a GPU).
         torch.set_float32_matmul_precision(args.matmul_precision)
     device = torch.device(args.device if args.device != "auto" else _auto_device())
     trainer_cfg = yaml.safe_load((REPO / "conf" / "trainer" / "default.yaml").read_text())
-    precision = precision_for(args.precision)  # auto: bf16-mixed on a GPU, 32-true on a CPU
     warn_if_loaded()
     quick = args.quick
     peak_kwargs: dict[str, Any] = {"device": device, "repeats": 2 if quick else 5}
@@ -383,6 +417,8 @@ def run(args) -> dict[str, Any]:
     results = []
     for d_model, n_layer in parse_sizes(args.sizes):
         arch = adaptnas_arch(d_model, n_layer, args.head_dim, args.vocab, args.seq_len)
+        # auto: what a trial of this size runs at (nas.trial.precision_for).
+        precision = precision_for(args.precision, arch)
         n_blocks = args.batch * (args.warmup + args.steps) * 2
         blocks = torch.randint(7, args.vocab, (n_blocks, args.seq_len + 1), generator=gen)
         runners = make_runners(
@@ -393,11 +429,10 @@ def run(args) -> dict[str, Any]:
             precision,
             trainer_cfg,
             runner_names(args),
+            gpt2_precision=args.gpt2_precision,
         )
         measured = measure(runners, args.steps, args.warmup, args.repeats)
         flops_tok = 3 * arch.flops_per_sequence(args.seq_len) / args.seq_len
-        # MFU against the roof of the precision the matmuls run in.
-        peak = peaks["bf16" if precision.startswith("bf16") else "fp32_at_setting"]["flops"]
         entry: dict[str, Any] = {
             "d_model": d_model,
             "n_layer": n_layer,
@@ -405,16 +440,29 @@ def run(args) -> dict[str, Any]:
             "d_ff": arch.d_ff[0],
             "params": {r.name: r.n_params for r in runners},
             "train_flops_per_token": flops_tok,
+            "auto_precision": precision_for("auto", arch),
             "runners": measured,
         }
-        for m in measured.values():
+        for runner in runners:
+            m = measured[runner.name]
+            m["precision"] = runner.precision
+            # MFU against the roof of the precision the matmuls run in.
+            bf16 = runner.precision.startswith("bf16")
             m["flops_per_s"] = m["tokens_per_s"] * flops_tok
             m["fraction_of_fp32_peak"] = m["flops_per_s"] / peaks["fp32"]["flops"]
-            m["mfu"] = m["flops_per_s"] / peak
+            m["mfu"] = m["flops_per_s"] / peaks["bf16" if bf16 else "fp32_at_setting"]["flops"]
         tps = {name.removesuffix("_compiled"): m["tokens_per_s"] for name, m in measured.items()}
+        # The trial path at the precision a trial of this size picks: ``adaptnas`` itself, or
+        # its fixed-precision twin when only those ran.
+        suffix = {v: k for k, v in PRECISION_SUFFIXES.items()}.get(entry["auto_precision"], "")
+        if "adaptnas" not in tps and f"adaptnas{suffix}" in tps:
+            tps["adaptnas"] = tps[f"adaptnas{suffix}"]
+        if "adaptnas_fp32" in tps and "adaptnas_bf16" in tps:
+            entry["bf16_vs_fp32"] = tps["adaptnas_bf16"] / tps["adaptnas_fp32"]
         if "gpt2_hf" in tps:
             entry["adaptnas_vs_gpt2"] = tps.get("adaptnas", math.nan) / tps["gpt2_hf"]
-            entry["plain_vs_gpt2"] = tps.get("plain", math.nan) / tps["gpt2_hf"]
+            if "plain" in tps:
+                entry["plain_vs_gpt2"] = tps["plain"] / tps["gpt2_hf"]
         if "gpt2_hf_fused" in tps:
             entry["adaptnas_vs_gpt2_fused"] = tps.get("adaptnas", math.nan) / tps["gpt2_hf_fused"]
         if "plain" in tps and "adaptnas" in tps:
@@ -433,9 +481,11 @@ def run(args) -> dict[str, Any]:
             "steps_per_chunk": args.steps,
             "warmup_steps": args.warmup,
             "repeats": args.repeats,
-            "precision": precision,
+            "precision": args.precision,
+            "gpt2_precision": args.gpt2_precision,
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
             "compile": bool(args.compile),
+            "clock": args.clock,
             "device": str(device),
             "quick": quick,
         },
@@ -468,17 +518,23 @@ def _print_size(entry: dict[str, Any]) -> None:
         rows.append(
             [
                 name,
+                m["precision"],
                 f"{m['tokens_per_s']:,.0f}",
                 fmt_si(m["flops_per_s"], "FLOP/s"),
                 f"{m['fraction_of_fp32_peak']:.2f}",
                 " ".join(f"{s:,.0f}" for s in m["samples"]),
             ]
         )
-    print_table(["runner", "tokens/s", "achieved", "of fp32 roof", "chunks (tokens/s)"], rows)
-    parts = []
+    print_table(
+        ["runner", "precision", "tokens/s", "achieved", "of fp32 roof", "chunks (tokens/s)"], rows
+    )
+    parts = [f"auto precision {entry['auto_precision']}"]
+    if "bf16_vs_fp32" in entry:
+        parts.append(f"adaptnas bf16 / fp32 {entry['bf16_vs_fp32']:.2f}x")
     if "adaptnas_vs_gpt2" in entry:
         parts.append(f"adaptnas / GPT-2 {entry['adaptnas_vs_gpt2']:.2f}x")
-        parts.append(f"plain / GPT-2 {entry['plain_vs_gpt2']:.2f}x")
+        if "plain_vs_gpt2" in entry:
+            parts.append(f"plain / GPT-2 {entry['plain_vs_gpt2']:.2f}x")
     if "adaptnas_vs_gpt2_fused" in entry:
         parts.append(f"adaptnas / GPT-2 with fused AdamW {entry['adaptnas_vs_gpt2_fused']:.2f}x")
     if "lightning_cost" in entry:
@@ -505,11 +561,23 @@ def build_parser():
     p.add_argument("--runners", default=",".join(RUNNERS), help="which runners, comma-separated")
     p.add_argument(
         "--precision",
-        default="32-true",
+        default="auto",
         choices=["auto", "32-true", "bf16-mixed"],
-        help="every runner's precision (auto: the trial default, bf16-mixed on GPU)",
+        help="adaptnas' and the plain loop's precision (auto: what a trial of the size picks)",
+    )
+    p.add_argument(
+        "--gpt2-precision",
+        default="32-true",
+        choices=["32-true", "bf16-mixed"],
+        help="GPT-2's precision (default fp32, as a user runs it)",
     )
     p.add_argument("--compile", action="store_true", help="torch.compile every model")
+    p.add_argument(
+        "--clock",
+        choices=list(CLOCKS),
+        default="wall",
+        help="time steps by wall clock or by this process's CPU time (a loaded machine, 1 thread)",
+    )
     p.add_argument(
         "--matmul-precision",
         choices=["highest", "high", "medium"],

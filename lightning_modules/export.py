@@ -202,11 +202,12 @@ def graph_io(model: TaskModel) -> tuple[list[str], list[str]]:
 
 
 def _feeds(model: TaskModel, batch: dict[str, Tensor]) -> tuple[Tensor, ...]:
+    """The graph's inputs from a batch, on the CPU (where the exporter and onnxruntime run)."""
     inputs, _ = graph_io(model)
     feeds = [batch["input_ids"], batch["attention_mask"]]
     if "prefix_len" in inputs:
         feeds.append(batch.get("prefix_len", batch["attention_mask"].sum(1)))
-    return tuple(f.long() for f in feeds)
+    return tuple(f.long().cpu() for f in feeds)
 
 
 @contextlib.contextmanager
@@ -598,10 +599,11 @@ def transformers_parity(
     there, ``transformers`` does not).
     """
     kind = model.kind if isinstance(model, TaskModel) else None
+    model = _cpu(model)  # the transformers model is on the CPU (to_transformers)
     graph = task_graph(model) if kind is not None else None
     worst = 0.0
     for batch in batches:
-        ids, mask = batch["input_ids"].long(), batch["attention_mask"].long()
+        ids, mask = batch["input_ids"].long().cpu(), batch["attention_mask"].long().cpu()
         real = mask.bool()
         with torch.no_grad():
             out = hf_model(input_ids=ids, attention_mask=mask)

@@ -279,24 +279,58 @@ def data_fields(suite: Suite) -> dict[str, int]:
     return {"vocab_size": suite.vocab_size, "max_seq_len": longest}
 
 
-def precision_for(setting: str) -> str:
-    """``auto`` -> bf16 mixed precision on a GPU, fp32 on a CPU.
+# Narrowest model for which bf16 autocast beats fp32 on a CPU with bf16 matrix units, measured
+# side by side (benchmarks/throughput.py, one thread, AMX; docs/benchmarks.md section 1): 1.03x
+# at d_model 128 (noise, for bf16's rounding), 1.30x at 256, 1.82x at 512 (4 layers, 32 x 128).
+CPU_BF16_MIN_D_MODEL = 256
+_CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
-    bf16 autocast gains nothing on small CPU models.
+
+def cpu_bf16_units(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX, AVX-512 BF16).
+
+    Read from the flags of ``cpuinfo`` (Linux); elsewhere False, so ``auto`` stays fp32.
+    """
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return any(flag in line.split() for flag in _CPU_BF16_FLAGS)
+    except OSError:
+        pass
+    return False
+
+
+def precision_for(setting: str, arch: TransformerConfig | None = None) -> str:
+    """``auto`` -> bf16 mixed precision where it pays, fp32 elsewhere.
+
+    On a GPU always; on a CPU only with bf16 matrix units (``cpu_bf16_units``) and a model at
+    least ``CPU_BF16_MIN_D_MODEL`` wide: narrower GEMMs lose more to the casts around them than
+    the units gain. Without ``arch`` a CPU stays fp32.
     """
     if setting != "auto":
         return setting
-    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    if torch.cuda.is_available():
+        return "bf16-mixed"
+    wide = arch is not None and arch.d_model >= CPU_BF16_MIN_D_MODEL
+    return "bf16-mixed" if wide and cpu_bf16_units() else "32-true"
 
 
 def make_trainer(
-    trainer_cfg: Mapping[str, Any], max_steps: int, val_every: int, **extra
+    trainer_cfg: Mapping[str, Any],
+    max_steps: int,
+    val_every: int,
+    arch: TransformerConfig | None = None,
+    **extra,
 ) -> pl.Trainer:
-    """A Lightning trainer for one stage: quiet, no checkpoints, step-based validation."""
+    """A Lightning trainer for one stage: quiet, no checkpoints, step-based validation.
+
+    ``arch``, the model the stage trains, lets ``precision: auto`` weigh its size.
+    """
     kwargs = dict(
         accelerator=trainer_cfg.get("accelerator", "auto"),
         devices=trainer_cfg.get("devices", 1),
-        precision=precision_for(trainer_cfg.get("precision", "auto")),
+        precision=precision_for(trainer_cfg.get("precision", "auto"), arch),
         max_steps=max_steps,
         val_check_interval=val_every,
         check_val_every_n_epoch=None,
@@ -401,7 +435,12 @@ def pretrain(
         warmup_frac=float(p["warmup_frac"]),
     )
     trainer = make_trainer(
-        t, steps, val_every=steps, logger=logger, **_deadline_callbacks(deadline, "pretrain")
+        t,
+        steps,
+        val_every=steps,
+        arch=arch,
+        logger=logger,
+        **_deadline_callbacks(deadline, "pretrain"),
     )
     batch = int(p["batch_size"])
     train = device_loader(tensor_loader(suite.train_blocks, batch, True, seed), t)
@@ -474,6 +513,7 @@ def finetune(
         t,
         steps,
         val_every=max(1, steps // evals),
+        arch=model.cfg,
         logger=logger,
         **_deadline_callbacks(deadline, task.name),
     )
@@ -498,7 +538,13 @@ def score_test(
     f = cfg["finetune"]
     module.eval_split = "test"
     stage = f"test {module.task.name}"
-    trainer = make_trainer(cfg["trainer"], 1, val_every=1, **_deadline_callbacks(deadline, stage))
+    trainer = make_trainer(
+        cfg["trainer"],
+        1,
+        val_every=1,
+        arch=module.backbone.cfg,
+        **_deadline_callbacks(deadline, stage),
+    )
     trainer.validate(
         module, module.task.loader("test", int(f.get("eval_batch_size", 64))), verbose=False
     )

@@ -91,7 +91,9 @@ class SpanTask(Task):
         e = end_logits.float().masked_fill(~ctx, neg)
         t = s.shape[1]
         pair = s[:, :, None] + e[:, None, :]  # (B, T_start, T_end)
-        allowed = torch.ones(t, t, dtype=torch.bool).triu().tril(self.max_answer_tokens - 1)
+        # On the logits' device: a CPU mask next to GPU logits fails every QA validation there.
+        allowed = torch.ones(t, t, dtype=torch.bool, device=s.device)
+        allowed = allowed.triu().tril(self.max_answer_tokens - 1)
         pair = pair.masked_fill(~allowed, neg)
         best = pair.flatten(1).argmax(1)  # (B,)
         return list(

@@ -89,6 +89,9 @@ def test_throughput_quick(tmp_path):
         assert m["fraction_of_fp32_peak"] == pytest.approx(
             m["flops_per_s"] / data["peak"]["fp32"]["flops"]
         )
+    # d_model 64: fp32 for every runner whatever the CPU (precision=auto weighs the size).
+    assert entry["auto_precision"] == "32-true"
+    assert {m["precision"] for m in entry["runners"].values()} == {"32-true"}
     tps = {k: m["tokens_per_s"] for k, m in entry["runners"].items()}
     assert entry["adaptnas_vs_gpt2"] == pytest.approx(tps["adaptnas"] / tps["gpt2_hf"])
     assert entry["lightning_cost"] == pytest.approx(1 - tps["adaptnas"] / tps["plain"])
@@ -113,6 +116,15 @@ def test_gpu_path_reduced_mode_runs_on_the_cpu(tmp_path):
         assert set(r["runners"]) == {"adaptnas", "plain"}
         for m in r["runners"].values():
             assert finite(m["mfu"]) and 0 < m["mfu"]
+    # The staged trial: pretraining and the five built-in tasks, each with its figures.
+    stages = data["trial"]["stages"]
+    assert list(stages) == ["pretrain", "sentiment", "ner", "qa", "translation", "summarization"]
+    for stage in stages.values():
+        assert stage["steps"] > 0 and finite(stage["tokens_per_s"]) and finite(stage["mfu"])
+    assert all(0 <= stages[t]["score"] <= 1 for t in list(stages)[1:])
+    assert all(
+        case["chosen"] in ("flash_attention", "math") for case in data["sdpa_probe"].values()
+    )
 
 
 @pytest.mark.slow
