@@ -146,7 +146,7 @@ def test_diverging_loss_is_pruned_at_once(tiny_cfg):
         ("n_trials=0", "n_trials=0 must be a positive integer"),
         ("finetune.steps=-3", "finetune.steps=-3"),
         ("pretrain.tokens=-1", "pretrain.tokens=-1"),
-        ("finetune.lr=-1", "finetune.lr=-1 must be a positive number"),
+        ("finetune.lr=-1", "finetune.lr=-1 must be a number >= 0"),
         ("+tasks.qa.stpes=10", "tasks.qa.stpes=10: unknown key for a span task"),
         ("study_name=../escape", "study_name='../escape'"),
         ("objective.adaptability=median", "objective.adaptability='median'"),
