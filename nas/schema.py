@@ -198,6 +198,7 @@ class TaskConfig:
     max_len: Any = rule(kind=int, low=2)
     steps: Any = rule(**POSITIVE_INT, null=True, note="null = finetune.steps")
     batch_size: Any = rule(**POSITIVE_INT, null=True, note="null = finetune.batch_size")
+    # Positive: 0 would read as unset and fall back to finetune.lr.
     lr: Any = rule(**POSITIVE, null=True, note="null = finetune.lr")
     examples: Any = rule(**POSITIVE_INT, null=True)
     source: Any = rule(kind=dict, default=None)
@@ -308,7 +309,7 @@ class PretrainConfig:
 
     tokens: Any = rule(kind=int, low=0, note="0 = no pretraining")
     batch_size: Any = rule(**POSITIVE_INT)
-    lr: Any = rule(**POSITIVE)
+    lr: Any = rule(**NONNEGATIVE)  # 0 keeps the initial weights (tests of init_from do)
     weight_decay: Any = rule(**NONNEGATIVE)
     warmup_frac: Any = rule(**FRACTION)
 
@@ -320,7 +321,7 @@ class FinetuneConfig:
     steps: Any = rule(**POSITIVE_INT)
     batch_size: Any = rule(**POSITIVE_INT)
     eval_batch_size: Any = rule(64, **POSITIVE_INT)
-    lr: Any = rule(**POSITIVE)
+    lr: Any = rule(**NONNEGATIVE)
     weight_decay: Any = rule(**NONNEGATIVE)
     warmup_frac: Any = rule(**FRACTION)
     evals: Any = rule(1, **POSITIVE_INT)

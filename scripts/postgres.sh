@@ -6,59 +6,91 @@
 #   scripts/postgres.sh status   exit 0 when the server answers
 #   scripts/postgres.sh url      print the storage URL (with its password: for tests, never logged)
 #
-# The cluster is our own (own data folder and port), never the system's default one, so it cannot
-# clash with another PostgreSQL on the machine. Root only (it runs the server as user postgres).
+# Who gets in: the OS user postgres through the socket (peer authentication; the socket folder
+# is postgres's own, mode 0700, and the socket itself 0700), and whoever knows the role's password
+# over TCP on 127.0.0.1 (scram-sha-256). No `trust` line anywhere. The password lives in a file
+# only root can read ($STATE/secret, a root-owned 0700 folder) and reaches psql on its standard
+# input, never in a command line that `ps` shows.
+#
+# The cluster is our own (own data folder and port), never Debian's default one: the install
+# turns off the creation of a default cluster and starts nothing, so nothing else listens on
+# 5432 because of us. The server runs with the binaries of the version that created its data
+# ($DATA/PG_VERSION), not merely the newest installed. Root only (it runs the server as user
+# postgres).
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-STATE=${ADAPTNAS_SERVICES_DIR:-/var/tmp/adaptnas-services}
+STATE=$STATE_ROOT/pg
 PORT=${ADAPTNAS_PG_PORT:-55432}
-DATA=$STATE/pg/data
-SOCK=$STATE/pg/sock
-LOG=$STATE/pg/server.log
-PASSFILE=$STATE/pg/password
+DATA=$STATE/data
+SOCK=$STATE/sock
+LOG=$STATE/server.log
+SECRET=$STATE_ROOT/secret
+PASSFILE=$SECRET/pg-password
 ROLE=adaptnas
 DB=adaptnas
+CREATECLUSTER=/etc/postgresql-common/createcluster.conf
 
 say() { echo "postgres: $*" >&2; }
 
+# The bin folder of the version that made $DATA, else of the newest version installed.
 pg_bin() {
-  local ver
-  ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1 || true)
-  [[ -n $ver && -x /usr/lib/postgresql/$ver/bin/initdb ]] && echo "/usr/lib/postgresql/$ver/bin"
+  local ver=""
+  [[ -f $DATA/PG_VERSION ]] && ver=$(tr -d '[:space:]' <"$DATA/PG_VERSION")
+  [[ -n $ver ]] || ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1 || true)
+  [[ -n $ver && -x /usr/lib/postgresql/$ver/bin/postgres ]] && echo "/usr/lib/postgresql/$ver/bin"
 }
 
 as_postgres() { runuser -u postgres -- "$@"; }
 
+no_default_cluster() {
+  # Debian's postgresql-common creates (and starts) a cluster "main" on 5432 when a server
+  # package is installed, unless createcluster.conf says otherwise: say so before installing.
+  mkdir -p "$(dirname "$CREATECLUSTER")"
+  if ! grep -qsE '^\s*create_main_cluster\s*=\s*false' "$CREATECLUSTER"; then
+    if grep -qsE '^\s*create_main_cluster' "$CREATECLUSTER"; then
+      sed -i -E 's/^\s*create_main_cluster\s*=.*/create_main_cluster = false/' "$CREATECLUSTER"
+    else
+      printf '# adaptnas scripts/postgres.sh: no default cluster\ncreate_main_cluster = false\n' \
+        >>"$CREATECLUSTER"
+    fi
+  fi
+}
+
 install() {
   if [[ -n $(pg_bin) ]] && id postgres >/dev/null 2>&1; then return 0; fi
   say "installing Debian's postgresql (first time)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
-  [[ -n $(pg_bin) ]] || { say "install failed: no initdb"; return 1; }
+  apt_install postgresql
+  [[ -n $(pg_bin) ]] || { say "install failed: no postgres binary"; return 1; }
 }
 
 running() {
   local bin
   bin=$(pg_bin) || return 1
-  [[ -f $DATA/postmaster.pid ]] && "$bin/pg_isready" -q -h "$SOCK" -p "$PORT" 2>/dev/null
+  [[ -f $DATA/postmaster.pid ]] && "$bin/pg_isready" -q -h 127.0.0.1 -p "$PORT" 2>/dev/null
+}
+
+dirs() {
+  safe_dir "$STATE_ROOT" root 711    # postgres passes through to its own folder, lists nothing
+  safe_dir "$SECRET" root 700
+  safe_dir "$STATE" postgres 700
+  safe_dir "$SOCK" postgres 700
 }
 
 init() {
   local bin=$1
   [[ -f $DATA/PG_VERSION ]] && return 0
   say "initialising $DATA"
-  mkdir -p "$STATE/pg" "$SOCK"
-  chown postgres:postgres "$STATE/pg" "$SOCK"
-  chmod 755 "$STATE/pg"
-  # Local socket: trust (only root and postgres reach it); TCP on loopback: password.
-  as_postgres "$bin/initdb" -D "$DATA" -U postgres --auth-local=trust --auth-host=scram-sha-256 \
+  # Local socket: peer (the OS user postgres is the role postgres); TCP on loopback: password.
+  as_postgres "$bin/initdb" -D "$DATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
     -E UTF8 >/dev/null
   cat >>"$DATA/postgresql.conf" <<EOF
 # adaptnas test server: loopback only, own port and socket, speed over durability
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$SOCK'
+unix_socket_permissions = 0700
+password_encryption = 'scram-sha-256'
 max_connections = 200
 fsync = off
 synchronous_commit = off
@@ -66,36 +98,44 @@ full_page_writes = off
 EOF
 }
 
+# psql as postgres over the socket, the SQL on standard input (never in argv).
+psql_stdin() {
+  local bin=$1
+  as_postgres "$bin/psql" -h "$SOCK" -p "$PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1 -f -
+}
+
 ensure_role() {
-  local bin=$1 pass
+  local bin=$1
   if [[ ! -s $PASSFILE ]]; then
-    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$PASSFILE")
+    (umask 077 && head -c 18 /dev/urandom | base64 | tr -d '/+=\n' >"$PASSFILE")
   fi
-  pass=$(cat "$PASSFILE")
-  local psql=("$bin/psql" -h "$SOCK" -p "$PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1)
-  if [[ -z $(as_postgres "${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='$ROLE'") ]]; then
-    as_postgres "${psql[@]}" -c "CREATE ROLE $ROLE LOGIN PASSWORD '$pass'" >/dev/null
-  else
-    as_postgres "${psql[@]}" -c "ALTER ROLE $ROLE PASSWORD '$pass'" >/dev/null
-  fi
-  if [[ -z $(as_postgres "${psql[@]}" -c "SELECT 1 FROM pg_database WHERE datname='$DB'") ]]; then
-    as_postgres "${psql[@]}" -c "CREATE DATABASE $DB OWNER $ROLE" >/dev/null
+  chmod 600 "$PASSFILE"
+  local pass exists
+  pass=$(<"$PASSFILE")
+  exists=$(psql_stdin "$bin" <<<"SELECT 1 FROM pg_roles WHERE rolname = '$ROLE';")
+  local verb=ALTER
+  [[ -n $exists ]] || verb=CREATE
+  # The password travels on the pipe: a here-string is not an argument of any process.
+  psql_stdin "$bin" >/dev/null <<<"SET log_statement = 'none'; $verb ROLE $ROLE LOGIN PASSWORD '$pass';"
+  if [[ -z $(psql_stdin "$bin" <<<"SELECT 1 FROM pg_database WHERE datname = '$DB';") ]]; then
+    psql_stdin "$bin" >/dev/null <<<"CREATE DATABASE $DB OWNER $ROLE;"
   fi
 }
 
 start() {
   [[ $(id -u) == 0 ]] || { say "needs root (it runs the server as user postgres)"; return 1; }
+  no_default_cluster  # also for a version installed later (an upgrade, another package)
   install
+  dirs
   local bin
   bin=$(pg_bin)
   init "$bin"
   if ! running; then
-    mkdir -p "$SOCK" && chown postgres:postgres "$SOCK"
     # A server killed a moment ago may still hold its lock file: one retry after a pause.
     as_postgres "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null 2>&1 \
       || { sleep 3; as_postgres "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null; } \
       || { say "failed to start; last lines of $LOG:"; tail -5 "$LOG" >&2; return 1; }
-    say "started on 127.0.0.1:$PORT"
+    say "started on 127.0.0.1:$PORT ($("$bin/postgres" --version))"
   fi
   ensure_role "$bin"
 }
@@ -110,7 +150,7 @@ stop() {
 
 url() {
   [[ -s $PASSFILE ]] || { say "not initialised: run scripts/postgres.sh start"; return 1; }
-  echo "postgresql+psycopg2://$ROLE:$(cat "$PASSFILE")@127.0.0.1:$PORT/$DB"
+  echo "postgresql+psycopg2://$ROLE:$(<"$PASSFILE")@127.0.0.1:$PORT/$DB"
 }
 
 case ${1:-} in

@@ -2,20 +2,30 @@
 # A one-node SLURM cluster on this host for the tests of hydra/launcher=slurm.
 #
 #   scripts/slurm.sh start    install (Debian's slurmctld, slurmd, munge; first time), configure, start
-#   scripts/slurm.sh stop     stop slurmd, slurmctld and munged (when this script started them)
+#   scripts/slurm.sh stop     cancel the project's own jobs, stop the daemons this script started
 #   scripts/slurm.sh status   exit 0 when the controller answers and the node takes jobs
 #
 # Idempotent and quick once installed. Root only. The node is this host (`hostname -s`) with all
 # its CPUs in one partition, `debug`; no accounting database (sacct answers "disabled", which
 # submitit tolerates: it sees a job end by its result file). Process tracking without cgroups,
 # so it also runs inside containers.
+#
+# It touches only what is its own: it starts daemons only on the slurm.conf it wrote (a marker
+# line heads it; a slurm.conf without it is the machine's, and start refuses to use it), `stop`
+# cancels only the project's jobs (named `adaptnas-*`: conf/hydra/launcher/slurm.yaml names them
+# so) and stops only the daemons it started, and the policy-rc.d it puts in place during the
+# install (so that the packages start nothing) is removed, or the one that was there put back,
+# on exit.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-STATE=${ADAPTNAS_SERVICES_DIR:-/var/tmp/adaptnas-services}/slurm
-CONF=/etc/slurm/slurm.conf
+STATE=$STATE_ROOT/slurm
+CONF=${ADAPTNAS_SLURM_CONF:-/etc/slurm/slurm.conf}
+export SLURM_CONF=$CONF  # scontrol, sinfo, squeue read the same file
 MARK="# written by adaptnas scripts/slurm.sh"
 NODE=$(hostname -s)
 PARTITION=debug
+JOB_PREFIX=adaptnas-
 
 say() { echo "slurm: $*" >&2; }
 
@@ -26,25 +36,24 @@ install() {
   done
   [[ ${#missing[@]} == 0 ]] && return 0
   say "installing ${missing[*]} (first time)"
-  export DEBIAN_FRONTEND=noninteractive
   # Never let the packages' own service scripts start anything: we start the daemons ourselves.
-  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
-  local rc=0
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
-    || rc=$?
-  rm -f /usr/sbin/policy-rc.d
-  return $rc
+  apt_install "${missing[@]}"
 }
 
+ours() { [[ -f $CONF ]] && head -1 "$CONF" | grep -qF "$MARK"; }
+
 configure() {
-  if [[ -f $CONF ]] && ! grep -qF "$MARK" "$CONF"; then
-    say "$CONF exists and is not ours: using it as it is"
-    return 0
+  if [[ -f $CONF ]] && ! ours; then
+    say "$CONF exists and was not written by this script: not starting daemons on it"
+    return 1
   fi
   local cpus
   cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS
-  mkdir -p /etc/slurm "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log"
+  mkdir -p "$(dirname "$CONF")"
+  local d
+  for d in "$STATE/spool" "$STATE/spool/ctld" "$STATE/spool/d" "$STATE/log"; do
+    safe_dir "$d" root 700
+  done
   local want
   want=$(cat <<EOF
 $MARK: a one-node cluster for the tests
@@ -119,9 +128,11 @@ node_ready() {
 start() {
   [[ $(id -u) == 0 ]] || { say "needs root"; return 1; }
   install
-  mkdir -p "$STATE"
+  safe_dir "$STATE_ROOT" root 711
+  safe_dir "$STATE" root 700
   configure
   start_munge
+  ours || { say "$CONF is not ours: not starting daemons"; return 1; }
   if ! pid_alive "$STATE/slurmctld.pid"; then
     /usr/sbin/slurmctld -f "$CONF"
     touch "$STATE/slurmctld.ours"
@@ -155,9 +166,21 @@ stop_daemon() {
   say "stopped $name"
 }
 
+# Cancel the jobs the project submitted (names `adaptnas-*`), on our own cluster only.
+cancel_ours() {
+  ours || return 0
+  local ids
+  ids=$(squeue -h -p "$PARTITION" -o '%i %j' 2>/dev/null \
+    | awk -v p="$JOB_PREFIX" 'index($2, p) == 1 {print $1}' || true)
+  [[ -n $ids ]] || return 0
+  # shellcheck disable=SC2086  # one argument per job id
+  scancel $ids >/dev/null 2>&1 || true
+  say "cancelled the project's jobs: $(echo $ids)"
+}
+
 stop() {
   [[ -d $STATE ]] || return 0
-  scancel --partition="$PARTITION" >/dev/null 2>&1 || true
+  cancel_ours
   stop_daemon slurmd "$STATE/slurmd.pid"
   stop_daemon slurmctld "$STATE/slurmctld.pid"
   if [[ -f $STATE/munged.ours ]]; then

@@ -119,7 +119,7 @@ ROWS = [
         "pretrain.tokens=-1 must be an integer >= 0; 0 = no pretraining",
     ),
     Row("budget-trial-timeout-zero", ("trial_timeout=0",), "trial_timeout=0 must be a positive"),
-    Row("budget-lr-negative", ("finetune.lr=-1",), "finetune.lr=-1 must be a positive number"),
+    Row("budget-lr-negative", ("finetune.lr=-1",), "finetune.lr=-1 must be a number >= 0"),
     Row(
         "budget-warmup-above-one",
         ("pretrain.warmup_frac=1.5",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import optuna
 import pytest
@@ -72,6 +73,28 @@ def test_each_pruner_composes_and_runs(tiny_cfg, pruner):
     assert type(result.study.pruner).__name__ == expected[pruner]
 
 
+def test_a_pruned_trial_ends_pruned_after_its_task_with_the_reason(tiny_cfg):
+    """End to end: the pruner stops each trial after its first task, the second never runs."""
+    # ThresholdPruner(lower=1.01) prunes any running adaptability (in [0, 1]) at its first report:
+    # the pruning path is certain, whatever the candidates score.
+    extra = [
+        "pruner=none",
+        "pruner._target_=optuna.pruners.ThresholdPruner",
+        "+pruner.lower=1.01",
+        "n_trials=2",
+        "storage=memory",
+    ]
+    result = run_search(tiny_cfg(task="[sentiment,ner]", extra=extra))
+    assert [t.state for t in result.study.trials] == [State.PRUNED, State.PRUNED]
+    for trial in result.study.trials:
+        reason = trial.user_attrs["fail_reason"]
+        assert re.fullmatch(r"after sentiment \(running adaptability \d\.\d{3}\)", reason), reason
+        assert set(trial.user_attrs["task_scores"]) == {"sentiment"}  # ner never trained
+        assert trial.intermediate_values.keys() == {1}
+    rows = list(csv.DictReader(result.files["leaderboard"].open()))
+    assert {r["reason"] for r in rows} == {t.user_attrs["fail_reason"] for t in result.study.trials}
+
+
 def test_multi_objective_gives_a_pareto_front(tiny_cfg):
     result = run_search(
         tiny_cfg(
@@ -123,7 +146,7 @@ def test_diverging_loss_is_pruned_at_once(tiny_cfg):
         ("n_trials=0", "n_trials=0 must be a positive integer"),
         ("finetune.steps=-3", "finetune.steps=-3"),
         ("pretrain.tokens=-1", "pretrain.tokens=-1"),
-        ("finetune.lr=-1", "finetune.lr=-1 must be a positive number"),
+        ("finetune.lr=-1", "finetune.lr=-1 must be a number >= 0"),
         ("+tasks.qa.stpes=10", "tasks.qa.stpes=10: unknown key for a span task"),
         ("study_name=../escape", "study_name='../escape'"),
         ("objective.adaptability=median", "objective.adaptability='median'"),

@@ -401,8 +401,15 @@ def test_two_workers_through_slurm_finish_a_shared_study(tmp_path, slurm_cluster
     )
     logs = job_logs(tmp_path)
     assert_exact(study.trials, n, logs)
-    assert len(re.findall(r"worker \d \(pid \d+ on \S+\): 1 thread", logs)) == 2  # --cpus-per-task
     assert len(list(tmp_path.glob("hydra/multirun/*/*/.submitit/*_*/*_result.pkl"))) == 2
+    # Each job either worked (its worker line shows --cpus-per-task's one thread) or started
+    # after the other had finished the study and said so before setting up a worker: SLURM
+    # may run the two jobs one after the other on a busy node.
+    per_job = [p.read_text() for p in sorted(tmp_path.glob("hydra/multirun/*/*/*/*.log"))]
+    assert len(per_job) == 2, per_job
+    worked = [log for log in per_job if re.search(r"worker \d \(pid \d+ on \S+\): 1 thread", log)]
+    idle = [log for log in per_job if "is complete (3 finished trials): nothing to run" in log]
+    assert worked and len(worked) + len(idle) == 2, per_job
 
 
 def test_a_resumed_study_samples_new_candidates_not_the_first_runs_again(tiny_cfg):
@@ -441,3 +448,25 @@ def test_a_search_without_n_trials_stops_after_five_failures_in_a_row():
     )
     # Two failures, a success that resets the count, then five failures.
     assert MAX_CONSECUTIVE_FAILURES == 5 and len(study.trials) == 3 + 5
+
+
+@pytest.mark.parametrize("storage", ["memory", "journal"])
+def test_run_trials_stops_after_five_failures_in_a_row(tmp_path, storage):
+    """The count inside run_trials itself (a search with n_trials), not the optimize callback."""
+    outcomes = iter([False, False, True, *[False] * 10])
+    calls = []
+
+    def objective(trial: optuna.Trial) -> float:
+        calls.append(trial.number)
+        if not next(outcomes):
+            raise ValueError("broken task")
+        return 1.0
+
+    where = None if storage == "memory" else journal(tmp_path / "j.log")
+    study = optuna.create_study(storage=where)
+    ran = run_trials(study, objective, 50, catch=(ValueError,), poll=0.1, gc_after_trial=False)
+    # Two failures, a success that resets the count, then five failures: the worker stops with
+    # 49 slots of its budget left rather than failing trial after trial.
+    states = [t.state for t in study.trials]
+    assert ran == len(calls) == 3 + MAX_CONSECUTIVE_FAILURES == 8
+    assert states == [State.FAIL, State.FAIL, State.COMPLETE, *[State.FAIL] * 5]

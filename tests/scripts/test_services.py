@@ -1,0 +1,218 @@
+"""scripts/postgres.sh and scripts/slurm.sh let no one in and touch nothing that is not theirs.
+
+The services are real: the fixtures start them with the scripts (root only; they skip, or fail
+under CI=true, where they cannot start). Each test checks what a local user could reach or what
+the script could break: permissions, authentication, secrets in command lines, foreign jobs and
+configs, system files put back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg2
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPTS = REPO / "scripts"
+STATE = Path(os.environ.get("ADAPTNAS_SERVICES_DIR", "/var/lib/adaptnas-services"))
+PG = STATE / "pg"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the service scripts run as root")
+
+
+def script(name: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPTS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def owner(path: Path) -> str:
+    import pwd
+
+    return pwd.getpwuid(path.lstat().st_uid).pw_name
+
+
+def as_nobody(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["runuser", "-u", "nobody", "--", *cmd],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ["PATH"], "PGCONNECT_TIMEOUT": "5"},
+    )
+
+
+def pg_bin() -> Path:
+    version = (PG / "data" / "PG_VERSION").read_text().strip()
+    return Path(f"/usr/lib/postgresql/{version}/bin")
+
+
+# ---- PostgreSQL ----------------------------------------------------------------------------------
+def test_state_folders_are_closed(postgres_url):
+    assert (owner(STATE), mode(STATE)) == ("root", 0o711)  # passable, not listable
+    assert (owner(STATE / "secret"), mode(STATE / "secret")) == ("root", 0o700)
+    password = STATE / "secret" / "pg-password"
+    assert (owner(password), mode(password)) == ("root", 0o600)
+    assert password.read_text() == urlsplit(postgres_url).password
+    for folder in (PG, PG / "data", PG / "sock"):
+        assert (owner(folder), mode(folder)) == ("postgres", 0o700), folder
+    (socket,) = [p for p in (PG / "sock").glob(".s.PGSQL.*") if not p.name.endswith(".lock")]
+    assert stat.S_ISSOCK(socket.lstat().st_mode) and mode(socket) == 0o700
+    conf = (PG / "data" / "postgresql.conf").read_text()
+    assert re.search(r"^unix_socket_permissions = 0700$", conf, re.M)
+
+
+def test_no_trust_only_peer_and_scram(postgres_url):
+    rules = [
+        line.split()
+        for line in (PG / "data" / "pg_hba.conf").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert rules and "trust" not in {r[-1] for r in rules}
+    assert {r[-1] for r in rules if r[0] == "local"} == {"peer"}
+    assert {r[-1] for r in rules if r[0] == "host"} == {"scram-sha-256"}
+
+
+def test_password_gets_in_and_nothing_else_does(postgres_url):
+    parts = urlsplit(postgres_url)
+    with psycopg2.connect(postgres_url.replace("+psycopg2", "")) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_user, inet_server_addr()::text")
+            assert cur.fetchone() == ("adaptnas", "127.0.0.1/32")
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(
+            host="127.0.0.1", port=parts.port, user="adaptnas", password="wrong", dbname="adaptnas"
+        )
+    psql = str(pg_bin() / "psql")
+    # Another local user: the socket folder is closed to them, and TCP wants a password.
+    for host, user in ((str(PG / "sock"), "postgres"), ("127.0.0.1", "postgres")):
+        proc = as_nobody(
+            psql, "-w", "-h", host, "-p", str(parts.port), "-U", user, "-c", "SELECT 1"
+        )
+        assert proc.returncode != 0, (host, proc.stdout)
+        assert re.search(r"Permission denied|password|no password supplied", proc.stderr), (
+            proc.stderr
+        )
+
+
+def test_the_server_runs_the_binaries_of_its_data_version(postgres_url):
+    version = (PG / "data" / "PG_VERSION").read_text().strip()
+    with psycopg2.connect(postgres_url.replace("+psycopg2", "")) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SHOW server_version_num")
+            assert cur.fetchone()[0].startswith(version)
+    pid = int((PG / "data" / "postmaster.pid").read_text().split()[0])
+    assert os.readlink(f"/proc/{pid}/exe") == str(pg_bin() / "postgres")
+
+
+def test_no_default_cluster_is_created(postgres_url):
+    conf = Path("/etc/postgresql-common/createcluster.conf").read_text()
+    assert re.search(r"^\s*create_main_cluster\s*=\s*false", conf, re.M)
+
+
+def test_the_password_never_appears_in_a_command_line(postgres_url, tmp_path):
+    """Every runuser/psql the script runs goes through a shim that records its argv."""
+    shim = tmp_path / "bin"
+    shim.mkdir()
+    log = tmp_path / "argv.log"
+    for name in ("runuser", "psql"):
+        real = subprocess.run(["bash", "-c", f"command -v {name} || true"], capture_output=True)
+        real_path = real.stdout.decode().strip() or "/usr/sbin/runuser"
+        (shim / name).write_text(f'#!/bin/sh\necho "$*" >>{log}\nexec {real_path} "$@"\n')
+        (shim / name).chmod(0o755)
+    proc = script("postgres.sh", "start", env={"PATH": f"{shim}:{os.environ['PATH']}"})
+    assert proc.returncode == 0, proc.stderr
+    argv = log.read_text()
+    assert "psql" in argv  # the role's password was set again through psql
+    assert urlsplit(postgres_url).password not in argv
+
+
+def test_state_under_a_symlink_or_a_foreign_folder_is_refused(postgres_url, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "link").symlink_to(elsewhere)
+    proc = script("postgres.sh", "start", env={"ADAPTNAS_SERVICES_DIR": str(tmp_path / "link")})
+    assert proc.returncode != 0 and "symlink" in proc.stderr, proc.stderr
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    os.chown(foreign, 65534, 65534)  # pre-created by another user
+    proc = script("postgres.sh", "start", env={"ADAPTNAS_SERVICES_DIR": str(foreign)})
+    assert proc.returncode != 0 and "belongs to uid 65534" in proc.stderr, proc.stderr
+    assert list(elsewhere.iterdir()) == [] and list(foreign.iterdir()) == []
+
+
+# ---- system files and SLURM -----------------------------------------------------------------
+@pytest.mark.parametrize("existed", [True, False])
+def test_a_rewritten_system_file_is_put_back_however_the_script_exits(tmp_path, existed):
+    path = tmp_path / "policy-rc.d"
+    if existed:
+        path.write_text("#!/bin/sh\nexit 0\n")
+    body = f"source {SCRIPTS / 'lib.sh'}; keep_file {path}; echo ours > {path}; exit 3"
+    proc = subprocess.run(["bash", "-c", body], capture_output=True, text=True)
+    assert proc.returncode == 3
+    if existed:
+        assert path.read_text() == "#!/bin/sh\nexit 0\n"
+    else:
+        assert not path.exists()
+    assert [p.name for p in tmp_path.iterdir()] == (["policy-rc.d"] if existed else [])
+
+
+def test_slurm_never_starts_on_a_config_it_did_not_write(slurm_cluster, tmp_path):
+    conf = tmp_path / "slurm.conf"
+    conf.write_text("ClusterName=theirs\n")
+    proc = script("slurm.sh", "start", env={"ADAPTNAS_SLURM_CONF": str(conf)})
+    assert proc.returncode != 0 and "not written by this script" in proc.stderr, proc.stderr
+    assert conf.read_text() == "ClusterName=theirs\n"
+
+
+def _sbatch(name: str) -> str:
+    out = subprocess.run(
+        ["sbatch", "--parsable", f"--job-name={name}", "-p", "debug", "-c", "1", "-o", "/dev/null",
+         "--wrap", "sleep 600"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return out.strip().split(";")[0]
+
+
+def _jobs() -> dict[str, str]:
+    out = subprocess.run(
+        ["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, timeout=60
+    ).stdout
+    return dict(line.split(maxsplit=1) for line in out.strip().splitlines())
+
+
+def test_slurm_stop_cancels_only_the_projects_jobs(slurm_cluster):
+    foreign = _sbatch("someone-elses")
+    ours = _sbatch("adaptnas-search")
+    try:
+        assert {foreign, ours} <= set(_jobs())
+        stop = script("slurm.sh", "stop")
+        assert stop.returncode == 0, stop.stderr
+        assert f"cancelled the project's jobs: {ours}" in stop.stderr
+        start = script("slurm.sh", "start")
+        assert start.returncode == 0, start.stderr
+        for _ in range(50):
+            jobs = _jobs()
+            if ours not in jobs:
+                break
+            time.sleep(0.2)
+        assert foreign in jobs and jobs[foreign] == "someone-elses"
+        assert ours not in jobs
+    finally:
+        subprocess.run(["scancel", foreign, ours], capture_output=True, timeout=60)
