@@ -33,6 +33,7 @@ __all__ = [
     "SCHEMAS",
     "DataConfig",
     "ExportConfig",
+    "FinalistsConfig",
     "FinetuneConfig",
     "LoggerConfig",
     "ObjectiveConfig",
@@ -124,6 +125,17 @@ class ObjectiveConfig:
 
 
 @dataclass
+class FinalistsConfig:
+    """``finalists``: the top trials of a search re-run with more seeds before the winner is named.
+
+    ``seeds: 0`` turns the re-evaluation off (the winner is then the best single-seed trial).
+    """
+
+    top_k: Any = 3
+    seeds: Any = 2
+
+
+@dataclass
 class LoggerConfig:
     """``logger``: the keys of every option (``none``, ``csv``, ``wandb``)."""
 
@@ -179,6 +191,7 @@ class SearchConfig:
     threads: Any = "auto"
     gpu_per_worker: bool = True
     export: KeepWeightsConfig = field(default_factory=KeepWeightsConfig)
+    finalists: FinalistsConfig = field(default_factory=FinalistsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
