@@ -54,6 +54,8 @@ def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
     """
     out = []
     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
+        if "finalist_of" in t.user_attrs:
+            continue  # a finalist's repeat (nas/finalists.py): the winner's weights are its own
         score = t.user_attrs.get("adaptability")
         if t.state == State.COMPLETE and t.values:
             score = t.values[0]

@@ -14,12 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import Suite, build_suite
 from lightning_modules.tasks import TASK_KINDS
+from nas import finalists as fin
 from nas.errors import ConfigError
+from nas.finalists import FinalistSettings
 from nas.hooks import TrialHook
 from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.plots import write_plots_safely
 from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
 from nas.schema import (
+    FinalistsConfig,
     FinetuneConfig,
     ObjectiveConfig,
     PretrainConfig,
@@ -91,6 +94,7 @@ def check_config(cfg: DictConfig) -> None:
         "pretrain": PretrainConfig,
         "finetune": FinetuneConfig,
         "objective": ObjectiveConfig,
+        "finalists": FinalistsConfig,
     }
     try:
         for section, schema in sections.items():
@@ -110,6 +114,7 @@ def check_config(cfg: DictConfig) -> None:
         )
     if not cfg.get("tasks"):
         raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
+    FinalistSettings.from_cfg(cfg)
 
 
 def load_suite(cfg: DictConfig) -> Suite:
@@ -142,8 +147,11 @@ def run_search(cfg: DictConfig) -> SearchResult:
 
     Re-running with the same ``study_name`` and storage resumes the study and runs only the trials
     still missing from ``n_trials`` (completed and pruned trials count; failed ones are re-run).
+    Once the search trials are done, the finalists are re-run with more seeds (``finalists``:
+    ``nas.finalists``), also on a resume that finds them missing.
     """
     check_config(cfg)
+    settings = FinalistSettings.from_cfg(cfg)
     if cfg.get("study_name") is None:
         cfg.study_name = default_study_name(cfg)
     # Families that cannot serve a selected task (encoders for generation) are never sampled.
@@ -158,16 +166,21 @@ def run_search(cfg: DictConfig) -> SearchResult:
     finished = count_finished(study)
     target = cfg.n_trials
     remaining = None if target is None else max(0, int(target) - finished)
+    # A complete search whose finalists were not (all) re-run: a resume runs them now.
+    repeats_due = remaining == 0 and not fin.work(study, settings).done
     log.info(
-        "study '%s' (%s) in %s: %d finished, %s to run",
+        "study '%s' (%s) in %s: %d finished, %s to run%s",
         cfg.study_name,
         mask_url(storage_url(cfg)),
         folder,
         finished,
         "until timeout" if remaining is None else remaining,
+        ", then the finalists' repeats" if remaining != 0 and settings.enabled else "",
     )
+    if repeats_due:
+        log.info("finalist repeats missing: running them")
     ran = 0
-    if remaining != 0:
+    if remaining != 0 or repeats_due:
         prepare()
         # Bad data, threads or logger settings: no empty study is left, nothing is written.
         with created.undo_on_user_error(study):
@@ -193,6 +206,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
             time.perf_counter() - t0,
         )
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
+        settings.record(study)  # how the winner is chosen, for reports rebuilt later
         for hook in hooks:
             hook.on_search_start(study, plain(public))
         callbacks: list = []
@@ -208,6 +222,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
                     timeout=cfg.get("timeout"),
                     callbacks=callbacks,
                     catch=TRIAL_FAULTS,  # fail that trial only; bugs stop the search
+                    finalists=settings,
                 )
             else:
                 before = len(study.trials)
@@ -220,6 +235,16 @@ def run_search(cfg: DictConfig) -> SearchResult:
                     catch=TRIAL_FAULTS,
                 )
                 ran = len(study.trials) - before
+                if settings.enabled:  # the timeout bounds the search; the finalists follow it
+                    ran += run_trials(
+                        study,
+                        objective,
+                        count_finished(study),
+                        attrs=worker.attrs(),
+                        callbacks=callbacks,
+                        catch=TRIAL_FAULTS,
+                        finalists=settings,
+                    )
         finally:  # also on Ctrl-C or a crash: hooks close their runs and files
             for hook in hooks:
                 hook.on_search_end(study)
@@ -233,7 +258,18 @@ def run_search(cfg: DictConfig) -> SearchResult:
         files.update(write_plots_safely(study, folder / "plots"))
     print_leaderboard(leaderboard_rows(study), title=f"study {cfg.study_name}")
     if "best_architecture" in files:
-        log.info("winner: %s", files["best_architecture"])
+        best = fin.ranked(study)
+        if best and best[0].n > 1:
+            log.info(
+                "winner: trial %d, adaptability %.4f +- %.4f over %d seeds (%s)",
+                best[0].trial.number,
+                best[0].mean,
+                best[0].sd,
+                best[0].n,
+                files["best_architecture"],
+            )
+        else:
+            log.info("winner: %s", files["best_architecture"])
     log.info("leaderboard: %s", files["leaderboard"])
     if cfg.get("validate", {}).get("auto"):  # validate.auto=true: nas/validate.py on the study
         from nas.validate import validate_after_search

@@ -149,8 +149,9 @@ def select_trials(study: optuna.Study, which: Any) -> list[optuna.trial.FrozenTr
                     f"trial=pareto: study '{study.study_name}' has one objective; "
                     "export the best trial (no trial=) or trial=<n>"
                 )
-            return [study.best_trial]
-        front = sorted(study.best_trials, key=lambda t: (-t.values[0], t.number))
+        from nas.results import best_trials  # the winner by mean over its finalist seeds
+
+        front = best_trials(study)
         return front if which == "pareto" else front[:1]
     if isinstance(which, bool) or not (isinstance(which, int) or str(which).isdigit()):
         raise ConfigError(f"trial={which!r}: give a trial number, pareto, or nothing (the best)")

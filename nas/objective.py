@@ -10,6 +10,10 @@ leaderboard) and the search goes on:
 
 Any other exception is a bug: the trial is failed and the error stops the search with its
 traceback.
+
+A finalist repeat (a trial enqueued with ``user_attrs["finalist_of"]``, see ``nas.finalists``)
+runs its finalist's architecture with another seed, reports nothing to the pruner and is never
+pruned by it; it is scored on the test splits when its finalist was.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ import torch
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
+from nas import finalists as fin
 from nas.errors import describe
 from nas.hooks import TrialHook
-from nas.study import FINISHED
+from nas.study import count_finished
 from nas.trial import (
     CandidateResult,
     Deadline,
@@ -159,7 +164,7 @@ class Objective:
 
     def _finished_values(self, study: optuna.Study) -> list[float]:
         done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        return [t.values[0] for t in done]
+        return [t.values[0] for t in fin.search_trials(done)]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self._open_log(trial)
@@ -180,10 +185,17 @@ class Objective:
 
     def _run(self, trial: optuna.Trial) -> float | tuple[float, float]:
         t0 = self._t0 = time.perf_counter()
-        # Pruned trials count towards n_trials too (and every worker's trials do).
-        done = len(trial.study.get_trials(deepcopy=False, states=FINISHED))
-        count = f"{done + 1}/{self.n_trials}" if self.n_trials else f"#{done + 1}"
-        prefix = f"trial {trial.number} ({count})"
+        repeat = self._repeat_of(trial)
+        if repeat is not None:
+            of, r, n_seeds, seed, _ = repeat
+            prefix = f"trial {trial.number} (finalist trial {of}, seed {r + 1}/{n_seeds})"
+        else:
+            # Pruned trials count towards n_trials too (and every worker's trials do).
+            done = count_finished(trial.study)
+            count = f"{done + 1}/{self.n_trials}" if self.n_trials else f"#{done + 1}"
+            prefix = f"trial {trial.number} ({count})"
+            seed = int(self.cfg["seed"]) + trial.number
+        trial.set_user_attr("seed", seed)  # the model seed: what a repeat changes
         n_stages = 1 + len(self.suite.tasks)
         stages = {name: i for i, name in enumerate(["pretrain", *self.suite.tasks], start=1)}
         deadline = Deadline.after(self.trial_timeout) if self.trial_timeout else None
@@ -212,8 +224,10 @@ class Objective:
 
         def report(step: int, value: float, scores: dict[str, float]) -> None:
             trial.set_user_attr("task_scores", dict(scores))  # pruned trials keep what they scored
-            if self.multi:
-                return  # Optuna cannot prune multi-objective trials
+            if self.multi or repeat is not None:
+                # Optuna cannot prune multi-objective trials; a repeat measures the seed noise of
+                # a finalist, runs to the end and stays out of the pruner's comparisons.
+                return
             trial.report(value, step)
             if step < len(self.suite.tasks) and trial.should_prune():
                 task = list(scores)[-1]
@@ -224,9 +238,11 @@ class Objective:
                 arch,
                 self.suite,
                 self.cfg,
-                seed=int(self.cfg["seed"]) + trial.number,
+                seed=seed,
                 report=report,
-                want_test=lambda score: self._is_finalist(trial.study, score),
+                want_test=lambda score: (
+                    repeat[4] if repeat is not None else self._is_finalist(trial.study, score)
+                ),
                 on_stage=on_stage,
                 logger_for=logger_for,
                 deadline=deadline,
@@ -255,10 +271,23 @@ class Objective:
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
         self.durations.append(time.perf_counter() - t0)
-        self._log_done(trial, result, prefix)
+        self._log_done(trial, result, prefix, repeat is not None)
         if self.multi:
             return result.adaptability, float(result.n_params)
         return result.adaptability
+
+    def _repeat_of(self, trial: optuna.Trial) -> tuple[int, int, int, int, bool] | None:
+        """``(finalist, r, seeds in all, seed, test it)`` of a finalist repeat, else ``None``."""
+        if fin.REPEAT_OF not in trial.user_attrs:
+            return None
+        of, r = int(trial.user_attrs[fin.REPEAT_OF]), int(trial.user_attrs[fin.REPEAT])
+        n_seeds = 1 + int((self.cfg.get("finalists") or {}).get("seeds", r))
+        seed = int(self.cfg["seed"]) + of + fin.SEED_STRIDE * r
+        storage = trial.study._storage
+        original = storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(trial.study._study_id, of)
+        )
+        return of, r, max(n_seeds, r + 1), seed, bool(original.user_attrs.get("test_metrics"))
 
     def _fail(
         self,
@@ -341,6 +370,9 @@ class Objective:
         trial.set_user_attr("task_scores", r.task_scores)
         trial.set_user_attr("task_metrics", r.task_metrics)
         trial.set_user_attr("curves", r.curves)
+        if r.data_curves:  # JSON keys are strings: {"ner": {"64": 0.71, "256": 0.83}}
+            curves = {t: {str(k): v for k, v in c.items()} for t, c in r.data_curves.items()}
+            trial.set_user_attr("data_curves", curves)
         trial.set_user_attr("adaptability", r.adaptability)
         trial.set_user_attr("timings", {k: round(v, 3) for k, v in r.timings.items()})
         trial.set_user_attr("steps", r.steps)
@@ -354,16 +386,18 @@ class Objective:
         best = f"best {max(values):.3f}" if values else "no complete trial yet"
         if not self.n_trials:
             return best
-        finished = len(study.get_trials(deepcopy=False, states=FINISHED)) + 1
+        finished = count_finished(study) + 1
         remaining = max(0, self.n_trials - finished)
         eta = remaining * sum(self.durations) / max(1, len(self.durations))
         return f"{best} | {remaining} to go, ETA {fmt_duration(eta)}"
 
-    def _log_done(self, trial: optuna.Trial, r: CandidateResult, prefix: str) -> None:
+    def _log_done(
+        self, trial: optuna.Trial, r: CandidateResult, prefix: str, repeat: bool = False
+    ) -> None:
         log.info(
             "%s: adaptability %.3f in %s | %s",
             prefix,
             r.adaptability,
             fmt_duration(r.timings["total"]),
-            self._progress(trial.study, r.adaptability),
+            "finalist repeat" if repeat else self._progress(trial.study, r.adaptability),
         )

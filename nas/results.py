@@ -2,6 +2,10 @@
 
 Everything is rebuilt from the storage, so it is the same whether the search just ended, was
 resumed, or ran on many workers. Files are written atomically (temp file + rename).
+
+A finalist's repeats (``nas.finalists``) fold into its row: ``adaptability`` and the task columns
+are means over its seeds, ``sd`` and ``seeds`` say how far to trust them. The finalists come first,
+by mean; the winner is the first of them (rank 1), not Optuna's ``best_trial``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightning_modules.config import params_human
+from nas import finalists as fin
 
 State = optuna.trial.TrialState
 
@@ -46,36 +51,64 @@ def _score(t: optuna.trial.FrozenTrial) -> float:
     return t.user_attrs.get("adaptability", math.nan)
 
 
+def _round(v: float | None) -> float | str:
+    return "" if v is None else round(v, 4)
+
+
 def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
-    """One row per trial, best first: completed by score, then pruned, failed and running."""
-    # A surplus trial lost the race for the last slot of n_trials and never ran (nas/workers.py).
-    trials = [
-        t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get("adaptnas:surplus")
+    """One row per trial, best first: finalists by mean, other completed by score, then pruned,
+    failed and running.
+
+    A finalist's complete repeats are folded into its row (mean over seeds, ``sd``, ``seeds``);
+    a repeat that did not complete keeps a row of its own, its reason saying which it repeats.
+    """
+    # A surplus trial lost the race for a slot (nas/workers.py) or a repeat (nas/finalists.py)
+    # and never ran.
+    everything = [
+        t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(fin.SURPLUS_ATTR)
     ]
+    scores = fin.seed_scores(everything)
+    chosen = {s.trial.number: i for i, s in enumerate(fin.ranked(study, everything))}
+    trials = [t for t in everything if not (fin.is_repeat(t) and t.state == State.COMPLETE)]
     task_names: list[str] = []
     for t in trials:
         for name in t.user_attrs.get("task_scores", {}):
             if name not in task_names:
                 task_names.append(name)
     order = {State.COMPLETE: 0, State.PRUNED: 1, State.FAIL: 2, State.RUNNING: 3, State.WAITING: 4}
-    trials = sorted(
-        trials,
-        key=lambda t: (order[t.state], -_score(t) if t.state == State.COMPLETE else t.number),
-    )
+
+    def key(t: optuna.trial.FrozenTrial) -> tuple:
+        if t.state != State.COMPLETE:
+            return (order[t.state], 0, 0.0, t.number)
+        if t.number in chosen:
+            return (0, 0, float(chosen[t.number]), t.number)
+        return (0, 1, -_score(t), t.number)
+
     rows = []
-    for rank, t in enumerate(trials, start=1):
-        scores = t.user_attrs.get("task_scores", {})
-        test = t.user_attrs.get("test_metrics", {})
+    rank = 0
+    for t in sorted(trials, key=key):
+        s = scores.get(t.number) if t.state == State.COMPLETE else None
         row: dict[str, Any] = {
-            "rank": rank if t.state == State.COMPLETE else "",
+            "rank": "",
             "trial": t.number,
             "state": t.state.name.lower(),
-            "adaptability": round(t.values[0], 4) if t.state == State.COMPLETE else "",
+            "adaptability": "",
+            "sd": "",
+            "seeds": "",
         }
+        task_scores = t.user_attrs.get("task_scores", {})
+        test = {k: v["score"] for k, v in t.user_attrs.get("test_metrics", {}).items()}
+        if s is not None:
+            rank += 1
+            row.update(rank=rank, adaptability=_round(s.mean), sd=_round(s.sd), seeds=s.n)
+            task_scores, test = s.task_means(), s.task_means("test_metrics")
+        elif t.state == State.COMPLETE:  # an adaptability of NaN
+            rank += 1
+            row.update(rank=rank, adaptability=round(t.values[0], 4), seeds=1)
         for name in task_names:
-            row[name] = round(scores[name], 4) if name in scores else ""
+            row[name] = _round(task_scores.get(name))
         for name in task_names:
-            row[f"test_{name}"] = round(test[name]["score"], 4) if name in test else ""
+            row[f"test_{name}"] = _round(test.get(name))
         row["params"] = t.user_attrs.get("n_params", "")
         row["time_s"] = (
             round(t.user_attrs.get("timings", {}).get("total", math.nan), 1)
@@ -83,7 +116,11 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
             else ""
         )
         row["architecture"] = t.user_attrs.get("describe", "")
-        row["reason"] = t.user_attrs.get("fail_reason", "")
+        reason = t.user_attrs.get("fail_reason", "")
+        if fin.is_repeat(t):
+            of, r = fin.repeat_key(t)
+            reason = f"repeat {r} of trial {of}" + (f": {reason}" if reason else "")
+        row["reason"] = reason
         rows.append(row)
     return rows
 
@@ -91,7 +128,7 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
 def to_csv(rows: list[dict[str, Any]]) -> str:
     """Rows as CSV text with a header (empty study: header only)."""
     buf = io.StringIO()
-    fields = list(rows[0]) if rows else ["rank", "trial", "state", "adaptability"]
+    fields = list(rows[0]) if rows else ["rank", "trial", "state", "adaptability", "sd", "seeds"]
     writer = csv.DictWriter(buf, fieldnames=fields)
     writer.writeheader()
     writer.writerows(rows)
@@ -132,25 +169,47 @@ def _note(reason: str, width: int = 80) -> str:
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The winner (single objective) or the Pareto front sorted by adaptability."""
-    if not study.get_trials(deepcopy=False, states=(State.COMPLETE,)):
-        return []
+    """The winner (single objective) or the Pareto front, best mean adaptability first.
+
+    Single objective: the best mean over seeds among the finalists (``nas.finalists.ranked``).
+    Multi-objective: the front of the search trials (repeats apart), by mean adaptability.
+    """
+    trials = study.get_trials(deepcopy=False)
     if len(study.directions) == 1:
-        return [study.best_trial]
-    return sorted(study.best_trials, key=lambda t: -t.values[0])
+        best = fin.ranked(study, trials)
+        return [best[0].trial] if best else []
+    scores = fin.seed_scores(trials)
+    front = fin.pareto_front([s.trial for s in scores.values()], study.directions)
+    return sorted(front, key=lambda t: (-scores[t.number].mean, t.number))
 
 
 def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
-    """YAML that ``TransformerConfig.from_yaml`` loads (``architecture:``) plus the scores."""
+    """YAML that ``TransformerConfig.from_yaml`` loads (``architecture:``) plus the scores.
+
+    ``adaptability`` and ``task_scores`` are means over the seeds the trial ran (its finalist
+    repeats included); ``seeds`` lists each seed's adaptability, ``search_adaptability`` the
+    first seed's (the value the search ranked by).
+    """
+    s = fin.seed_scores(study.get_trials(deepcopy=False)).get(t.number)
+    runs = s.runs if s is not None else [t]
     doc = {
         "architecture": t.user_attrs["architecture"],
         "study": study.study_name,
         "trial": t.number,
-        "adaptability": t.values[0],
-        "task_scores": t.user_attrs.get("task_scores", {}),
+        "adaptability": s.mean if s is not None else t.values[0],
+        "adaptability_sd": s.sd if s is not None else None,
+        "n_seeds": len(runs),
+        "seeds": [
+            {"trial": r.number, "seed": r.user_attrs.get("seed"), "adaptability": r.values[0]}
+            for r in runs
+        ],
+        "search_adaptability": t.values[0],
+        "task_scores": s.task_means() if s is not None else t.user_attrs.get("task_scores", {}),
         "test_metrics": t.user_attrs.get("test_metrics", {}),
         "n_params": t.user_attrs.get("n_params"),
     }
+    if s is not None and s.n > 1:
+        doc["test_scores_mean"] = s.task_means("test_metrics")
     return yaml.safe_dump(doc, sort_keys=False)
 
 

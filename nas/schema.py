@@ -45,6 +45,7 @@ __all__ = [
     "TASK_SCHEMAS",
     "DataConfig",
     "ExportConfig",
+    "FinalistsConfig",
     "FinetuneConfig",
     "LoggerConfig",
     "ObjectiveConfig",
@@ -355,6 +356,17 @@ class ObjectiveConfig:
 
 
 @dataclass
+class FinalistsConfig:
+    """``finalists``: the top trials of a search re-run with more seeds before the winner is named.
+
+    ``seeds: 0`` turns the re-evaluation off (the winner is then the best single-seed trial).
+    """
+
+    top_k: Any = rule(3, **POSITIVE_INT)
+    seeds: Any = rule(2, kind=int, low=0, note="0 = off")
+
+
+@dataclass
 class LoggerConfig:
     """``logger``: the keys of every option (``none``, ``csv``, ``wandb``)."""
 
@@ -411,6 +423,7 @@ class SearchConfig:
     gpu_per_worker: bool = True
     export: KeepWeightsConfig = field(default_factory=KeepWeightsConfig)
     validate: ValidateBlock = field(default_factory=lambda: ValidateBlock())
+    finalists: FinalistsConfig = field(default_factory=FinalistsConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 

@@ -460,8 +460,13 @@ class StudyFootprint:
 
 
 def count_finished(study: optuna.Study) -> int:
-    """Trials that count towards ``n_trials``: completed or pruned (failed ones are re-run)."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    """Trials that count towards ``n_trials``: completed or pruned (failed ones are re-run).
+
+    Finalist repeats (``nas.finalists``) are not search trials and never count.
+    """
+    from nas.finalists import search_trials
+
+    return len(search_trials(study.get_trials(deepcopy=False, states=FINISHED)))
 
 
 def plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,11 @@ Every worker runs the same command against the same storage (``storage=journal``
 A worker killed on this machine (SIGKILL, the OOM killer) needs no heartbeat: every trial records
 the host and pid of its process, and a search that starts fails the running trials whose process
 is gone at once (``fail_orphans``), queuing them again the same way.
+
+Once ``n_trials`` search trials are finished, the workers re-run the finalists with more seeds
+(``nas.finalists``): any worker enqueues the missing repeats, any worker runs them, a duplicate
+enqueued by a racing worker is failed as surplus when it starts, and a worker leaves when no
+repeat is missing, queued or running. Repeats never count towards ``n_trials``.
 """
 
 from __future__ import annotations
@@ -37,14 +42,15 @@ import optuna
 import torch
 from omegaconf import DictConfig
 
+from nas import finalists as fin
 from nas.errors import ConfigError
+from nas.finalists import SURPLUS_ATTR, FinalistSettings
 
 log = logging.getLogger("adaptnas")
 
 State = optuna.trial.TrialState
 LIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)
 FINISHED = (State.COMPLETE, State.PRUNED)
-SURPLUS_ATTR = "adaptnas:surplus"
 # A worker whose trials keep failing (out of memory every time, say) stops instead of spinning.
 MAX_CONSECUTIVE_FAILURES = 5
 
@@ -266,11 +272,12 @@ def setup_worker(cfg: DictConfig) -> WorkerInfo:
 
 @dataclass
 class Census:
-    """Trial counts of the study at one moment."""
+    """Counts of the study's search trials at one moment (finalist repeats apart)."""
 
     finished: int
     running: int
     waiting: int
+    queued_repeats: int = 0  # finalist repeats waiting (a worker's next ask may take one)
 
     @property
     def live(self) -> int:
@@ -280,22 +287,28 @@ class Census:
 
 def census(study: optuna.Study) -> Census:
     """Count the study's finished, running and waiting trials (one read of the storage)."""
-    states = [t.state for t in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in fin.search_trials(trials)]
     return Census(
         finished=sum(s in FINISHED for s in states),
         running=states.count(State.RUNNING),
         waiting=states.count(State.WAITING),
+        queued_repeats=sum(fin.is_repeat(t) and t.state == State.WAITING for t in trials),
     )
 
 
 def live_rank(study: optuna.Study, number: int) -> int:
-    """How many live trials have a smaller number than trial ``number``."""
-    trials = study.get_trials(deepcopy=False, states=LIVE)
+    """How many live search trials have a smaller number than trial ``number``."""
+    trials = fin.search_trials(study.get_trials(deepcopy=False, states=LIVE))
     return sum(t.number < number for t in trials)
 
 
 class BudgetedObjective:
-    """Wraps the objective: a trial past the budget is failed as surplus before it samples."""
+    """Wraps the objective: a trial past the budget is failed as surplus before it samples.
+
+    A finalist repeat is not part of the budget; it is surplus when an earlier live attempt of
+    the same repeat exists (two workers enqueued it at the same moment).
+    """
 
     def __init__(
         self,
@@ -311,15 +324,22 @@ class BudgetedObjective:
     def __call__(self, trial: optuna.Trial) -> Any:
         self.surplus = False
         self.trial_id = trial._trial_id
-        rank = live_rank(trial.study, trial.number)
         for key, value in self.attrs.items():  # which worker, host and GPU ran it
             trial.set_user_attr(key, value)
-        if rank >= self.n_trials:
+        reason = None
+        if fin.REPEAT_OF in trial.user_attrs:
+            first = fin.duplicate_of(trial.study, trial)
+            if first is not None:
+                reason = f"surplus: trial {first} runs the same finalist repeat"
+        else:
+            rank = live_rank(trial.study, trial.number)
+            if rank >= self.n_trials:
+                reason = (
+                    f"surplus: {rank} live trials came first and n_trials={self.n_trials} "
+                    "(another worker took the last slot at the same moment)"
+                )
+        if reason is not None:
             self.surplus = True
-            reason = (
-                f"surplus: {rank} live trials came first and n_trials={self.n_trials} "
-                "(another worker took the last slot at the same moment)"
-            )
             trial.set_user_attr("fail_reason", reason)
             trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
             raise SurplusTrial(reason)
@@ -407,8 +427,12 @@ def run_trials(
     catch: tuple[type[Exception], ...] = (),
     poll: float | None = None,
     gc_after_trial: bool = True,
+    finalists: FinalistSettings | None = None,
 ) -> int:
     """Run trials of ``study`` until it has ``n_trials`` finished ones, with any number of peers.
+
+    Then, with ``finalists`` enabled, the finalist repeats (``nas.finalists``) until none is
+    missing, queued or running.
 
     Args:
         study: The shared study.
@@ -422,9 +446,11 @@ def run_trials(
             heartbeat interval, at most 2 s: a waiting worker leaves soon after the last trial).
         gc_after_trial: Collect garbage after each trial (Optuna's advice against memory growth;
             about 0.3 s with torch loaded, nothing next to a real trial).
+        finalists: Re-run the top trials with more seeds once the search trials are done
+            (``None`` or ``seeds=0``: not).
 
     Returns:
-        How many trials this worker ran (surplus ones not counted).
+        How many trials this worker ran, repeats included (surplus ones not counted).
     """
     wrapped = BudgetedObjective(objective, n_trials, attrs)
     interval = heartbeat_interval(study)
@@ -438,18 +464,25 @@ def run_trials(
             break
         now = census(study)
         if now.finished >= n_trials:
-            break
-        if now.waiting == 0 and now.live >= n_trials:
-            # Every remaining slot is taken by a running trial of another worker.
-            if interval is None:
-                log.info(
-                    "%d trial(s) still run in other workers; without heartbeats this worker "
-                    "cannot watch them, so it stops",
-                    now.running,
-                )
+            if finalists is None or not finalists.enabled:
                 break
-            if waiting_since is None:
-                waiting_since = time.monotonic()
+            todo = fin.enqueue_missing(study, finalists)
+            if todo.done:
+                if todo.given_up:
+                    log.warning(
+                        "finalist repeats given up after %d failures: %s",
+                        fin.MAX_FAILURES,
+                        ", ".join(f"trial {n} seed {r + 1}" for n, r in todo.given_up),
+                    )
+                break
+            if todo.waiting == 0:  # the last repeats run in other workers
+                if not _wait_for_others(study, interval, poll, todo.running):
+                    break
+                waiting_since = waiting_since or time.monotonic()
+                continue
+        elif now.waiting == 0 and now.queued_repeats == 0 and now.live >= n_trials:
+            # Every remaining slot is taken by a running trial of another worker.
+            if waiting_since is None and interval is not None:
                 log.info(
                     "%d/%d finished, the other %d run in other workers: waiting, to re-run any "
                     "whose worker dies",
@@ -457,8 +490,9 @@ def run_trials(
                     n_trials,
                     now.running,
                 )
-            time.sleep(poll)
-            optuna.storages.fail_stale_trials(study)  # retried copies come back as WAITING
+            if not _wait_for_others(study, interval, poll, now.running):
+                break
+            waiting_since = waiting_since or time.monotonic()
             continue
         waiting_since = None
         study.optimize(
@@ -479,3 +513,21 @@ def run_trials(
         if study._stop_flag:  # a callback called study.stop()
             break
     return ran
+
+
+def _wait_for_others(study: optuna.Study, interval: int | None, poll: float, running: int) -> bool:
+    """Sleep ``poll`` seconds and fail stale trials; ``False`` when there is no heartbeat to watch.
+
+    Without heartbeats a worker cannot tell a running trial of a dead worker from a live one, so
+    it leaves rather than wait forever.
+    """
+    if interval is None:
+        log.info(
+            "%d trial(s) still run in other workers; without heartbeats this worker cannot "
+            "watch them, so it stops",
+            running,
+        )
+        return False
+    time.sleep(poll)
+    optuna.storages.fail_stale_trials(study)  # retried copies come back as WAITING
+    return True

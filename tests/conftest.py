@@ -26,10 +26,11 @@ TINY = [
     "finetune.batch_size=16",
     "finetune.eval_batch_size=64",
     "plots=false",  # 2-8 s a search; tests/nas/test_report.py covers them
+    "finalists.seeds=0",  # no repeats of the top trials; tests/nas/test_finalists.py turns them on
 ]
 _TINY_GENERATION = ["source.n_train=96", "source.n_val=16", "source.n_test=16", "max_new_tokens=12"]
 # Keys of conf/search.yaml that conf/train.yaml does not have.
-SEARCH_ONLY = ("search_space", "sampler", "plots")
+SEARCH_ONLY = ("search_space", "sampler", "plots", "finalists")
 TINY_TASKS = {
     "qa": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "max_len=96"],
     # steps=null: finetune.steps, not the built-in task's calibrated 400 (12 s a trial).

@@ -57,6 +57,17 @@ def test_trial_records_architecture_scores_and_timings(tiny_cfg):
     assert "test_metrics" in attrs  # the first trial is a finalist
 
 
+def test_a_curve_search_records_the_score_of_every_example_budget(tiny_cfg):
+    extra = ["n_trials=1", "storage=memory", "objective.adaptability=curve"]
+    result = run_search(tiny_cfg(task="ner", extra=[*extra, "finetune.curve=[8,32]"]))
+    (trial,) = result.study.trials
+    points = trial.user_attrs["data_curves"]["ner"]
+    assert sorted(points) == ["32", "8"]
+    assert trial.values[0] == pytest.approx(sum(points.values()) / 2)
+    (plain,) = run_search(tiny_cfg(task="ner", extra=extra[:2])).study.trials
+    assert "data_curves" not in plain.user_attrs
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2", "cmaes", "gp"])
 def test_each_sampler_composes_and_runs(tiny_cfg, sampler):
     extra = [f"sampler={sampler}", "n_trials=2", "storage=memory"]

@@ -1,0 +1,89 @@
+"""Successive halving over the tasks of the suite: every rung prunes.
+
+A trial reports its running adaptability after each task (step ``i`` = ``i`` tasks done). Optuna's
+``HyperbandPruner`` over these five steps with ``min_resource: 2`` forms two brackets, one of
+which never prunes (its first rung lies past the last task): 1 of 12 trials was pruned in the
+timed default search. :class:`TaskHalvingPruner` is one asynchronous successive-halving bracket
+(ASHA) with explicit rungs:
+
+* at each rung step (default: after tasks 2 and 4), the trial's value is compared with the
+  values that every trial of the study reported at that step (complete, pruned or still
+  running, this one included);
+* it goes on only when it is among the best ``ceil(n / reduction_factor)`` of those ``n``
+  values (ties go on), so every rung keeps about a third and stops the rest;
+* a rung prunes nothing until ``min_trials`` trials have reached it, so the first trials of a
+  search are not stopped by comparison with one or two others.
+
+Why task steps and not a training budget: a task's score is the measurement the search ranks
+by, and a step of this resource is a whole task, so a pruned trial saves the remaining tasks
+(the generation tasks, slowest, come last) without a second, cheaper proxy of the score.
+Why no pruning after the first task: one task says little about the mean over all of them (a
+short sentiment run sits near chance for most candidates; see ``docs/benchmarks.md`` section 3).
+
+Finalist repeats (``nas.finalists``) report nothing, so they never enter a rung's comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
+
+State = optuna.trial.TrialState
+_COMPETING = (State.COMPLETE, State.PRUNED, State.RUNNING)
+
+
+class TaskHalvingPruner(BasePruner):
+    """Asynchronous successive halving with explicit rungs over a trial's steps.
+
+    Args:
+        rungs: The steps at which a trial is compared (tasks done), e.g. ``[2, 4]``. A step not
+            in the list never prunes; rungs at or past the last task never act (the objective
+            does not ask the pruner after the last task).
+        reduction_factor: ``3`` keeps the best third at each rung (``ceil(n / 3)`` of ``n``).
+        min_trials: A rung prunes only once this many trials (this one included) have a value
+            at its step.
+    """
+
+    def __init__(
+        self, rungs: Sequence[int] = (2, 4), reduction_factor: int = 3, min_trials: int = 4
+    ):
+        rungs = list(rungs)
+        if not rungs or any(isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rungs):
+            raise ValueError(f"rungs={rungs!r} must be a non-empty list of positive steps")
+        if sorted(set(rungs)) != rungs:
+            raise ValueError(f"rungs={rungs!r} must be increasing")
+        if isinstance(reduction_factor, bool) or not isinstance(reduction_factor, int):
+            raise ValueError(f"reduction_factor={reduction_factor!r} must be an integer >= 2")
+        if reduction_factor < 2:
+            raise ValueError(f"reduction_factor={reduction_factor!r} must be an integer >= 2")
+        if isinstance(min_trials, bool) or not isinstance(min_trials, int) or min_trials < 1:
+            raise ValueError(f"min_trials={min_trials!r} must be a positive integer")
+        self.rungs = rungs
+        self.reduction_factor = reduction_factor
+        self.min_trials = min_trials
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether ``trial`` stops at its latest step (``False`` off the rungs)."""
+        step = trial.last_step
+        if step is None or step not in self.rungs:
+            return False
+        value = trial.intermediate_values[step]
+        if math.isnan(value):
+            return True
+        values = [value]
+        for other in study.get_trials(deepcopy=False, states=_COMPETING):
+            if other.number == trial.number:
+                continue
+            v = other.intermediate_values.get(step)
+            if v is not None and not math.isnan(v):
+                values.append(v)
+        if len(values) < self.min_trials:
+            return False
+        keep = math.ceil(len(values) / self.reduction_factor)
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        threshold = sorted(values, reverse=maximize)[keep - 1]
+        return value < threshold if maximize else value > threshold

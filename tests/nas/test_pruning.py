@@ -1,0 +1,132 @@
+"""The task-step successive-halving pruner, driven by ask/tell: which trial stops at which rung."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from nas.errors import ConfigError
+from nas.pruning import TaskHalvingPruner
+from nas.study import build_pruner
+
+State = optuna.trial.TrialState
+
+
+def drive(study: optuna.Study, table: list[list[float]]) -> dict[int, int | None]:
+    """Run one trial per row (its running value after each step); the step each stopped at."""
+    stopped: dict[int, int | None] = {}
+    for values in table:
+        trial = study.ask()
+        stopped[trial.number] = None
+        for step, value in enumerate(values, start=1):
+            trial.report(value, step)
+            if step < len(values) and trial.should_prune():  # as the objective: not after the last
+                stopped[trial.number] = step
+                break
+        if stopped[trial.number] is None:
+            study.tell(trial, values[-1])
+        else:
+            study.tell(trial, state=State.PRUNED)
+    return stopped
+
+
+# Running adaptability after tasks 1-5 of nine trials, in the order they run.
+TABLE = [
+    [0.9, 0.50, 0.50, 0.50, 0.50],  # 0: first at rung 2 (n=1 < min_trials): goes on
+    [0.1, 0.40, 0.40, 0.40, 0.40],  # 1: n=2: on
+    [0.5, 0.60, 0.60, 0.60, 0.60],  # 2: n=3: on
+    [0.9, 0.30, 0.30, 0.30, 0.30],  # 3: n=4, keeps ceil(4/3)=2 (>= 0.50): 0.30 stops at rung 2
+    [0.5, 0.70, 0.70, 0.70, 0.70],  # 4: best at rung 2; rung 4 has n=4 (keeps >= 0.60): on
+    [0.5, 0.20, 0.20, 0.20, 0.20],  # 5: n=6, keeps 2 (>= 0.60): stops at rung 2
+    [0.5, 0.65, 0.65, 0.45, 0.45],  # 6: rung 2 n=7 keeps 3 (>= 0.60); rung 4 n=5 keeps 2: stops
+    [0.5, 0.55, 0.55, 0.55, 0.55],  # 7: n=8 keeps 3 (>= 0.60): stops at rung 2
+    [0.0, 0.10, 0.10, 0.10, 0.10],  # 8: stops at rung 2
+]
+
+
+def test_every_rung_prunes_and_each_trial_stops_where_stated():
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=TaskHalvingPruner(rungs=[2, 4], reduction_factor=3, min_trials=4),
+    )
+    stopped = drive(study, TABLE)
+    assert stopped == {0: None, 1: None, 2: None, 3: 2, 4: None, 5: 2, 6: 4, 7: 2, 8: 2}
+    # Pruned trials stay in a rung's comparison: a tenth trial at 0.58 goes on at rung 2 (n=10
+    # keeps 4: 0.70, 0.65, 0.60, 0.58) and stops at rung 4 (n=6 with trial 6's 0.45: keeps >= 0.60).
+    assert drive(study, [[0.5, 0.58, 0.58, 0.58, 0.58]]) == {9: 4}
+
+
+def test_minimising_studies_keep_the_lowest_values():
+    study = optuna.create_study(
+        direction="minimize", pruner=TaskHalvingPruner(rungs=[1], reduction_factor=2, min_trials=2)
+    )
+    stopped = drive(study, [[0.5, 0.0], [0.7, 0.0], [0.4, 0.0], [0.6, 0.0]])
+    # n=2 keeps 1 (<= 0.5): 0.7 stops; n=3 keeps 2 (<= 0.5): 0.4 on; n=4 keeps 2 (<= 0.5): 0.6 stops
+    assert stopped == {0: None, 1: 1, 2: None, 3: 1}
+
+
+def test_steps_off_the_rungs_never_prune():
+    study = optuna.create_study(
+        direction="maximize", pruner=TaskHalvingPruner(rungs=[3], min_trials=1)
+    )
+    stopped = drive(study, [[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.9, 0.0]])
+    assert stopped == {0: None, 1: 3, 2: 3}  # n=3 keeps 1: 0.9 < 1.0 stops too
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pruner.rungs=[4,2]", "rungs=[4, 2] must be increasing"),
+        ("pruner.rungs=[]", "rungs=[] must be a non-empty list"),
+        ("pruner.reduction_factor=1", "reduction_factor=1 must be an integer >= 2"),
+        ("pruner.min_trials=0", "min_trials=0 must be a positive integer"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(tiny_cfg, override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        build_pruner(tiny_cfg(extra=["pruner=halving", override]))
+    assert str(err.value).startswith("pruner: ") and "\n" not in str(err.value)
+
+
+def test_the_default_search_uses_it(tiny_cfg):
+    pruner = build_pruner(tiny_cfg())
+    assert isinstance(pruner, TaskHalvingPruner)
+    assert (pruner.rungs, pruner.reduction_factor, pruner.min_trials) == ([2, 4], 3, 4)
+
+
+def test_a_search_of_the_suite_prunes_at_the_rungs(tiny_cfg):
+    """The real objective on the five tasks: which trial stops after task 2, which after task 4.
+
+    CPU runs are deterministic, and the random sampler draws every parameter before training,
+    so pruning does not change which architectures come next: these figures hold on every run.
+    """
+    from nas.engine import run_search
+
+    extra = [
+        "pruner=halving",
+        "pruner.min_trials=2",
+        "sampler=random",
+        "n_trials=7",
+        "storage=memory",
+        "study_name=halving",
+    ]
+    study = run_search(tiny_cfg(extra=extra)).study
+    last = {t.number: (t.state.name, max(t.intermediate_values)) for t in study.trials}
+    # Rung 2 (running adaptability after sentiment and NER): trial 1 (0.368) beats trial 0
+    # (0.323) of n=2; 2 (0.234) is not the best of 3; 3 (0.366) is in the best 2 of 4; 4 (0.25)
+    # and 6 (0.284) are out of the best 2 of 5 and 3 of 7. Rung 4: 3 (0.206) is not the best of
+    # 0.196, 0.222, 0.206 after translation; 5 (0.259) leads.
+    assert last == {
+        0: ("COMPLETE", 5),
+        1: ("COMPLETE", 5),
+        2: ("PRUNED", 2),
+        3: ("PRUNED", 4),
+        4: ("PRUNED", 2),
+        5: ("COMPLETE", 5),
+        6: ("PRUNED", 2),
+    }
+    assert (
+        study.trials[3].user_attrs["fail_reason"]
+        == "after translation (running adaptability 0.206)"
+    )
