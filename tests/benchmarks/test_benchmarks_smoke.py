@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from benchmarks import common, gpu_path, overhead, search_efficiency, throughput
+from benchmarks import common, gpu_path, overhead, pretraining_gain, search_efficiency, throughput
 
 
 def finite(x) -> bool:
@@ -182,3 +182,39 @@ def test_search_efficiency_quick(tmp_path):
     if seed["random_final_best"] is not None:
         assert seed["random_time_to_target_s"] <= 5
     assert set(data["best_over_time_median"]["tpe"]) == {"25%", "50%", "75%", "100%"}
+
+
+def test_pretraining_gain_summary_by_hand():
+    def rec(condition, seed, value):
+        return {
+            "arch": "X",
+            "describe": "x",
+            "n_params": 1,
+            "condition": condition,
+            "seed": seed,
+            "adaptability": value,
+            "task_scores": {"t": value},
+            "timings": {"pretrain": 3.0 if condition == "pretrained" else 0.0, "total": 4.0},
+        }
+
+    runs = [rec("pretrained", 0, 0.5), rec("pretrained", 1, 0.6)]
+    runs += [rec("untrained", 0, 0.3), rec("untrained", 1, 0.3)]
+    (s,) = pretraining_gain.summarise(runs)
+    assert s["gain"] == pytest.approx(0.25)
+    # sds 0.0707 and 0: pooled sqrt(0.005 / 2) = 0.05
+    assert s["seed_sd"] == pytest.approx(0.05)
+    assert s["gain_over_sd"] == pytest.approx(5.0)
+    assert s["pretrain_time_share"] == pytest.approx(0.75)
+    assert s["task_gain"] == {"t": pytest.approx(0.25)}
+
+
+def test_pretraining_gain_quick(tmp_path):
+    out = tmp_path / "gain.json"
+    pretraining_gain.main(["--quick", "--threads", "1", "--out", str(out)])
+    data = load(out)
+    conditions = {(r["condition"], r["seed"]) for r in data["runs"]}
+    assert conditions == {(c, s) for c in ("pretrained", "untrained") for s in (0, 1)}
+    untrained = [r for r in data["runs"] if r["condition"] == "untrained"]
+    assert all(r["steps"]["pretrain"] == 0 for r in untrained)
+    (s,) = data["summary"]
+    assert finite(s["gain"]) and finite(s["seed_sd"])
