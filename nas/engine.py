@@ -125,10 +125,13 @@ def run_search(cfg: DictConfig) -> SearchResult:
     still missing from ``n_trials`` (completed and pruned trials count; failed ones are re-run).
     """
     check_config(cfg)
+    from nas.supernet import open_strategy, strategy_space, study_suffix  # strategy=supernet
+
     if cfg.get("study_name") is None:
-        cfg.study_name = default_study_name(cfg)
+        cfg.study_name = default_study_name(cfg) + study_suffix(cfg)
     # Families that cannot serve a selected task (encoders for generation) are never sampled.
     space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
+    space = strategy_space(plain(cfg), space)  # supernet: only what one super-network covers
     folder = study_dir(cfg)
     scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
     created = StudyFootprint()  # what opening the study creates, undone on bad input below
@@ -157,6 +160,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
             suite = load_suite(cfg)
             public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
             hooks = build_hooks(public)
+            # supernet: built (or resumed) by the first worker, loaded by the others.
+            strategy = open_strategy(plain(public), space, suite, folder)
             objective = Objective(
                 plain(public),
                 suite,
@@ -164,6 +169,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 n_trials=int(target) if target else None,
                 hooks=hooks,
                 log_dir=folder / "logs",
+                strategy=strategy,
             )
         log.info(
             "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
