@@ -212,7 +212,7 @@ def supernet_space(space: SearchSpace, fixed: Mapping[str, Any] | None = None) -
             space = space.restrict(name, value, why="strategy=supernet")
         else:
             space = _fix(space, name, value)
-    where = "fix it in the space's supernet: section or with strategy.fixed"
+    where = "fix it in the space's supernet: section or with +strategy.fixed"
     for knob in SHARED:
         values = _values(space, knob)
         if values is None or len(values) > 1:
@@ -454,6 +454,17 @@ def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) 
     return total / max(1, n)
 
 
+def _device(trainer_cfg: Mapping[str, Any]) -> tuple[torch.device, bool]:
+    """The device and bf16 autocast that ``nas.trial.uses_gpu`` and ``precision_for`` pick.
+
+    Repeated here so that a super-network build does not import Lightning (seconds).
+    """
+    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
+    precision = str(trainer_cfg.get("precision", "auto"))
+    return torch.device("cuda" if gpu else "cpu"), gpu and precision in ("auto", "bf16-mixed")
+
+
 def pretrain_supernet(
     net: SuperNetwork,
     sampler: SubnetSampler,
@@ -481,15 +492,9 @@ def pretrain_supernet(
     Returns:
         The number of steps trained (all of them, counting those before a resume).
     """
-    from nas.trial import precision_for, uses_gpu
-
     steps = budget_steps(settings, pretrain_cfg, suite.seq_len)
     batch = settings.batch_size or int(pretrain_cfg["batch_size"])
-    device = torch.device("cuda" if uses_gpu(trainer_cfg) else "cpu")
-    bf16 = (
-        device.type == "cuda"
-        and precision_for(trainer_cfg.get("precision", "auto")) == "bf16-mixed"
-    )
+    device, bf16 = _device(trainer_cfg)
     net.to(device).train()
     optim = adamw_with_schedule(
         net,
