@@ -742,3 +742,34 @@ def open_strategy(
     settings = SupernetSettings.from_cfg(cfg["strategy"])
     net, folder = ensure_supernet(space, suite, cfg, study_folder)
     return SupernetStrategy(net, folder, settings.continue_tokens)
+
+
+# ---- validity ---------------------------------------------------------------------------------
+def inherited_vs_standalone(validity: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """Kendall tau between a supernet study's scores and the same architectures trained alone.
+
+    ``nas/validate.py`` re-runs the top trials of a study with the study's run config through
+    the plain staged trial, i.e. standalone (pretrained from scratch with ``pretrain.tokens``,
+    same adaptation budget). For a ``strategy=supernet`` study its ``rank.study_scores`` are the
+    inherited scores and ``rank.search`` the standalone means over the validation seeds.
+
+    Args:
+        validity: ``validity.json`` (its path or its parsed content).
+
+    Returns:
+        ``nas.validate.rank_agreement`` of the two (``n``, ``kendall_tau``, ``kendall_p``,
+        ``spearman``) plus both lists.
+    """
+    from nas.validate import rank_agreement
+
+    if not isinstance(validity, Mapping):
+        validity = json.loads(Path(validity).read_text())
+    rank = validity["rank"]
+    pairs = [
+        (a, b)
+        for a, b in zip(rank["study_scores"], rank["search"], strict=True)
+        if a is not None and b is not None
+    ]
+    out = rank_agreement([a for a, _ in pairs], [b for _, b in pairs])
+    out["inherited"], out["standalone"] = [a for a, _ in pairs], [b for _, b in pairs]
+    return out

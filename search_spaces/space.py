@@ -16,6 +16,9 @@ A search space is a YAML file (built-in ones live next to this module and are lo
       n_kv_head: {type: categorical, choices: [null, 1, 2], when: {n_head: [4, 8]}}
       dropout: {type: float, low: 0.0, high: 0.2, step: 0.05}
       rope_base: {type: float, low: 1e3, high: 1e5, log: true}
+    supernet:                        # optional: what one super-network fixes (strategy=supernet;
+      family: [decoder, prefix_lm]   # a list narrows the choices, a scalar fixes the knob;
+      mlp: gelu                      # see nas/supernet.py and docs/supernet.md)
 
 Every key under ``fixed`` and ``params`` is an init field of
 :class:`~lightning_modules.config.TransformerConfig`. An entry under ``params`` takes these keys:

@@ -331,3 +331,14 @@ def test_a_space_that_one_super_network_cannot_cover_leaves_no_study(tiny_cfg):
     with pytest.raises(SearchSpaceError, match="mlp varies"):
         run_search(cfg)
     assert not (Path(cfg.paths.studies) / "qa-tiny-supernet" / "study.db").exists()
+
+
+def test_inherited_vs_standalone_reads_the_validity_ranking(tmp_path):
+    from nas.supernet import inherited_vs_standalone
+
+    doc = {"rank": {"study_scores": [0.5, 0.4, 0.3, None], "search": [0.6, 0.2, 0.1, 0.3]}}
+    (tmp_path / "validity.json").write_text(json.dumps(doc))
+    out = inherited_vs_standalone(tmp_path / "validity.json")
+    assert out["n"] == 3 and out["kendall_tau"] == pytest.approx(1.0)
+    doc["rank"]["search"] = [0.1, 0.2, 0.6, 0.3]
+    assert inherited_vs_standalone(doc)["kendall_tau"] == pytest.approx(-1.0)
