@@ -119,7 +119,16 @@ def run(args) -> dict[str, Any]:
         for s in summary
     ]
     print_table(
-        ["arch", "architecture", "pretrained", "untrained", "gain", "seed sd", "gain/sd", "pt time"],
+        [
+            "arch",
+            "architecture",
+            "pretrained",
+            "untrained",
+            "gain",
+            "seed sd",
+            "gain/sd",
+            "pt time",
+        ],
         rows,
     )
     return {
@@ -146,7 +155,9 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for c in ("pretrained", "untrained")
         }
         means = {c: statistics.fmean(r["adaptability"] for r in rs) for c, rs in by.items()}
-        sds = [statistics.stdev([r["adaptability"] for r in rs]) for rs in by.values() if len(rs) > 1]
+        sds = [
+            statistics.stdev([r["adaptability"] for r in rs]) for rs in by.values() if len(rs) > 1
+        ]
         sd = (sum(s * s for s in sds) / len(sds)) ** 0.5 if sds else None
         gain = means["pretrained"] - means["untrained"]
         pre = by["pretrained"]

@@ -152,10 +152,13 @@ def run_search(cfg: DictConfig) -> SearchResult:
     """
     check_config(cfg)
     settings = FinalistSettings.from_cfg(cfg)
+    from nas.supernet import open_strategy, strategy_space, study_suffix  # strategy=supernet
+
     if cfg.get("study_name") is None:
-        cfg.study_name = default_study_name(cfg)
+        cfg.study_name = default_study_name(cfg) + study_suffix(cfg)
     # Families that cannot serve a selected task (encoders for generation) are never sampled.
     space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
+    space = strategy_space(plain(cfg), space)  # supernet: only what one super-network covers
     folder = study_dir(cfg)
     scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
     created = StudyFootprint()  # what opening the study creates, undone on bad input below
@@ -189,6 +192,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
             suite = load_suite(cfg)
             public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
             hooks = build_hooks(public)
+            # supernet: built (or resumed) by the first worker, loaded by the others.
+            strategy = open_strategy(plain(public), space, suite, folder)
             objective = Objective(
                 plain(public),
                 suite,
@@ -196,6 +201,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 n_trials=int(target) if target else None,
                 hooks=hooks,
                 log_dir=folder / "logs",
+                strategy=strategy,
             )
         log.info(
             "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",

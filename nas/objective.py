@@ -138,6 +138,8 @@ class Objective:
         hooks: Observers called at the start, each stage and the end of every trial.
         log_dir: Folder of the per-trial log files (``trial_<number>.log``: the trial's lines and,
             when it fails, the traceback); ``None`` writes none.
+        strategy: ``None`` (standalone), or an object whose ``prepare(trial, arch, cfg)`` gives
+            each trial's run config and ``init_model`` (``nas.supernet.SupernetStrategy``).
 
     ``cfg["trial_timeout"]`` (seconds, optional) limits each trial: past it the trial fails.
     """
@@ -150,8 +152,11 @@ class Objective:
         n_trials: int | None,
         hooks: list[TrialHook] | None = None,
         log_dir: Path | None = None,
+        strategy: Any = None,
     ):
         self.cfg, self.suite, self.space = cfg, suite, space
+        # strategy=supernet (nas/supernet.py): prepare(trial, arch, cfg) -> (cfg, init_model).
+        self.strategy = strategy
         self.hooks = list(hooks or [])
         self.n_trials = n_trials
         self.multi = bool(cfg["objective"]["multi_objective"])
@@ -233,11 +238,14 @@ class Objective:
                 task = list(scores)[-1]
                 raise optuna.TrialPruned(f"after {task} (running adaptability {value:.3f})")
 
+        run_cfg, init_model = self.cfg, None
+        if self.strategy is not None:  # inherited weights, strategy.continue_tokens of pretraining
+            run_cfg, init_model = self.strategy.prepare(trial, arch, self.cfg)
         try:
             result = run_candidate(
                 arch,
                 self.suite,
-                self.cfg,
+                run_cfg,
                 seed=seed,
                 report=report,
                 want_test=lambda score: (
@@ -245,6 +253,7 @@ class Objective:
                 ),
                 on_stage=on_stage,
                 logger_for=logger_for,
+                init_model=init_model,
                 deadline=deadline,
             )
         except optuna.TrialPruned as err:

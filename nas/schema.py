@@ -56,6 +56,7 @@ __all__ = [
     "SearchConfig",
     "StorageConfig",
     "TaskConfig",
+    "StrategyConfig",
     "TrainConfig",
     "TrainerConfig",
     "ValidateBlock",
@@ -396,6 +397,27 @@ class PathsConfig:
     data: str = DATA_ROOT
 
 
+@dataclass
+class StrategyConfig:
+    """``strategy``: how candidates get their pretrained weights (``conf/strategy/*.yaml``).
+
+    ``standalone`` uses only ``name``; ``supernet`` the rest (``nas/supernet.py``).
+    """
+
+    name: str = "standalone"
+    tokens_factor: Any = 10
+    tokens: Any = None
+    batch_size: Any = None
+    lr: Any = None
+    sandwich_random: Any = 2
+    distill: Any = False
+    distill_weight: Any = 0.5
+    temperature: Any = 1.0
+    checkpoint_every: Any = 25
+    continue_tokens: Any = 0
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
 # ---- primary configs ---------------------------------------------------------------------------
 @dataclass
 class SearchConfig:
@@ -411,6 +433,7 @@ class SearchConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
     search_space: str = "small"
     n_trials: Any = None
     timeout: Any = None

@@ -16,6 +16,9 @@ A search space is a YAML file (built-in ones live next to this module and are lo
       n_kv_head: {type: categorical, choices: [null, 1, 2], when: {n_head: [4, 8]}}
       dropout: {type: float, low: 0.0, high: 0.2, step: 0.05}
       rope_base: {type: float, low: 1e3, high: 1e5, log: true}
+    supernet:                        # optional: what one super-network fixes (strategy=supernet;
+      family: [decoder, prefix_lm]   # a list narrows the choices, a scalar fixes the knob;
+      mlp: gelu                      # see nas/supernet.py and docs/supernet.md)
 
 Every key under ``fixed`` and ``params`` is an init field of
 :class:`~lightning_modules.config.TransformerConfig`. An entry under ``params`` takes these keys:
@@ -95,7 +98,7 @@ DATA_FIELDS = ("vocab_size", "max_seq_len")
 #: Fields that may be sampled once per block.
 PER_LAYER_FIELDS = ("d_ff",)
 
-_TOP_LEVEL_KEYS = ("name", "description", "fixed", "params")
+_TOP_LEVEL_KEYS = ("name", "description", "fixed", "params", "supernet")
 _ENTRY_KEYS = ("type", "low", "high", "step", "log", "choices", "per_layer", "when", "default")
 _NUMERIC_KEYS = ("low", "high", "step", "log")
 _FIELDS = {f.name: f for f in dataclasses.fields(TransformerConfig) if f.init}
@@ -421,12 +424,16 @@ class SearchSpace:
         description: One line for humans.
         fixed: ``TransformerConfig`` fields set for every trial.
         params: The entries, in sampling order.
+        supernet: What one super-network of this space fixes (``strategy=supernet``,
+            ``nas/supernet.py``): field -> one value (fixed) or a list (choices kept). Ignored
+            by the default strategy.
     """
 
     name: str
     description: str = ""
     fixed: dict[str, Any] = field(default_factory=dict)
     params: list[Param] = field(default_factory=list)
+    supernet: dict[str, Any] = field(default_factory=dict)
 
     # ---- construction ------------------------------------------------------------------------
     @classmethod
@@ -474,8 +481,24 @@ class SearchSpace:
         params: dict[str, Param] = {}
         for key, entry in entries.items():
             params[key] = _EntryParser(name, key, fixed, params).parse(entry)
+        supernet = data.get("supernet") or {}
+        if not isinstance(supernet, Mapping):
+            raise fail(f"supernet must be a mapping of field -> value(s), got {supernet!r}")
+        for key, value in supernet.items():
+            if key not in _FIELDS or key in DATA_FIELDS:
+                raise fail(
+                    f"supernet: {key!r} is not a searchable TransformerConfig field"
+                    f"{_did_you_mean(key, _FIELDS)}"
+                )
+            values = value if isinstance(value, list | tuple) else [value]
+            if not values or not all(isinstance(v, _SCALARS) for v in values):
+                raise fail(f"supernet: {key}={value!r} must be a scalar or a non-empty list")
         return cls(
-            name=name, description=description, fixed=dict(fixed), params=list(params.values())
+            name=name,
+            description=description,
+            fixed=dict(fixed),
+            params=list(params.values()),
+            supernet=dict(supernet),
         )
 
     @classmethod
@@ -509,12 +532,15 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, Any]:
         """The space in the YAML format; ``SearchSpace.from_dict(space.to_dict()) == space``."""
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "fixed": dict(self.fixed),
             "params": {p.name: p.to_dict() for p in self.params},
         }
+        if self.supernet:
+            out["supernet"] = dict(self.supernet)
+        return out
 
     def param(self, name: str) -> Param:
         """The entry for field ``name``.
