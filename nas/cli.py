@@ -22,7 +22,6 @@ from nas.errors import USER_ERRORS
 from nas.schema import field_names
 
 
-
 def conf_dir() -> Path:
     """Hydra's config folder: ``conf/`` of a source checkout, else the installed package data.
 

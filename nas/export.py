@@ -21,6 +21,8 @@ def main(cfg: DictConfig) -> None:
         for name, why in result.skipped.items():
             print(f"  {name}: not exported: {why}")
         print(f"  retrain: {result.retrain.get('longer', '')}")
+        if result.hub_url:
+            print(f"  pushed to the Hub: {result.hub_url}")
 
 
 def cli() -> None:

@@ -231,6 +231,7 @@ class ExportConfig:
     out: Any = None
     onnx: bool = True
     transformers: bool = True
+    push_to_hub: str | None = None  # a Hub repo id: upload the export folder
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
