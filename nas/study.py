@@ -395,7 +395,7 @@ def open_study(cfg: DictConfig, footprint: StudyFootprint | None = None) -> optu
             f"needs {len(directions(cfg))}"
             " (pick another study_name)"
         )
-    if study.metric_names is None:  # once per study (a resumed one may predate the names)
+    if footprint.created:  # a resumed study is left byte for byte as it was (bad input undoes)
         study.set_metric_names(metric_names(len(study.directions)))
     return study
 
