@@ -259,6 +259,10 @@ def _prepare_out(out: Path) -> Path:
 
 
 def _finish_out(tmp: Path, out: Path) -> None:
+    # Every writer's files follow the umask, whatever it does itself (transformers' save_pretrained
+    # writes model.safetensors 0600): an export is there to be shared.
+    for path in tmp.rglob("*"):
+        follow_umask(path, folder=path.is_dir())
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
