@@ -120,7 +120,8 @@ class SearchProgress(TrialHook):
 
     def _redirect_logs(self) -> None:
         """Log handlers writing to the terminal print above the live display, not through it."""
-        for handler in logging.getLogger().handlers + logging.getLogger("adaptnas").handlers:
+        loggers = [logging.getLogger(), logging.getLogger("adaptnas"), logging.getLogger("optuna")]
+        for handler in [h for logger in loggers for h in logger.handlers]:
             stream = getattr(handler, "stream", None)
             if type(handler) is logging.StreamHandler and stream in (sys.stdout, sys.stderr):
                 self._swapped.append((handler, handler.setStream(FileProxy(self.console, stream))))

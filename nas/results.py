@@ -100,9 +100,10 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-# Which columns a narrow terminal keeps first; any other column (per-task scores, test scores,
-# columns added later) comes after these, in the table's order.
-PRIORITY = ("rank", "trial", "state", "adaptability", "params", "note", "architecture", "time_s")
+# Which columns a narrow terminal keeps first: these, then every other column (the per-task
+# validation scores, columns added later) in the table's order, then LAST, then the test scores.
+PRIORITY = ("rank", "trial", "state", "adaptability", "params")
+LAST = ("note", "time_s", "architecture")
 WIDE = ("note", "architecture")  # cut to WIDE_MAX characters (an ellipsis) rather than wrapped
 WIDE_MAX = 40
 
@@ -129,7 +130,10 @@ def fit_columns(
         ``(shown, left_out)``; ``note`` and ``architecture`` count (and show) at most
         ``WIDE_MAX`` characters.
     """
-    order = [c for c in PRIORITY if c in columns] + [c for c in columns if c not in PRIORITY]
+    first = [c for c in PRIORITY if c in columns]
+    test = [c for c in columns if c.startswith("test_")]
+    last = [c for c in LAST if c in columns]
+    order = first + [c for c in columns if c not in {*first, *test, *last}] + last + test
     used, shown = 4, set()  # table edges
     for c in order:
         need = max([len(c), *map(len, cells[c])])
@@ -162,7 +166,8 @@ def print_leaderboard(
     cells["note"] = [str(r["reason"]) for r in shown_rows]
     for c in WIDE:  # cut here: rich would wrap them, or widen the table past the terminal
         cells[c] = [_note(v, WIDE_MAX) for v in cells.get(c, [])]
-    shown, left_out = fit_columns([*columns, "note"], cells, console.width)
+    note = ["note"] if any(cells["note"]) else []  # no empty column for a study without faults
+    shown, left_out = fit_columns([*columns, *note], cells, console.width)
     table = Table(title=title, show_lines=False)
     for c in shown:
         right = c not in ("state", "architecture", "note")

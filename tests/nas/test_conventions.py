@@ -418,9 +418,10 @@ def test_leaderboard_shows_every_column_where_they_fit():
     print_leaderboard(_rows(), "study s", console=Console(file=out, width=400))
     text = out.getvalue()
     assert "test_summarization" in text and "not shown" not in text
-    cols = ["rank", "trial", "qa", "note"]
+    cols = ["rank", "test_qa", "trial", "note", "qa"]
     shown, left = fit_columns(cols, {c: ["x" * 10] for c in cols}, width=45)
-    assert shown == ["rank", "trial", "note"] and left == ["qa"]  # by priority, in table order
+    # by priority (task scores before the note, test scores last), shown in table order
+    assert shown == ["rank", "trial", "qa"] and left == ["test_qa", "note"]
 
 
 # ---- 6. Files follow the umask -------------------------------------------------------------------
