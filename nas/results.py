@@ -104,8 +104,9 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 # validation scores, columns added later) in the table's order, then LAST, then the test scores.
 PRIORITY = ("rank", "trial", "state", "adaptability", "params")
 LAST = ("note", "time_s", "architecture")
-WIDE = ("note", "architecture")  # cut to WIDE_MAX characters (an ellipsis) rather than wrapped
-WIDE_MAX = 40
+WIDE = ("note", "architecture")  # cut (an ellipsis) rather than wrapped: WIDE_MAX characters, or
+WIDE_MAX = 40  # up to NOTE_MAX for the note where the terminal has room to spare
+NOTE_MAX = 80
 
 
 def _cell(column: str, value: Any) -> str:
@@ -163,11 +164,14 @@ def print_leaderboard(
     columns = [c for c in columns if not c.startswith("test_") or any(r[c] != "" for r in rows)]
     shown_rows = rows[:limit]
     cells = {c: [_cell(c, r[c]) for r in shown_rows] for c in columns}
-    cells["note"] = [str(r["reason"]) for r in shown_rows]
+    reasons = [str(r["reason"]) for r in shown_rows]
     for c in WIDE:  # cut here: rich would wrap them, or widen the table past the terminal
-        cells[c] = [_note(v, WIDE_MAX) for v in cells.get(c, [])]
-    note = ["note"] if any(cells["note"]) else []  # no empty column for a study without faults
+        cells[c] = [_note(v, WIDE_MAX) for v in cells.get(c, reasons if c == "note" else [])]
+    note = ["note"] if any(reasons) else []  # no empty column for a study without faults
     shown, left_out = fit_columns([*columns, *note], cells, console.width)
+    if "note" in shown:  # the room left over goes to the reason
+        used = 4 + sum(max([len(c), *map(len, cells[c])]) + 3 for c in shown)
+        cells["note"] = [_note(v, min(NOTE_MAX, WIDE_MAX + console.width - used)) for v in reasons]
     table = Table(title=title, show_lines=False)
     for c in shown:
         right = c not in ("state", "architecture", "note")
