@@ -41,9 +41,10 @@ def test_the_package_list_covers_the_source_tree():
     scripts = project["project"]["scripts"]
     assert set(scripts) == {f"adaptnas-{c}" for c in COMMANDS}
     for name, target in scripts.items():
-        module = target.split(":")[0]
-        if (REPO / Path(*module.split("."))).with_suffix(".py").is_file():
-            assert target.endswith(":cli"), name
+        module, _, function = target.partition(":")
+        path = (REPO / Path(*module.split("."))).with_suffix(".py")
+        if path.is_file():  # nas/validate.py comes from another branch
+            assert f"def {function}(" in path.read_text(), name
 
 
 def _copy_source(dest: Path) -> Path:
