@@ -146,11 +146,17 @@ def has_wandb_key() -> bool:
         from wandb.sdk.lib.wbauth.host_url import HostUrl
     except ImportError:
         return _env_or_netrc_key()
+    # The lookup reads wandb's settings singleton, which then keeps the environment of this
+    # moment; wandb.init must still see WANDB_MODE and the rest as they are when it runs.
+    fresh = getattr(wandb_setup, "_singleton", None) is None
     try:
         host = HostUrl(wandb_setup.singleton().settings.base_url)
         found = authenticate._use_system_auth(host=host, source="adaptnas", update_session=False)
     except Exception:  # AuthenticationError, a bad WANDB_BASE_URL: wandb.init reports it
         return True
+    finally:
+        if fresh:
+            wandb_setup._singleton = None  # no service was started: nothing to tear down
     return found is not None
 
 

@@ -36,9 +36,10 @@ from nas.exporter import _prepare_out, _write_tokenizer, card_data, model_card, 
 from nas.progress import SearchProgress, interactive, stage_callbacks
 from nas.results import fit_columns, print_leaderboard, write_atomic
 from nas.study import open_study
-from nas.tracking import has_wandb_key, read_wandb_run
+from nas.tracking import has_wandb_key
 from nas.trial import CandidateResult, make_trainer
 from tests.conftest import REPO, SEARCH_ONLY, compose_config, tiny_overrides
+from tests.nas.test_tracking import read_finished
 
 State = optuna.trial.TrialState
 ENTRY_POINTS = ["search", "train", "export", "report", "sweep"]
@@ -295,6 +296,9 @@ def test_wandb_login_is_found_where_wandb_looks(no_wandb_login, monkeypatch):
     netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'a' * 40}\n")
     netrc.chmod(0o600)
     assert has_wandb_key()  # what `wandb login` writes
+    from wandb.sdk import wandb_setup
+
+    assert wandb_setup._singleton is None  # wandb.init still reads the environment afresh
 
 
 def _leet_inspect() -> list[str] | None:
@@ -323,7 +327,7 @@ def test_offline_run_reader_agrees_with_wandb_leet(tmp_path, monkeypatch):
     run.summary["state"] = "complete"
     run.finish()
     (folder,) = (tmp_path / "wandb").glob("offline-run-*")
-    ours = read_wandb_run(folder)
+    ours = read_finished(folder)  # wandb's service may still be writing the file
     proc = subprocess.run([*command, "--summary", "--json", str(folder)], capture_output=True)
     assert proc.returncode == 0, proc.stderr
     theirs = json.loads(proc.stdout)
