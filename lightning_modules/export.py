@@ -87,6 +87,17 @@ def _cpu(module: nn.Module) -> nn.Module:
     return copy.deepcopy(module).cpu()
 
 
+def follow_umask(path: str | Path, folder: bool = False) -> None:
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would have under the user's umask.
+
+    ``tempfile.mkstemp``/``mkdtemp`` (the atomic writes) create 0600 files and 0700 folders, so
+    a model exported to share on a cluster's project directory would be private to its owner.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, (0o777 if folder else 0o666) & ~mask)
+
+
 def save_safetensors(module: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None):
     """Write ``module``'s tensors to ``path`` atomically (temp file + rename).
 
@@ -106,6 +117,7 @@ def save_safetensors(module: nn.Module, path: str | Path, metadata: dict[str, An
     try:
         meta = {k: str(v) for k, v in (metadata or {}).items()}
         save_model(_cpu(module), tmp, metadata=meta)
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -563,6 +575,8 @@ def hf_tokenizer(tokenizer):
         sep_token="[SEP]",
         mask_token="[MASK]",
         padding_side="right",
+        # No token types: GPT-2 would add them to its token embeddings, Llama takes none.
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 

@@ -15,6 +15,11 @@ Layout of one trial's folder::
 
 The ranking reads the storage, in which every finished candidate has its ``adaptability`` user
 attribute before the hooks run, so workers sharing a study agree on which folders to keep.
+
+Each kept file is also an Optuna artifact of its trial (``<study_dir>/artifacts``, a
+``FileSystemArtifactStore``), so optuna-dashboard lists and serves them on the trial's page
+(``optuna-dashboard <storage> --artifact-dir <study_dir>/artifacts``). The artifact and the
+weights file are hard links of one file where the file system allows: no second copy on disk.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 import optuna
 
-from lightning_modules.export import TaskModel, save_safetensors
+from lightning_modules.export import TaskModel, follow_umask, save_safetensors
 from nas.hooks import TrialHook
 
 log = logging.getLogger("adaptnas")
@@ -38,12 +43,63 @@ log = logging.getLogger("adaptnas")
 State = optuna.trial.TrialState
 WEIGHTS_DIR = "weights"
 WEIGHTS_ATTR = "weights"  # trial user attr: the folder, relative to the study folder
+ARTIFACTS_DIR = "artifacts"  # the study's optuna.artifacts.FileSystemArtifactStore
+ARTIFACTS_ATTR = "weights_artifacts"  # trial user attr: {file in the weights folder: artifact id}
 FORMAT = "adaptnas-weights-v1"
 
 
 def trial_weights_dir(study_folder: Path, number: int) -> Path:
     """Where trial ``number``'s weights live (whether or not they still exist)."""
     return Path(study_folder) / WEIGHTS_DIR / f"trial_{number}"
+
+
+def artifact_store(study_folder: Path):
+    """The study's artifact store (``<study_dir>/artifacts``), for optuna-dashboard's
+    ``--artifact-dir``."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    base = Path(study_folder) / ARTIFACTS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(base))
+
+
+def register_artifacts(trial: optuna.Trial, study_folder: Path, weights: Path) -> dict[str, str]:
+    """Upload every file of ``weights`` as an artifact of ``trial``; returns file -> artifact id.
+
+    The uploaded copy then replaces the weights file by a hard link (same inode, one copy on
+    disk); where links are impossible the two copies stay.
+    """
+    from optuna.artifacts import upload_artifact
+
+    store = artifact_store(study_folder)
+    ids: dict[str, str] = {}
+    for path in sorted(p for p in weights.rglob("*") if p.is_file()):
+        rel = path.relative_to(weights).as_posix()
+        mimetype = "application/json" if path.suffix == ".json" else "application/octet-stream"
+        ids[rel] = upload_artifact(
+            artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=mimetype
+        )
+        stored = Path(study_folder) / ARTIFACTS_DIR / ids[rel]  # FileSystemArtifactStore's layout
+        link = path.with_name(f".{path.name}.link")
+        try:
+            os.link(stored, link)
+            os.replace(link, path)
+        except OSError:
+            link.unlink(missing_ok=True)
+    return ids
+
+
+def remove_artifacts(study: optuna.Study, study_folder: Path, numbers: set[int]) -> None:
+    """Delete the artifacts of trials ``numbers`` (their weights left the top k)."""
+    store = None
+    for t in study.get_trials(deepcopy=False):
+        ids = t.user_attrs.get(ARTIFACTS_ATTR) if t.number in numbers else None
+        for artifact_id in (ids or {}).values():
+            store = store or artifact_store(study_folder)
+            try:
+                store.remove(artifact_id)
+            except Exception:  # already gone (another worker removed it): nothing to do
+                pass
 
 
 def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
@@ -110,6 +166,7 @@ def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=Non
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    follow_umask(tmp, folder=True)  # mkdtemp makes 0700
     try:
         tasks = {}
         save_safetensors(result.pretrained, tmp / "backbone.safetensors", {"format": FORMAT})
@@ -190,7 +247,15 @@ class KeepWeights(TrialHook):
             else:
                 trial.set_user_attr(WEIGHTS_ATTR, str(target.relative_to(self.folder)))
                 log.info("trial %d: weights kept in %s", trial.number, target)
-        self.prune(keep)
+                try:
+                    ids = register_artifacts(trial, self.folder, target)
+                except OSError as err:
+                    log.warning("trial %d: no artifacts of the weights: %s", trial.number, err)
+                else:
+                    trial.set_user_attr(ARTIFACTS_ATTR, ids)
+        deleted = self.prune(keep)
+        if deleted:
+            remove_artifacts(trial.study, self.folder, set(deleted))
 
     def prune(self, keep: set[int]) -> list[int]:
         """Delete the weights of every trial not in ``keep``; returns the numbers deleted."""

@@ -8,6 +8,7 @@ config once up front and turns Hydra's exceptions into that line; a multirun is 
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import re
 import sys
 from collections.abc import Callable
@@ -22,7 +23,26 @@ from omegaconf.errors import OmegaConfBaseException
 from nas.errors import USER_ERRORS
 from nas.schema import field_names
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+def conf_dir() -> Path:
+    """Hydra's config folder: ``conf/`` of a source checkout, else the installed package data.
+
+    ``pip install .`` copies ``conf/`` into the ``adaptnas`` package (``adaptnas/conf``, see
+    pyproject.toml); the spec is looked up without importing ``adaptnas`` (torch and all).
+    """
+    source = Path(__file__).resolve().parent.parent / "conf"
+    if (source / "search.yaml").is_file():
+        return source
+    spec = importlib.util.find_spec("adaptnas")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "conf" / "search.yaml").is_file():
+            return Path(location) / "conf"
+    return source  # neither: Hydra names the missing folder
+
+
+# Absolute, so that the entry points find it whether run as files (python nas/search.py), as
+# modules (python -m nas.search) or as console commands (adaptnas-search).
+CONF_DIR = conf_dir()
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -160,6 +180,10 @@ def run_guarded(fn: Callable, cfg) -> object:
 
 
 def entry(main: Callable[[], None], config_name: str) -> None:
-    """Run a Hydra ``main`` after the one-line precheck of its overrides."""
+    """Run a Hydra ``main`` after the one-line precheck of its overrides.
+
+    The ``adaptnas-*`` console commands (pyproject.toml) call this through each entry point's
+    ``cli()``, exactly as ``python nas/<name>.py`` does.
+    """
     precheck(config_name, sys.argv[1:])
     main()

@@ -132,6 +132,10 @@ def build_hooks(cfg: DictConfig) -> list[TrialHook]:
     keep_top_k = int(cfg.get("export", {}).get("keep_top_k", 0) or 0)
     if keep_top_k > 0:
         hooks.append(KeepWeights(study_dir(cfg), keep_top_k, plain(cfg)))
+    from nas.progress import SearchProgress, interactive  # a live bar where someone watches
+
+    if cfg.get("n_trials") and interactive():
+        hooks.append(SearchProgress(int(cfg.n_trials)))
     return hooks
 
 

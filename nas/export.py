@@ -8,11 +8,11 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from nas.cli import entry, run_guarded
+from nas.cli import CONF_DIR, entry, run_guarded
 from nas.exporter import run_export
 
 
-@hydra.main(config_path="../conf", config_name="export", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     for result in run_guarded(run_export, cfg) or []:
         print(f"exported trial {result.trial} to {result.folder}")
@@ -21,7 +21,14 @@ def main(cfg: DictConfig) -> None:
         for name, why in result.skipped.items():
             print(f"  {name}: not exported: {why}")
         print(f"  retrain: {result.retrain.get('longer', '')}")
+        if result.hub_url:
+            print(f"  pushed to the Hub: {result.hub_url}")
+
+
+def cli() -> None:
+    """The ``adaptnas-export`` console command (``--help``, ``--cfg job``, overrides)."""
+    entry(main, "export")
 
 
 if __name__ == "__main__":
-    entry(main, "export")
+    cli()

@@ -4,12 +4,17 @@ One export folder holds::
 
     architecture.yaml         loads with TransformerConfig.from_yaml; plus tasks, scores, search
                               settings, the files written and their parity checks, retrain commands
-    tokenizer.json            the run's tokenizer (``tokenizers``)
+    tokenizer.json            the run's tokenizer (``tokenizers``), with the tasks' [CLS]/[SEP]
+                              layout as post-processor; tokenizer_config.json beside it, so
+                              ``AutoTokenizer.from_pretrained(folder)`` loads it
     backbone.safetensors      the pretrained language model (backbone + LM head)
     tasks/<task>.safetensors  per task: the fine-tuned backbone + head
     onnx/<task>.onnx          per task: the graph, dynamic batch and sequence axes
     transformers/<name>/      where the variant maps: ``lm`` and the tasks whose head maps
-    README.md                 the model card
+    README.md                 the model card (Hugging Face metadata: library, tags, datasets,
+                              model-index with the task scores)
+
+``push_to_hub=<repo id>`` uploads the folder to the Hugging Face Hub afterwards.
 
 Every format is loaded back and compared with the PyTorch model on real inputs (the study's own
 validation examples and held-out pretraining blocks) before the folder appears: it is written
@@ -37,12 +42,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import build_suite
+from lightning_modules.data.tokenizer import same_vocabulary, with_task_template
 from lightning_modules.export import (
     TOLERANCE,
     ExportError,
     TaskModel,
     build_task_model,
     export_onnx,
+    follow_umask,
     hf_family,
     hf_head_problem,
     load_safetensors,
@@ -83,6 +90,7 @@ class ExportResult:
     parity: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     retrain: dict[str, str] = field(default_factory=dict)
+    hub_url: str | None = None
 
 
 # ---- the study and its trials -------------------------------------------------------------------
@@ -251,10 +259,16 @@ def _prepare_out(out: Path) -> Path:
                 f"out={out}: exists and is not an adaptnas export; pick another folder"
             )
     out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    follow_umask(tmp, folder=True)  # mkdtemp makes 0700: an export is there to be shared
+    return tmp
 
 
 def _finish_out(tmp: Path, out: Path) -> None:
+    # Every writer's files follow the umask, whatever it does itself (transformers' save_pretrained
+    # writes model.safetensors 0600): an export is there to be shared.
+    for path in tmp.rglob("*"):
+        follow_umask(path, folder=path.is_dir())
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -319,8 +333,10 @@ def export_trial(
 
     result = ExportResult(folder=out, trial=int(meta["trial"]))
     tmp = _prepare_out(out)
+    # What AutoTokenizer users get: the tasks' [CLS] ... [SEP] layout added on encoding.
+    task_tokenizer = with_task_template(tokenizer)
     try:
-        shutil.copy2(weights / "tokenizer.json", tmp / "tokenizer.json")
+        _write_tokenizer(task_tokenizer, tmp, suite.seq_len)
         shutil.copy2(weights / "backbone.safetensors", tmp / "backbone.safetensors")
         lm = load_safetensors(LanguageModel(arch), tmp / "backbone.safetensors").eval()
         files: dict[str, Any] = {
@@ -391,7 +407,9 @@ def export_trial(
                 for name, model, batches, labels in todo:
                     rel = f"transformers/{name}"
                     kind = model.kind if isinstance(model, TaskModel) else None
-                    save_transformers(to_transformers(model, labels), tmp / rel, tokenizer)
+                    # The task models read [CLS] ... [SEP]; the language model reads raw text.
+                    tok = task_tokenizer if isinstance(model, TaskModel) else tokenizer
+                    save_transformers(to_transformers(model, labels), tmp / rel, tok)
                     hf = load_transformers(tmp / rel, family, kind)
                     diff = transformers_parity(hf, model, batches)
                     log.info(
@@ -443,6 +461,19 @@ def export_trial(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
+
+
+def _write_tokenizer(tok, folder: Path, max_len: int) -> None:
+    """``tokenizer.json`` and, when ``transformers`` is installed, its ``tokenizer_config.json``."""
+    try:
+        from lightning_modules.export import hf_tokenizer
+
+        hf = hf_tokenizer(tok)
+    except ImportError:  # transformers is the export extra: the tokenizers file still serves
+        tok.save(str(folder / "tokenizer.json"))
+        return
+    hf.model_max_length = max_len
+    hf.save_pretrained(str(folder))
 
 
 def _plain(x: Any) -> Any:
@@ -546,11 +577,57 @@ def run_export(cfg: DictConfig) -> list[ExportResult]:
             )
         )
         log.info("exported trial %d to %s", t.number, out)
+        if cfg.get("push_to_hub"):
+            where = f"trial_{t.number}" if which == "pareto" else None
+            results[-1].hub_url = push_export(out, str(cfg.push_to_hub), where)
     if missing and not results:
         raise ConfigError("; ".join(missing))
     for line in missing:
         log.warning("%s", line)
     return results
+
+
+def push_export(folder: Path, repo_id: str, path_in_repo: str | None = None) -> str:
+    """Upload an export folder to the Hugging Face Hub (``push_to_hub=<repo id>``).
+
+    The repository is created when missing (a model repo, private per the account's default);
+    the token is huggingface_hub's own (``hf auth login`` or ``HF_TOKEN``).
+
+    Args:
+        folder: The export folder.
+        repo_id: ``<user or org>/<name>``.
+        path_in_repo: A subfolder of the repository (``trial=pareto``: one per trial).
+
+    Returns:
+        The URL of the commit.
+
+    Raises:
+        ConfigError: A malformed repo id, or the Hub refused (no token, no rights, offline).
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ConfigError(f"push_to_hub={repo_id}: {str(err).splitlines()[0]}") from None
+    api = HfApi()
+    try:
+        api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            path_in_repo=path_in_repo,
+            repo_type="model",
+            commit_message=f"adaptnas export of {folder.name}",
+        )
+    except (OSError, ValueError) as err:  # HfHubHTTPError is an OSError; offline mode a ValueError
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise ConfigError(f"push_to_hub={repo_id}: {lines[0]}") from None
+    url = str(getattr(info, "commit_url", None) or info)
+    log.info("pushed %s to the Hub: %s", folder, url)
+    return url
 
 
 def _no_weights(t: optuna.trial.FrozenTrial, study: optuna.Study, folder: Path, out: Path) -> str:
@@ -589,8 +666,80 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
+# Hub task types (model-index) of the task kinds; generation by its metric.
+HUB_TASK_TYPES = {
+    "span": "question-answering",
+    "sequence": "text-classification",
+    "token": "token-classification",
+}
+HUB_GENERATION = {"chrf": "translation", "bleu": "translation", "rouge_l": "summarization"}
+
+
+def _hub_task_type(task: dict[str, Any]) -> str:
+    if task["kind"] in HUB_TASK_TYPES:
+        return HUB_TASK_TYPES[task["kind"]]
+    return HUB_GENERATION.get(str(task.get("metric")), "text-generation")
+
+
+def card_data(doc: dict[str, Any]):
+    """The model card's metadata (``huggingface_hub.ModelCardData``) for an export's ``doc``.
+
+    ``library_name`` adaptnas, tags for what the folder holds, ``datasets`` the Hub datasets the
+    tasks were read from (``source.type: hf``), and a ``model-index`` with one result per task:
+    its validation score (and test score when the finalist had one).
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    name = f"{doc.get('study')}-trial{doc['trial']}"
+    datasets: list[str] = []
+    results = []
+    for task_name, task in doc["tasks"].items():
+        source = (task.get("config") or {}).get("source") or {}
+        if source.get("type") == "hf" and source.get("path"):
+            datasets.append(str(source["path"]))
+            dataset_type = str(source["path"])
+        else:
+            dataset_type = f"adaptnas/{source.get('type', 'builtin')}-{task_name}"
+        splits = {"validation": doc["scores"]["validation"].get(task_name)}
+        test = (doc["scores"].get("test") or {}).get(task_name) or {}
+        splits["test"] = test.get("score")
+        for split, value in splits.items():
+            if value is None:
+                continue
+            results.append(
+                EvalResult(
+                    task_type=_hub_task_type(task),
+                    task_name=task_name,
+                    dataset_type=dataset_type,
+                    dataset_name=f"{task_name} ({source.get('type', 'builtin')})",
+                    dataset_split=split,
+                    metric_type=str(task["metric"]),
+                    metric_name=f"{task['metric']} (score in [0, 1])",
+                    metric_value=round(float(value), 4),
+                )
+            )
+    tags = ["adaptnas", "neural-architecture-search", doc["architecture"].get("family", "")]
+    tags += ["safetensors"] + (["onnx"] if doc["files"].get("onnx") else [])
+    tags += ["transformers"] if doc["files"].get("transformers") else []
+    return ModelCardData(
+        library_name="adaptnas",
+        tags=[t for t in tags if t],
+        datasets=sorted(set(datasets)) or None,
+        model_name=name,
+        eval_results=results or None,
+    )
+
+
 def model_card(doc: dict[str, Any]) -> str:
-    """The export's README.md: scores, size, the search that found it, how to use and retrain it."""
+    """The export's README.md: Hub metadata, then scores, size, the search that found it, how to
+    use and retrain it."""
+    from huggingface_hub import ModelCard
+
+    body = _card_body(doc)
+    return str(ModelCard(f"---\n{card_data(doc).to_yaml()}\n---\n\n{body}"))
+
+
+def _card_body(doc: dict[str, Any]) -> str:
     arch = doc["architecture"]
     scores = doc["scores"]
     search = doc.get("search", {})
@@ -691,6 +840,17 @@ def model_card(doc: dict[str, Any]) -> str:
     lines += [
         "```",
         "",
+        "The tokenizer adds the tasks' layout: `tokenizer(question, context)` is "
+        "`[CLS] question [SEP] context [SEP]`, `tokenizer(text)` is `[CLS] text [SEP]` "
+        "(generation tasks read `[BOS] source [SEP]`: encode with `add_special_tokens=False`):",
+        "",
+        "```python",
+        "from transformers import AutoTokenizer",
+        "",
+        'tokenizer = AutoTokenizer.from_pretrained("<this folder>")',
+        'batch = tokenizer(["Where does Ada live?"], ["Ada lives in Paris."], return_tensors="np")',
+        "```",
+        "",
         "ONNX (inputs `input_ids`, `attention_mask`: int64, right-padded, `[CLS] ... [SEP]` "
         "as the task encodes them):",
         "",
@@ -766,7 +926,7 @@ def init_from_export(folder: Any, arch: TransformerConfig, suite) -> Any:
     if tok.is_file():
         from tokenizers import Tokenizer
 
-        if Tokenizer.from_file(str(tok)).to_str() != suite.tokenizer.to_str():
+        if not same_vocabulary(Tokenizer.from_file(str(tok)), suite.tokenizer):
             raise ConfigError(
                 f"init_from={folder}: its tokenizer differs from this run's; use the search's "
                 f"data settings (the retrain command in {path / 'README.md'} has them)"

@@ -9,16 +9,21 @@ import hydra
 import matplotlib
 from omegaconf import DictConfig
 
-from nas.cli import entry, run_guarded
+from nas.cli import CONF_DIR, entry, run_guarded
 from nas.plots import run_report
 
 matplotlib.use("Agg")  # files only, never a window
 
 
-@hydra.main(config_path="../conf", config_name="report", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_guarded(run_report, cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``adaptnas-report`` console command (``--help``, ``--cfg job``, overrides)."""
     entry(main, "report")
+
+
+if __name__ == "__main__":
+    cli()

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lightning_modules.config import params_human
+from lightning_modules.export import follow_umask
 from nas import finalists as fin
 
 State = optuna.trial.TrialState
@@ -39,6 +40,7 @@ def write_atomic(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        follow_umask(tmp)  # mkstemp makes 0600; results are the user's files like any other
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -135,30 +137,89 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+# Which columns a narrow terminal keeps first: these, then every other column (the per-task
+# validation scores, columns added later) in the table's order, then LAST, then the test scores.
+PRIORITY = ("rank", "trial", "state", "adaptability", "params")
+LAST = ("note", "time_s", "architecture")
+WIDE = ("note", "architecture")  # cut (an ellipsis) rather than wrapped: WIDE_MAX characters, or
+WIDE_MAX = 40  # up to NOTE_MAX for the note where the terminal has room to spare
+NOTE_MAX = 80
+
+
+def _cell(column: str, value: Any) -> str:
+    if column == "params" and value != "":
+        return params_human(int(value))
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def fit_columns(
+    columns: list[str], cells: dict[str, list[str]], width: int
+) -> tuple[list[str], list[str]]:
+    """The columns that fit in ``width`` characters, by :data:`PRIORITY`, in table order.
+
+    Args:
+        columns: Every column, in table order.
+        cells: The text of each column's shown cells.
+        width: The terminal's width.
+
+    Returns:
+        ``(shown, left_out)``; ``note`` and ``architecture`` count (and show) at most
+        ``WIDE_MAX`` characters.
+    """
+    first = [c for c in PRIORITY if c in columns]
+    test = [c for c in columns if c.startswith("test_")]
+    last = [c for c in LAST if c in columns]
+    order = first + [c for c in columns if c not in {*first, *test, *last}] + last + test
+    used, shown = 4, set()  # table edges
+    for c in order:
+        need = max([len(c), *map(len, cells[c])])
+        if c in WIDE:
+            need = min(need, WIDE_MAX)
+        if used + need + 3 > width and shown:  # 3: padding and separator
+            if c in WIDE:
+                continue  # a narrower column after it may still fit
+            break  # the rest in order: no task column shown while an earlier one is not
+        used += need + 3
+        shown.add(c)
+    return [c for c in columns if c in shown], [c for c in columns if c not in shown]
+
+
 def print_leaderboard(
     rows: list[dict[str, Any]], title: str, limit: int = 20, console: Console | None = None
 ) -> None:
-    """A rich table of the first ``limit`` rows."""
+    """A rich table of the first ``limit`` rows, with the columns that fit the terminal.
+
+    The columns are chosen by width (:func:`fit_columns`), so no row wraps onto several lines;
+    the ones left out are named below the table, and ``leaderboard.csv`` has them all.
+    """
     # Piped output (make search | tee, CI logs) would otherwise wrap at 80 columns.
     console = console or Console(width=None if sys.stdout.isatty() else 220)
-    table = Table(title=title, show_lines=False)
     hidden = {"reason"}
     columns = [c for c in (rows[0] if rows else {}) if c not in hidden]
     columns = [c for c in columns if not c.startswith("test_") or any(r[c] != "" for r in rows)]
-    for c in columns:
-        table.add_column(c, justify="right" if c not in ("state", "architecture") else "left")
-    table.add_column("note")
-    for r in rows[:limit]:
-        cells = []
-        for c in columns:
-            v = r[c]
-            if c == "params" and v != "":
-                v = params_human(int(v))
-            elif isinstance(v, float):
-                v = f"{v:.3f}"
-            cells.append(str(v))
-        table.add_row(*cells, _note(str(r["reason"])))
+    shown_rows = rows[:limit]
+    cells = {c: [_cell(c, r[c]) for r in shown_rows] for c in columns}
+    reasons = [str(r["reason"]) for r in shown_rows]
+    for c in WIDE:  # cut here: rich would wrap them, or widen the table past the terminal
+        cells[c] = [_note(v, WIDE_MAX) for v in cells.get(c, reasons if c == "note" else [])]
+    note = ["note"] if any(reasons) else []  # no empty column for a study without faults
+    shown, left_out = fit_columns([*columns, *note], cells, console.width)
+    if "note" in shown:  # the room left over goes to the reason
+        used = 4 + sum(max([len(c), *map(len, cells[c])]) + 3 for c in shown)
+        cells["note"] = [_note(v, min(NOTE_MAX, WIDE_MAX + console.width - used)) for v in reasons]
+    table = Table(title=title, show_lines=False)
+    for c in shown:
+        right = c not in ("state", "architecture", "note")
+        table.add_column(c, justify="right" if right else "left", overflow="ellipsis", no_wrap=True)
+    for i in range(len(shown_rows)):
+        table.add_row(*(cells[c][i] for c in shown))
     console.print(table)
+    if left_out:
+        console.print(
+            f"not shown at {console.width} columns: {', '.join(left_out)} (in leaderboard.csv)"
+        )
     if len(rows) > limit:
         console.print(f"... {len(rows) - limit} more rows in leaderboard.csv")
 

@@ -476,6 +476,20 @@ class TrainConfig:
 
 
 @dataclass
+class SweepConfig(TrainConfig):
+    """``conf/sweep.yaml``: a W&B sweep over a search space (``nas/sweep.py``): the sweep's own
+    keys on top of ``nas/train.py``'s, so that its overrides are checked as a run's."""
+
+    arch: Any = None
+    search_space: str | None = "small"
+    method: str = "bayes"
+    out: str = "sweep.yaml"
+    project: str | None = "adaptnas"
+    entity: str | None = None
+    name: str | None = None
+
+
+@dataclass
 class ExportConfig:
     """``conf/export.yaml``: export a trial of a study (``nas/export.py``)."""
 
@@ -485,6 +499,7 @@ class ExportConfig:
     out: Any = None
     onnx: bool = True
     transformers: bool = True
+    push_to_hub: str | None = None  # a Hub repo id: upload the export folder
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
@@ -530,6 +545,7 @@ class ValidateConfig:
 SCHEMAS: dict[str, tuple[str, type]] = {
     "search": ("base_search", SearchConfig),
     "train": ("base_train", TrainConfig),
+    "sweep": ("base_sweep", SweepConfig),
     "export": ("base_export", ExportConfig),
     "report": ("base_report", ReportConfig),
     "validate": ("base_validate", ValidateConfig),

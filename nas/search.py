@@ -9,17 +9,22 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from nas.cli import entry, run_guarded
+from nas.cli import CONF_DIR, entry, run_guarded
 from nas.engine import run_search
 from nas.study import default_study_name
 
 
-@hydra.main(config_path="../conf", config_name="search", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="search", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     if cfg.study_name is None:
         cfg.study_name = default_study_name(cfg, HydraConfig.get().runtime.choices.get("task"))
     run_guarded(run_search, cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``adaptnas-search`` console command (``--help``, ``--cfg job``, overrides)."""
     entry(main, "search")
+
+
+if __name__ == "__main__":
+    cli()

@@ -11,7 +11,9 @@ conditions, per-layer counts, fixed fields) as a search, and runs the same stage
     wandb sweep sweep.yaml             # prints the sweep id
     wandb agent <entity>/<project>/<sweep id>
 
-Any other ``key=value`` is passed to every run as a ``nas/train.py`` override (checked here).
+A Hydra app over ``conf/sweep.yaml`` (``--help``, ``--cfg job``), which has ``nas/train.py``'s
+groups and keys: any other override (``task=qa``, ``finetune.steps=50``) is checked as a run's and
+passed to every run.
 A sweep cannot express conditions (``when``) or a per-layer count that follows ``n_layer``: such
 entries are sampled in every run and ignored by ``nas/train.py`` where they do not apply; the
 differences from the Optuna space are printed.
@@ -20,7 +22,6 @@ differences from the Optuna space are printed.
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,7 @@ from search_spaces import Param, SearchSpace, SearchSpaceError, builtin_spaces, 
 METHODS = ("bayes", "random")
 PREFIX = "params"  # sweep parameter names and the nas/train.py config key: params.<name>
 PROGRAM = "nas/train.py"
-# Arguments of this CLI; every other key=value is an override for nas/train.py.
+# Keys of conf/sweep.yaml beyond nas/train.py's; every other override is handed to each run.
 CLI_KEYS = ("search_space", "method", "out", "project", "entity", "name")
 
 
@@ -288,55 +289,46 @@ def sweep_arch(cfg: Any, data: Mapping[str, Any]) -> TransformerConfig:
 
 
 # ---- CLI ---------------------------------------------------------------------------------------
-def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Split ``key=value`` arguments into this CLI's own and ``nas/train.py`` overrides."""
-    own: dict[str, str] = {}
-    rest: list[str] = []
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        if not eq:
-            raise ConfigError(f"{arg!r}: expected key=value (e.g. search_space=small)")
-        if key in CLI_KEYS:
-            own[key] = value
-        else:
-            rest.append(arg)
-    return own, rest
+def train_overrides(overrides: Sequence[str]) -> list[str]:
+    """The command-line overrides that every run gets: all but the sweep's own and Hydra's.
+
+    Args:
+        overrides: The overrides as given (``HydraConfig.get().overrides.task``).
+    """
+    rest = []
+    for arg in overrides:
+        key = arg.lstrip("+~").partition("=")[0]
+        if key in CLI_KEYS or key.startswith("hydra"):
+            continue
+        rest.append(arg)
+    return rest
 
 
-def check_overrides(space_arg: str, overrides: Sequence[str]) -> None:
-    """Compose ``nas/train.py``'s config with the overrides so a typo fails now, not per run."""
-    from hydra import compose, initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+def write_sweep(cfg: Any, overrides: Sequence[str] = ()) -> Sweep:
+    """Write ``cfg.out`` from the composed ``conf/sweep.yaml`` and print the differences.
 
-    from nas.cli import CONF_DIR, describe_hydra_error
+    Args:
+        cfg: The composed sweep config (train's keys, already checked, plus the sweep's own).
+        overrides: The command-line overrides; all but the sweep's own go to every run.
 
-    try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            compose("train", overrides=[f"search_space={space_arg}", *overrides])
-    except (HydraException, OmegaConfBaseException) as err:
-        raise ConfigError(f"nas/train.py override: {describe_hydra_error(err)}") from None
-
-
-def main(argv: Sequence[str] | None = None) -> Sweep:
-    """``python nas/sweep.py search_space=small method=bayes out=sweep.yaml [train overrides]``."""
+    Returns:
+        The sweep written.
+    """
     from nas.results import write_atomic
 
-    own, overrides = parse_args(sys.argv[1:] if argv is None else argv)
-    space_arg = own.get("search_space", "small")
+    space_arg = str(cfg.search_space or "small")
     space = load_space(space_arg)
     ref = space_ref(space_arg)
-    check_overrides(ref, overrides)
     sweep = sweep_config(
         space,
-        method=own.get("method", "bayes"),
-        overrides=overrides,
-        project=own.get("project", "adaptnas") or None,
-        entity=own.get("entity") or None,
-        name=own.get("name"),
+        method=str(cfg.method),
+        overrides=train_overrides(overrides),
+        project=cfg.project or None,
+        entity=cfg.entity or None,
+        name=cfg.name,
         space_arg=ref,
     )
-    out = Path(own.get("out", "sweep.yaml")).expanduser()
+    out = Path(str(cfg.out)).expanduser()
     write_atomic(out, sweep.to_yaml())
     n = len(sweep.config["parameters"])
     method = sweep.config["method"]
@@ -350,11 +342,24 @@ def main(argv: Sequence[str] | None = None) -> Sweep:
     return sweep
 
 
-if __name__ == "__main__":
-    from nas.cli import fail
-    from nas.errors import USER_ERRORS
+def _main(cfg: Any) -> None:
+    from hydra.core.hydra_config import HydraConfig
 
-    try:
-        main()
-    except USER_ERRORS as err:
-        fail(str(err))
+    from nas.cli import run_guarded
+
+    overrides = list(HydraConfig.get().overrides.task)
+    run_guarded(lambda c: write_sweep(c, overrides), cfg)
+
+
+def cli() -> None:
+    """The ``adaptnas-sweep`` console command: a Hydra app over ``conf/sweep.yaml``."""
+    import hydra
+
+    from nas.cli import CONF_DIR, entry
+
+    main = hydra.main(config_path=str(CONF_DIR), config_name="sweep", version_base="1.3")(_main)
+    entry(main, "sweep")
+
+
+if __name__ == "__main__":
+    cli()

@@ -132,8 +132,37 @@ def result_attrs(result: Any) -> dict[str, Any]:
 
 # ---- W&B mode ----------------------------------------------------------------------------------
 def has_wandb_key() -> bool:
-    """Whether W&B can authenticate: ``WANDB_API_KEY`` or a ``wandb login`` entry in ~/.netrc."""
-    if os.environ.get("WANDB_API_KEY"):
+    """Whether W&B can authenticate, by wandb's own login lookup.
+
+    wandb looks at ``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE`` (workload identity), the
+    ``.netrc`` entry ``wandb login`` writes and an ``api_key`` in its settings; asking it rather
+    than copying its rules keeps a search online exactly when ``wandb.init`` would be. A wandb
+    without that lookup (before 0.22) falls back on the environment and ``~/.netrc``. Malformed
+    credentials count: online mode then lets wandb say what is wrong with them.
+    """
+    try:
+        from wandb.sdk import wandb_setup
+        from wandb.sdk.lib.wbauth import authenticate
+        from wandb.sdk.lib.wbauth.host_url import HostUrl
+    except ImportError:
+        return _env_or_netrc_key()
+    # The lookup reads wandb's settings singleton, which then keeps the environment of this
+    # moment; wandb.init must still see WANDB_MODE and the rest as they are when it runs.
+    fresh = getattr(wandb_setup, "_singleton", None) is None
+    try:
+        host = HostUrl(wandb_setup.singleton().settings.base_url)
+        found = authenticate._use_system_auth(host=host, source="adaptnas", update_session=False)
+    except Exception:  # AuthenticationError, a bad WANDB_BASE_URL: wandb.init reports it
+        return True
+    finally:
+        if fresh:
+            wandb_setup._singleton = None  # no service was started: nothing to tear down
+    return found is not None
+
+
+def _env_or_netrc_key() -> bool:
+    """``WANDB_API_KEY``, ``WANDB_IDENTITY_TOKEN_FILE`` or a ``wandb login`` entry in .netrc."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
         return True
     host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
     path = os.environ.get("NETRC") or Path.home() / ".netrc"

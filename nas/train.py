@@ -8,14 +8,19 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from nas.cli import entry, run_guarded
+from nas.cli import CONF_DIR, entry, run_guarded
 from nas.engine import run_train
 
 
-@hydra.main(config_path="../conf", config_name="train", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_guarded(run_train, cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``adaptnas-train`` console command (``--help``, ``--cfg job``, overrides)."""
     entry(main, "train")
+
+
+if __name__ == "__main__":
+    cli()

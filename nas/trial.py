@@ -345,6 +345,11 @@ def make_trainer(
         gradient_clip_val=trainer_cfg.get("gradient_clip_val", 1.0),
         deterministic=bool(trainer_cfg.get("deterministic", False)),
     )
+    from nas.progress import stage_callbacks  # trainer.progress_bar=rich: RichProgressBar
+
+    if bars := stage_callbacks(trainer_cfg):
+        kwargs["enable_progress_bar"] = True
+        extra["callbacks"] = [*extra.get("callbacks", []), *bars]
     kwargs.update(extra)
     return pl.Trainer(**kwargs)
 

@@ -40,7 +40,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.optim import DivergedError
-from nas.cli import entry, run_guarded
+from nas.cli import CONF_DIR, entry, run_guarded
 from nas.errors import ConfigError, describe
 from nas.results import write_atomic
 from nas.task_families import allowed_families
@@ -868,7 +868,7 @@ def summary_lines(doc: Mapping[str, Any]) -> list[str]:
     return out
 
 
-@hydra.main(config_path="../conf", config_name="validate", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="validate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     result = run_guarded(run_validate, cfg)
     for line in summary_lines(result.doc):
@@ -877,5 +877,10 @@ def main(cfg: DictConfig) -> None:
         print(path)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``adaptnas-validate`` console command (``--help``, ``--cfg job``, overrides)."""
     entry(main, "validate")
+
+
+if __name__ == "__main__":
+    cli()

@@ -348,6 +348,8 @@ class BudgetedObjective:
 
 def heartbeat_interval(study: optuna.Study) -> int | None:
     """The storage's heartbeat interval in seconds, or ``None`` when it has none."""
+    # A journal file beats through nas.study.JournalHeartbeatStorage until Optuna's own
+    # JournalStorage does (https://github.com/optuna/optuna/issues/6615).
     storage = study._storage
     if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
         return storage.get_heartbeat_interval()  # type: ignore[attr-defined]

@@ -7,12 +7,21 @@ two) or loads the cached file whose name is a hash of the corpus and the vocabul
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
 
 PAD, UNK, CLS, SEP, MASK, BOS, EOS = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[BOS]", "[EOS]"
 SPECIAL_TOKENS = [PAD, UNK, CLS, SEP, MASK, BOS, EOS]
@@ -52,6 +61,34 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int) -> Tokenizer:
     return tok
 
 
+def with_task_template(tok: Tokenizer) -> Tokenizer:
+    """A copy of ``tok`` whose special tokens follow the layout the tasks were trained on.
+
+    ``tok(text)`` gives ``[CLS] text [SEP]`` and ``tok(question, context)`` gives
+    ``[CLS] question [SEP] context [SEP]``, as ``lightning_modules/tasks`` build their inputs
+    (sequence, token and span tasks); every segment has type id 0, since the models have no
+    token-type embeddings. What an export ships, so that ``AutoTokenizer`` users get the inputs
+    the model expects; training itself encodes with ``add_special_tokens=False`` and adds them.
+    """
+    out = Tokenizer.from_str(tok.to_str())
+    special = [(CLS, tok.token_to_id(CLS)), (SEP, tok.token_to_id(SEP))]
+    out.post_processor = processors.TemplateProcessing(
+        single=f"{CLS} $A {SEP}", pair=f"{CLS} $A {SEP} $B:0 {SEP}:0", special_tokens=special
+    )
+    return out
+
+
+def same_vocabulary(a: Tokenizer, b: Tokenizer) -> bool:
+    """Whether ``a`` and ``b`` encode alike, whatever post-processor each carries."""
+
+    def core(tok: Tokenizer) -> dict:
+        doc = json.loads(tok.to_str())
+        doc.pop("post_processor", None)
+        return doc
+
+    return core(a) == core(b)
+
+
 def corpus_fingerprint(texts: Sequence[str], vocab_size: int) -> str:
     """A short hash naming a tokenizer trained on ``texts`` with ``vocab_size``."""
     h = hashlib.sha256(f"bpe-v2|{vocab_size}|{len(texts)}|".encode())
@@ -82,5 +119,8 @@ def load_or_train_tokenizer(
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     tok.save(tmp)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the cache is shared like its folder
     os.replace(tmp, path)
     return tok

@@ -20,7 +20,7 @@ import torch
 import adaptnas
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.suite import build_suite
-from lightning_modules.data.tokenizer import EOS
+from lightning_modules.data.tokenizer import EOS, same_vocabulary
 from lightning_modules.export import TOLERANCE, load_transformers
 from lightning_modules.model import build_model
 from lightning_modules.tasks.base import make_loader
@@ -147,7 +147,9 @@ def test_export_writes_every_format_checked(exported):
 @pytest.mark.slow
 def test_loaded_model_scores_what_the_search_measured(exported):
     model, suite = exported.model, exported.suite
-    assert model.tokenizer.to_str() == suite.tokenizer.to_str()
+    # the same vocabulary; the export's adds the tasks' [CLS]/[SEP] layout on encoding
+    assert same_vocabulary(model.tokenizer, suite.tokenizer)
+    assert model.tokenizer.encode("Ada").tokens[0] == "[CLS]"
     for name, task in suite.tasks.items():
         m = model.models[name]
         preds = []
@@ -339,3 +341,53 @@ def test_unknown_study_is_a_one_line_error_from_the_command_line(tmp_path):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("adaptnas: error: study=nope: no such study in ")
     assert lines[0].endswith("(known: other)")
+
+
+@pytest.mark.slow
+def test_export_follows_hub_conventions_and_the_umask(exported, tmp_path, monkeypatch):
+    import stat
+
+    from huggingface_hub import HfApi, ModelCard
+    from transformers import AutoTokenizer
+
+    out = exported.result.folder
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [out, *out.rglob("*")]:  # not mkstemp's 0600 / mkdtemp's 0700
+        want = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert stat.S_IMODE(path.stat().st_mode) & 0o666 == want & 0o666, path
+    # AutoTokenizer on the folder gives what the QA task was trained on
+    hf = AutoTokenizer.from_pretrained(str(out))
+    qa = exported.suite.tasks["qa"]
+    examples = qa.splits.validation[:8]
+    rows = qa._encode(examples, train=False).tensors["input_ids"]
+    whole = [
+        (ex, row[row != 0])
+        for ex, row in zip(examples, rows, strict=True)
+        if (row != 0).sum() < qa.max_len
+    ]
+    assert whole  # some are not truncated
+    for ex, row in whole:
+        assert hf(ex.question, ex.context)["input_ids"] == row.tolist()
+    # the card's metadata holds every task's validation score
+    data = ModelCard.load(out / "README.md").data
+    assert data.library_name == "adaptnas" and "transformers" in data.tags
+    scores = {
+        r.task_name: r.metric_value for r in data.eval_results if r.dataset_split == "validation"
+    }
+    assert scores == pytest.approx(exported.trial.user_attrs["task_scores"], abs=1e-4)
+    # push_to_hub: everything up to the upload, without a network
+    pushed = []
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **k: pushed.append(repo_id))
+    monkeypatch.setattr(
+        HfApi,
+        "upload_folder",
+        lambda self, **k: pushed.append(sorted(os.listdir(k["folder_path"]))),
+    )
+    cfg = compose_config(
+        "export",
+        ["study=exp", f"paths.root={exported.root}", f"out={tmp_path / 'e'}", "onnx=false",
+         "transformers=false", "push_to_hub=me/exp"],
+    )  # fmt: skip
+    (result,) = run_export(cfg)
+    assert pushed[0] == "me/exp" and "README.md" in pushed[1] and "tokenizer.json" in pushed[1]
