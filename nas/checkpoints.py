@@ -11,7 +11,8 @@ Layout of one trial's folder::
     meta.json                 architecture, scores, tasks (kind, labels, config), run config
     tokenizer.json            the run's tokenizer
     backbone.safetensors      the pretrained language model (backbone + LM head)
-    tasks/<task>.safetensors  the task's fine-tuned backbone + head
+    tasks/<task>.safetensors  the task's fine-tuned backbone + head (LoRA merged into it)
+    tasks/<task>.adapter.safetensors   finetune.method=lora or adapter: the adapter + head alone
 
 The ranking reads the storage, in which every finished candidate has its ``adaptability`` user
 attribute before the hooks run, so workers sharing a study agree on which folders to keep.
@@ -30,7 +31,7 @@ from typing import Any
 
 import optuna
 
-from lightning_modules.export import TaskModel, save_safetensors
+from lightning_modules.export import TaskModel, save_adapter, save_safetensors, save_task_weights
 from nas.hooks import TrialHook
 
 log = logging.getLogger("adaptnas")
@@ -114,11 +115,14 @@ def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=Non
         for name, module in result.finetuned.items():
             info = _task_info(module)
             tasks[name] = info
-            save_safetensors(
-                TaskModel(module.backbone, module.head, info["kind"]),
-                tmp / "tasks" / f"{name}.safetensors",
-                {"format": FORMAT, "task": name, "kind": info["kind"]},
-            )
+            model = TaskModel(module.backbone, module.head, info["kind"])
+            spec = getattr(module, "adaptation", None)
+            file_meta = {"format": FORMAT, "task": name, "kind": info["kind"]}
+            # LoRA merged into the weights; adapters (which cannot merge) kept with them
+            save_task_weights(model, tmp / "tasks" / f"{name}.safetensors", spec, file_meta)
+            if spec is not None and spec.method in ("lora", "adapter"):
+                # ...and the adapter alone, which the pretrained backbone turns into the model
+                save_adapter(model, tmp / "tasks" / f"{name}.adapter.safetensors", spec, file_meta)
             if tokenizer is None:
                 tokenizer = module.task.tokenizer
         if tokenizer is not None:

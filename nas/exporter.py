@@ -6,7 +6,8 @@ One export folder holds::
                               settings, the files written and their parity checks, retrain commands
     tokenizer.json            the run's tokenizer (``tokenizers``)
     backbone.safetensors      the pretrained language model (backbone + LM head)
-    tasks/<task>.safetensors  per task: the fine-tuned backbone + head
+    tasks/<task>.safetensors  per task: the fine-tuned backbone + head (LoRA merged into it)
+    tasks/<task>.adapter.safetensors  finetune.method=lora/adapter: the adapter + head alone
     onnx/<task>.onnx          per task: the graph, dynamic batch and sequence axes
     transformers/<name>/      where the variant maps: ``lm`` and the tasks whose head maps
     README.md                 the model card
@@ -41,13 +42,14 @@ from lightning_modules.export import (
     TOLERANCE,
     ExportError,
     TaskModel,
-    build_task_model,
     export_onnx,
     hf_family,
     hf_head_problem,
     load_safetensors,
+    load_task_weights,
     load_transformers,
     onnx_parity,
+    read_metadata,
     save_transformers,
     to_transformers,
     transformers_parity,
@@ -326,6 +328,7 @@ def export_trial(
             "tokenizer": "tokenizer.json",
             "backbone": "backbone.safetensors",
             "tasks": {},
+            "adapters": {},
             "onnx": {},
             "transformers": {},
         }
@@ -336,9 +339,13 @@ def export_trial(
             rel = f"tasks/{name}.safetensors"
             (tmp / "tasks").mkdir(exist_ok=True)
             shutil.copy2(src, tmp / rel)
-            model = load_safetensors(build_task_model(arch, task), tmp / rel).eval()
+            model = load_task_weights(arch, task, tmp / rel).eval()
             models[name] = model
             files["tasks"][name] = rel
+            adapter = weights / "tasks" / f"{name}.adapter.safetensors"
+            if adapter.is_file():
+                shutil.copy2(adapter, tmp / "tasks" / adapter.name)
+                files["adapters"][name] = f"tasks/{adapter.name}"
             info = meta.get("task_info", {}).get(name, {})
             tasks_doc[name] = {
                 "kind": task.kind,
@@ -381,6 +388,14 @@ def export_trial(
                 ]
                 todo: list[tuple[str, Any, list, list | None]] = [("lm", lm, lm_batches, None)]
                 for name, model in models.items():
+                    method = json.loads(
+                        read_metadata(tmp / files["tasks"][name]).get("adaptation") or "{}"
+                    ).get("method")
+                    if method == "adapter":  # no transformers class has bottleneck adapters
+                        problem = "finetune.method=adapter: adapters do not merge (full or lora)"
+                        result.skipped[f"transformers/{name}"] = problem
+                        log.info("transformers/%s: not exported: %s", name, problem)
+                        continue
                     if problem := hf_head_problem(model.kind):
                         result.skipped[f"transformers/{name}"] = problem
                         log.info("transformers/%s: not exported: %s", name, problem)
