@@ -81,15 +81,18 @@ def test_bad_method_settings_are_one_line_errors(tiny_cfg, override, culprit):
     assert "\n" not in str(err.value)
 
 
+GPT2_SPACE = (
+    "name: gpt2-shaped\n"
+    "fixed: {dropout: 0.0, family: decoder, pos: learned, norm: layernorm,\n"
+    "        norm_position: pre, n_layer: 1, d_model: 32, d_ff: 64, mlp: gelu}\n"
+    "params:\n  n_head: {type: categorical, choices: [2, 4]}\n"
+)
+
+
 def test_per_trainable_param_objective_and_lora_export_round_trip(tmp_path):
     """A tiny LoRA search scored per trainable parameter; its winner exported and loaded back."""
     space = tmp_path / "gpt2.yaml"
-    space.write_text(
-        "name: gpt2-shaped\n"
-        "fixed: {dropout: 0.0, family: decoder, pos: learned, norm: layernorm,\n"
-        "        norm_position: pre, n_layer: 1, d_model: 32, d_ff: 64, mlp: gelu}\n"
-        "params:\n  n_head: {type: categorical, choices: [2, 4]}\n"
-    )
+    space.write_text(GPT2_SPACE)
     extra = [
         "n_trials=1",
         "study_name=lora",
@@ -134,3 +137,30 @@ def test_per_trainable_param_objective_and_lora_export_round_trip(tmp_path):
     assert optuna.trial.TrialState.COMPLETE == trial.state
     with pytest.raises(ValueError, match="weights='both'"):
         adaptnas.load(result.folder, weights="both")
+
+
+def test_adapter_export_keeps_the_adapters_and_skips_transformers(tmp_path):
+    space = tmp_path / "gpt2.yaml"
+    space.write_text(GPT2_SPACE)
+    extra = [
+        "n_trials=1",
+        "study_name=adapter",
+        f"search_space={space}",
+        "pruner=none",
+        "finetune.method=adapter",
+        "finetune.adapter.size=4",
+        "export.keep_top_k=1",
+    ]
+    run_search(compose_config("search", tiny_overrides(tmp_path, "[sentiment,translation]", extra)))
+    (result,) = run_export(compose_config("export", ["study=adapter", f"paths.root={tmp_path}"]))
+    # ONNX traces the adapters like any other module; no transformers class has them
+    assert result.parity["onnx/sentiment.onnx"] < 1e-4
+    assert result.parity["onnx/translation.onnx"] < 1e-4
+    for name in ("sentiment", "translation"):
+        assert "method=adapter" in result.skipped[f"transformers/{name}"]
+    assert "transformers/lm" in result.parity  # the pretrained model itself still maps
+    merged = adaptnas.load(result.folder)
+    split = adaptnas.load(result.folder, weights="adapter")
+    texts = ["the film was great", "a dull and boring plot"]
+    assert merged.predict("sentiment", texts) == split.predict("sentiment", texts)
+    assert merged.predict("translation", texts) == split.predict("translation", texts)
