@@ -114,9 +114,7 @@ def test_adapter_starts_as_the_pretrained_model_and_trains_only_itself():
     c = cfg(norm_position="post")
     plain = TaskModel(Transformer(c), build_head("sequence", c, 3), "sequence").eval()
     spec = AdaptationSpec(method="adapter", size=5)
-    model = TaskModel(
-        adapt(Transformer(c), spec), build_head("sequence", c, 3), "sequence"
-    ).eval()
+    model = TaskModel(adapt(Transformer(c), spec), build_head("sequence", c, 3), "sequence").eval()
     model.load_state_dict(plain.state_dict(), strict=False)
     x = ids()
     assert torch.equal(outputs(model, x), outputs(plain, x))  # up-projection starts at zero
