@@ -117,6 +117,9 @@ def test_per_trainable_param_objective_and_lora_export_round_trip(tmp_path):
     assert "tasks/qa.adapter.safetensors" in files
     assert "onnx/qa.onnx" in result.parity and "transformers/qa" in result.parity
     assert max(result.parity.values()) < 1e-4  # merged ONNX/transformers == PyTorch
+    # a retrain adapts the same way
+    reproduce = result.retrain["reproduce"]
+    assert "finetune.method=lora" in reproduce and "finetune.lora.targets=[q,v,o,w2]" in reproduce
     merged = adaptnas.load(result.folder)
     split = adaptnas.load(result.folder, weights="adapter")  # base + adapter
     texts = ["the film was great", "a dull and boring plot"]
