@@ -337,7 +337,8 @@ class LoraConfig:
 
     rank: Any = rule(8, **POSITIVE_INT)
     alpha: Any = rule(16.0, **POSITIVE)
-    # lightning_modules.adaptation.LORA_TARGETS (not imported: lightning_modules stays optional)
+    # = lightning_modules.adaptation.LORA_TARGETS (tested); not imported, since every entry point
+    # loads this module before Hydra composes and it stays free of torch.
     targets: Any = rule(kind=list, choices=("q", "k", "v", "o", "w1", "w2", "w3"))
     dropout: Any = rule(0.0, kind=float, low=0, high=1, above=False)
 
@@ -368,7 +369,7 @@ class FinetuneConfig:
     curve: Any = rule(kind=list, low=1, null=True)
     # How the backbone adapts (lightning_modules/adaptation.py; docs/tasks.md "Adaptation
     # methods"); the head always trains.
-    method: Any = rule("full", kind=str, choices=("full", "lora", "adapter", "probe"))
+    method: Any = rule("full", kind=str, choices=("full", "lora", "adapter", "probe"))  # METHODS
     lora: Any = rule(kind=dict, null=True, schema=LoraConfig)
     adapter: Any = rule(kind=dict, null=True, schema=AdapterConfig)
 

@@ -6,6 +6,7 @@ import math
 
 import optuna
 import pytest
+import torch
 
 import adaptnas
 from lightning_modules.adaptation import AdaptationSpec, task_trainable
@@ -89,6 +90,18 @@ GPT2_SPACE = (
 )
 
 
+def test_schema_knows_the_methods_and_targets_the_code_has():
+    import dataclasses
+
+    from lightning_modules.adaptation import LORA_TARGETS, METHODS
+    from nas.schema import FinetuneConfig, LoraConfig
+
+    rules = {f.name: f.metadata["rule"] for f in dataclasses.fields(FinetuneConfig)}
+    assert rules["method"].choices == METHODS
+    targets = {f.name: f.metadata["rule"] for f in dataclasses.fields(LoraConfig)}["targets"]
+    assert targets.choices == LORA_TARGETS
+
+
 def test_per_trainable_param_objective_and_lora_export_round_trip(tmp_path):
     """A tiny LoRA search scored per trainable parameter; its winner exported and loaded back."""
     space = tmp_path / "gpt2.yaml"
@@ -127,8 +140,6 @@ def test_per_trainable_param_objective_and_lora_export_round_trip(tmp_path):
     qa = [("who wrote it ?", "it was written by ana in 1990 .")]
     assert merged.predict("qa", qa) == split.predict("qa", qa)
     # the logits agree to float rounding, not just the argmax
-    import torch
-
     enc = merged.encode("sentiment", texts)
     with torch.no_grad():
         a = merged.models["sentiment"]
