@@ -674,6 +674,11 @@ def model_card(doc: dict[str, Any]) -> str:
     checks = doc["checks"]["max_abs_diff"]
     for name, rel in doc["files"]["tasks"].items():
         lines.append(f"| {rel} | {name}: fine-tuned backbone + head | loaded strictly |")
+    for name, rel in (doc["files"].get("adapters") or {}).items():
+        lines.append(
+            f"| {rel} | {name}: the adapter + head alone, on top of backbone.safetensors "
+            '(`adaptnas.load(folder, weights="adapter")`) | loaded strictly |'
+        )
     for rel in doc["files"]["onnx"].values():
         lines.append(f"| {rel} | ONNX, dynamic batch and sequence | {checks[rel]:.2e} |")
     for entry in doc["files"]["transformers"].values():

@@ -128,6 +128,7 @@ def test_per_trainable_param_objective_and_lora_export_round_trip(tmp_path):
     (result,) = run_export(compose_config("export", ["study=lora", f"paths.root={tmp_path}"]))
     files = (result.folder / "architecture.yaml").read_text()
     assert "tasks/qa.adapter.safetensors" in files
+    assert "tasks/qa.adapter.safetensors" in (result.folder / "README.md").read_text()
     assert "onnx/qa.onnx" in result.parity and "transformers/qa" in result.parity
     assert max(result.parity.values()) < 1e-4  # merged ONNX/transformers == PyTorch
     # a retrain adapts the same way
