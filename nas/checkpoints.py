@@ -55,7 +55,8 @@ def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
     """
     out = []
     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
-        score = t.user_attrs.get("adaptability")
+        # objective.per_trainable_param: the trial's value is this, not the plain adaptability
+        score = t.user_attrs.get("adaptability_per_mparam", t.user_attrs.get("adaptability"))
         if t.state == State.COMPLETE and t.values:
             score = t.values[0]
         if score is None or math.isnan(score):

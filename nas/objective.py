@@ -260,14 +260,15 @@ class Objective:
             self._fail(trial, describe(err), prefix, err, terminal=False)
             raise
         self._record(trial, result)
+        value = result.adaptability
+        if self.per_param:
+            value = per_million(value, result.trainable_params.values())
+            # before the hooks: weight keeping ranks the running trial by it (nas/checkpoints.py)
+            trial.set_user_attr("adaptability_per_mparam", value)
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
         self.durations.append(time.perf_counter() - t0)
         self._log_done(trial, result, prefix)
-        value = result.adaptability
-        if self.per_param:
-            value = per_million(value, result.trainable_params.values())
-            trial.set_user_attr("adaptability_per_mparam", value)
         if self.multi:
             return value, float(result.n_params)
         return value

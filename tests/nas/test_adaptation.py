@@ -179,3 +179,17 @@ def test_adapter_export_keeps_the_adapters_and_skips_transformers(tmp_path):
     texts = ["the film was great", "a dull and boring plot"]
     assert merged.predict("sentiment", texts) == split.predict("sentiment", texts)
     assert merged.predict("translation", texts) == split.predict("translation", texts)
+
+
+def test_weight_keeping_ranks_by_the_per_parameter_value():
+    from nas.checkpoints import kept_trials
+
+    study = optuna.create_study(direction="maximize")
+    done = optuna.trial.create_trial(
+        value=2.0, user_attrs={"adaptability": 0.4, "adaptability_per_mparam": 2.0}
+    )
+    study.add_trial(done)
+    running = study.ask()  # recorded, its hooks running: no value yet
+    running.set_user_attr("adaptability", 0.3)
+    running.set_user_attr("adaptability_per_mparam", 3.0)
+    assert kept_trials(study, 1, multi_objective=False) == {running.number}
