@@ -39,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import build_suite
 from lightning_modules.export import (
+    ADAPTATION_KEY,
     TOLERANCE,
     ExportError,
     TaskModel,
@@ -389,7 +390,7 @@ def export_trial(
                 todo: list[tuple[str, Any, list, list | None]] = [("lm", lm, lm_batches, None)]
                 for name, model in models.items():
                     method = json.loads(
-                        read_metadata(tmp / files["tasks"][name]).get("adaptation") or "{}"
+                        read_metadata(tmp / files["tasks"][name]).get(ADAPTATION_KEY) or "{}"
                     ).get("method")
                     if method == "adapter":  # no transformers class has bottleneck adapters
                         problem = "finetune.method=adapter: adapters do not merge (full or lora)"
