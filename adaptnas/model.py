@@ -31,7 +31,14 @@ from lightning_modules.data.examples import (
     TextExample,
     TokenExample,
 )
-from lightning_modules.export import TaskModel, build_task_model, load_safetensors, onnx_session
+from lightning_modules.export import (
+    ExportError,
+    TaskModel,
+    load_adapter,
+    load_safetensors,
+    load_task_weights,
+    onnx_session,
+)
 from lightning_modules.model import LanguageModel
 from lightning_modules.tasks import TASK_KINDS
 from lightning_modules.tasks.base import Task, make_loader
@@ -39,6 +46,10 @@ from lightning_modules.tasks.base import Task, make_loader
 __all__ = ["ExportedModel", "load", "predict"]
 
 EXPORT_FORMAT = "adaptnas-export-v1"
+# How task models load: ``merged`` (each task's own file: LoRA merged into the weights, adapters
+# included) or ``adapter`` (the pretrained backbone + ``tasks/<task>.adapter.safetensors``, for
+# tasks adapted by finetune.method=lora or adapter; other tasks load their own file).
+WEIGHTS = ("merged", "adapter")
 
 
 class LoadError(ValueError):
@@ -102,7 +113,11 @@ class ExportedModel:
         info: The whole ``architecture.yaml`` (scores, search settings, checks).
     """
 
-    def __init__(self, folder: str | Path, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, folder: str | Path, device: str | torch.device = "cpu", weights: str = "merged"
+    ) -> None:
+        if weights not in WEIGHTS:
+            raise LoadError(f"weights={weights!r} must be one of {', '.join(WEIGHTS)}")
         self.folder = Path(folder)
         path = self.folder / "architecture.yaml"
         if not path.is_file():
@@ -127,9 +142,17 @@ class ExportedModel:
         self.lm.to(self.device).eval()
         self.tasks: dict[str, dict[str, Any]] = dict(info.get("tasks") or {})
         self.models: dict[str, TaskModel] = {}
+        adapters = info["files"].get("adapters") or {}
         for name, rel in info["files"]["tasks"].items():
             task = self._task(name, [])
-            model = load_safetensors(build_task_model(self.arch, task), self.folder / rel)
+            try:
+                if weights == "adapter" and name in adapters:
+                    # base + adapter: the pretrained model with the adapter file on top
+                    model = load_adapter(self.lm, task, self.folder / adapters[name])
+                else:
+                    model = load_task_weights(self.arch, task, self.folder / rel)
+            except ExportError as err:
+                raise LoadError(str(err)) from None
             self.models[name] = model.to(self.device).eval()
 
     def __repr__(self) -> str:
@@ -231,18 +254,21 @@ class ExportedModel:
         return dict(t.encoded("test").tensors)
 
 
-def load(folder: str | Path, device: str | torch.device = "cpu") -> ExportedModel:
+def load(
+    folder: str | Path, device: str | torch.device = "cpu", weights: str = "merged"
+) -> ExportedModel:
     """Load an export written by ``python nas/export.py`` (safetensors and YAML; no pickle).
 
     Args:
         folder: The export folder.
         device: Where the models run.
+        weights: ``merged`` (default) or ``adapter``: see ``WEIGHTS``; both predict the same.
 
     Returns:
         The model, its tokenizer (``.tokenizer``) and one fine-tuned model per task, ready for
         ``predict``.
     """
-    return ExportedModel(folder, device)
+    return ExportedModel(folder, device, weights)
 
 
 def predict(model: ExportedModel, task: str | None, inputs: Any, batch_size: int = 64) -> Any:

@@ -29,6 +29,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_modules.adaptation import (
+    AdaptationSpec,
+    insert_modules,
+    lora_state_dict,
+    merged,
+)
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
 from lightning_modules.model import LanguageModel, Transformer
@@ -38,8 +44,12 @@ __all__ = [
     "TaskModel",
     "export_onnx",
     "hf_family",
+    "load_adapter",
     "load_safetensors",
+    "load_task_weights",
     "onnx_parity",
+    "save_adapter",
+    "save_task_weights",
     "read_metadata",
     "save_safetensors",
     "task_graph",
@@ -173,6 +183,95 @@ def build_task_model(cfg: TransformerConfig, task) -> TaskModel:
     needs_lm = bool(getattr(task, "needs_lm_head", False))
     backbone: nn.Module = LanguageModel(cfg) if needs_lm else Transformer(cfg)
     return TaskModel(backbone, task.make_head(cfg), task.kind)
+
+
+# ---- adapted task models (finetune.method) ----------------------------------------------------
+ADAPTATION_KEY = "adaptation"  # metadata entry of a task file: the AdaptationSpec as JSON
+
+
+def save_task_weights(
+    model: TaskModel,
+    path: str | Path,
+    spec: AdaptationSpec | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write one task's weights, LoRA merged into them (the keys of an unadapted model).
+
+    A bottleneck-adapter model cannot merge: its file holds the adapters too, and
+    ``load_task_weights`` reads the spec from the metadata to rebuild them.
+    """
+    spec = spec or AdaptationSpec()
+    meta = {**(metadata or {}), ADAPTATION_KEY: spec.to_json()}
+    save_safetensors(merged(model), path, meta)
+
+
+def load_task_weights(cfg: TransformerConfig, task, path: str | Path) -> TaskModel:
+    """``build_task_model`` + ``load_safetensors`` for a file of ``save_task_weights``.
+
+    Files without an adaptation entry (written before methods existed) load as before.
+    """
+    spec = AdaptationSpec.from_json(read_metadata(path).get(ADAPTATION_KEY))
+    model = build_task_model(cfg, task)
+    if spec.method == "adapter":
+        insert_modules(model.backbone, spec)
+    return load_safetensors(model, path)
+
+
+def save_adapter(
+    model: TaskModel, path: str | Path, spec: AdaptationSpec, metadata: dict[str, Any] | None = None
+) -> None:
+    """Write the adapter alone: the LoRA (or adapter) tensors and the task head's.
+
+    With the pretrained model (``backbone.safetensors``) it rebuilds the task model
+    (``load_adapter``): a LoRA task model's base weights are the pretrained ones, bit for bit.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.cpu() for k, v in lora_state_dict(model).items()}
+    meta = {k: str(v) for k, v in (metadata or {}).items()}
+    meta[ADAPTATION_KEY] = spec.to_json()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_adapter(lm: LanguageModel, task, path: str | Path, merge: bool = False) -> TaskModel:
+    """The task model from the pretrained ``lm`` and an adapter file of ``save_adapter``.
+
+    Args:
+        lm: The pretrained language model (not changed: the task model gets a copy).
+        task: The task (its head's shape, whether it adapts the whole language model).
+        path: The adapter file.
+        merge: Merge LoRA into the weights (what ONNX and ``transformers`` get).
+
+    Raises:
+        ExportError: The file does not fit ``lm`` and the task (names the first tensors).
+    """
+    import copy
+
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such adapter file")
+    spec = AdaptationSpec.from_json(read_metadata(path).get(ADAPTATION_KEY))
+    needs_lm = bool(getattr(task, "needs_lm_head", False))
+    backbone = copy.deepcopy(lm if needs_lm else lm.backbone)
+    model = TaskModel(insert_modules(backbone, spec), task.make_head(lm.cfg), task.kind)
+    state = load_file(str(path))
+    wanted = set(lora_state_dict(model))
+    if set(state) != wanted:
+        odd = sorted(set(state) ^ wanted)[:3]
+        raise ExportError(f"{path}: adapter does not fit the model and task ({', '.join(odd)})")
+    model.load_state_dict(state, strict=False)
+    return merged(model) if merge else model
 
 
 # ---- one graph per task ----------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytorch_lightning as pl
 
+from lightning_modules.adaptation import AdaptationSpec, adapt, count_trainable
 from lightning_modules.optim import adamw_with_schedule, check_loss, logs_steps
 from lightning_modules.tasks.base import Task
 
@@ -24,6 +28,9 @@ class FinetuneModule(pl.LightningModule):
         eval_split: Split scored by validation passes (``validation`` during the search,
             ``test`` for finalists).
         loss_limit: Training loss above which the run counts as diverged.
+        adaptation: How the backbone adapts: an ``AdaptationSpec`` or a ``finetune`` block
+            (``method``, ``lora``, ``adapter``); ``None``: full fine-tuning. The head always
+            trains; ``trainable_params`` counts what receives gradients.
     """
 
     def __init__(
@@ -36,11 +43,17 @@ class FinetuneModule(pl.LightningModule):
         warmup_frac: float = 0.1,
         eval_split: str = "validation",
         loss_limit: float = 50.0,
+        adaptation: AdaptationSpec | Mapping[str, Any] | None = None,
     ):
         super().__init__()
         self.backbone = backbone
         self.task = task
         self.head = task.make_head(backbone.cfg)
+        if not isinstance(adaptation, AdaptationSpec):
+            adaptation = AdaptationSpec.from_config(adaptation)
+        self.adaptation = adaptation
+        adapt(self.backbone, adaptation)  # inserts LoRA/adapters, freezes what must not train
+        self.trainable_params = count_trainable(self)
         self.lr, self.weight_decay, self.total_steps = lr, weight_decay, total_steps
         self.warmup_frac = warmup_frac
         self.eval_split = eval_split

@@ -11,7 +11,8 @@ Layout of one trial's folder::
     meta.json                 architecture, scores, tasks (kind, labels, config), run config
     tokenizer.json            the run's tokenizer
     backbone.safetensors      the pretrained language model (backbone + LM head)
-    tasks/<task>.safetensors  the task's fine-tuned backbone + head
+    tasks/<task>.safetensors  the task's fine-tuned backbone + head (LoRA merged into it)
+    tasks/<task>.adapter.safetensors   finetune.method=lora or adapter: the adapter + head alone
 
 The ranking reads the storage, in which every finished candidate has its ``adaptability`` user
 attribute before the hooks run, so workers sharing a study agree on which folders to keep.
@@ -35,7 +36,13 @@ from typing import Any
 
 import optuna
 
-from lightning_modules.export import TaskModel, follow_umask, save_safetensors
+from lightning_modules.export import (
+    TaskModel,
+    follow_umask,
+    save_adapter,
+    save_safetensors,
+    save_task_weights,
+)
 from nas.hooks import TrialHook
 
 log = logging.getLogger("adaptnas")
@@ -112,7 +119,8 @@ def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
         if "finalist_of" in t.user_attrs:
             continue  # a finalist's repeat (nas/finalists.py): the winner's weights are its own
-        score = t.user_attrs.get("adaptability")
+        # objective.per_trainable_param: the trial's value is this, not the plain adaptability
+        score = t.user_attrs.get("adaptability_per_mparam", t.user_attrs.get("adaptability"))
         if t.state == State.COMPLETE and t.values:
             score = t.values[0]
         if score is None or math.isnan(score):
@@ -173,11 +181,14 @@ def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=Non
         for name, module in result.finetuned.items():
             info = _task_info(module)
             tasks[name] = info
-            save_safetensors(
-                TaskModel(module.backbone, module.head, info["kind"]),
-                tmp / "tasks" / f"{name}.safetensors",
-                {"format": FORMAT, "task": name, "kind": info["kind"]},
-            )
+            model = TaskModel(module.backbone, module.head, info["kind"])
+            spec = getattr(module, "adaptation", None)
+            file_meta = {"format": FORMAT, "task": name, "kind": info["kind"]}
+            # LoRA merged into the weights; adapters (which cannot merge) kept with them
+            save_task_weights(model, tmp / "tasks" / f"{name}.safetensors", spec, file_meta)
+            if spec is not None and spec.method in ("lora", "adapter"):
+                # ...and the adapter alone, which the pretrained backbone turns into the model
+                save_adapter(model, tmp / "tasks" / f"{name}.adapter.safetensors", spec, file_meta)
             if tokenizer is None:
                 tokenizer = module.task.tokenizer
         if tokenizer is not None:

@@ -8,7 +8,8 @@ One export folder holds::
                               layout as post-processor; tokenizer_config.json beside it, so
                               ``AutoTokenizer.from_pretrained(folder)`` loads it
     backbone.safetensors      the pretrained language model (backbone + LM head)
-    tasks/<task>.safetensors  per task: the fine-tuned backbone + head
+    tasks/<task>.safetensors  per task: the fine-tuned backbone + head (LoRA merged into it)
+    tasks/<task>.adapter.safetensors  finetune.method=lora/adapter: the adapter + head alone
     onnx/<task>.onnx          per task: the graph, dynamic batch and sequence axes
     transformers/<name>/      where the variant maps: ``lm`` and the tasks whose head maps
     README.md                 the model card (Hugging Face metadata: library, tags, datasets,
@@ -44,17 +45,19 @@ from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import build_suite
 from lightning_modules.data.tokenizer import same_vocabulary, with_task_template
 from lightning_modules.export import (
+    ADAPTATION_KEY,
     TOLERANCE,
     ExportError,
     TaskModel,
-    build_task_model,
     export_onnx,
     follow_umask,
     hf_family,
     hf_head_problem,
     load_safetensors,
+    load_task_weights,
     load_transformers,
     onnx_parity,
+    read_metadata,
     save_transformers,
     to_transformers,
     transformers_parity,
@@ -343,6 +346,7 @@ def export_trial(
             "tokenizer": "tokenizer.json",
             "backbone": "backbone.safetensors",
             "tasks": {},
+            "adapters": {},
             "onnx": {},
             "transformers": {},
         }
@@ -353,9 +357,13 @@ def export_trial(
             rel = f"tasks/{name}.safetensors"
             (tmp / "tasks").mkdir(exist_ok=True)
             shutil.copy2(src, tmp / rel)
-            model = load_safetensors(build_task_model(arch, task), tmp / rel).eval()
+            model = load_task_weights(arch, task, tmp / rel).eval()
             models[name] = model
             files["tasks"][name] = rel
+            adapter = weights / "tasks" / f"{name}.adapter.safetensors"
+            if adapter.is_file():
+                shutil.copy2(adapter, tmp / "tasks" / adapter.name)
+                files["adapters"][name] = f"tasks/{adapter.name}"
             info = meta.get("task_info", {}).get(name, {})
             tasks_doc[name] = {
                 "kind": task.kind,
@@ -398,6 +406,14 @@ def export_trial(
                 ]
                 todo: list[tuple[str, Any, list, list | None]] = [("lm", lm, lm_batches, None)]
                 for name, model in models.items():
+                    method = json.loads(
+                        read_metadata(tmp / files["tasks"][name]).get(ADAPTATION_KEY) or "{}"
+                    ).get("method")
+                    if method == "adapter":  # no transformers class has bottleneck adapters
+                        problem = "finetune.method=adapter: adapters do not merge (full or lora)"
+                        result.skipped[f"transformers/{name}"] = problem
+                        log.info("transformers/%s: not exported: %s", name, problem)
+                        continue
                     if problem := hf_head_problem(model.kind):
                         result.skipped[f"transformers/{name}"] = problem
                         log.info("transformers/%s: not exported: %s", name, problem)
@@ -809,6 +825,11 @@ def _card_body(doc: dict[str, Any]) -> str:
     checks = doc["checks"]["max_abs_diff"]
     for name, rel in doc["files"]["tasks"].items():
         lines.append(f"| {rel} | {name}: fine-tuned backbone + head | loaded strictly |")
+    for name, rel in (doc["files"].get("adapters") or {}).items():
+        lines.append(
+            f"| {rel} | {name}: the adapter + head alone, on top of backbone.safetensors "
+            '(`adaptnas.load(folder, weights="adapter")`) | loaded strictly |'
+        )
     for rel in doc["files"]["onnx"].values():
         lines.append(f"| {rel} | ONNX, dynamic batch and sequence | {checks[rel]:.2e} |")
     for entry in doc["files"]["transformers"].values():

@@ -30,6 +30,7 @@ from typing import Any
 import optuna
 import torch
 
+from lightning_modules.adaptation import AdaptationSpec, per_million, task_trainable
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
@@ -161,6 +162,10 @@ class Objective:
         self.n_trials = n_trials
         self.multi = bool(cfg["objective"]["multi_objective"])
         self.top_k_test = int(cfg["objective"].get("test_top_k", 1))
+        # objective.per_trainable_param: the value is adaptability per million trainable
+        # parameters, for running reports (analytic counts, tasks so far) and the final value.
+        self.per_param = bool(cfg["objective"].get("per_trainable_param", False))
+        self.spec = AdaptationSpec.from_config(cfg.get("finetune"))
         self.trial_timeout = cfg.get("trial_timeout")
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.durations: list[float] = []
@@ -215,6 +220,7 @@ class Objective:
         log.info("%s: %s, %s params", prefix, arch.describe(), params_human(arch.num_params()))
         for hook in self.hooks:
             hook.on_trial_start(trial, arch)
+        trainable = task_trainable(arch, self.spec, self.suite.tasks) if self.per_param else {}
 
         def on_stage(stage: str, seconds: float, info: dict) -> None:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if k != "score")
@@ -229,6 +235,8 @@ class Objective:
 
         def report(step: int, value: float, scores: dict[str, float]) -> None:
             trial.set_user_attr("task_scores", dict(scores))  # pruned trials keep what they scored
+            if self.per_param:
+                value = per_million(value, [trainable[t] for t in scores])
             if self.multi or repeat is not None:
                 # Optuna cannot prune multi-objective trials; a repeat measures the seed noise of
                 # a finalist, runs to the end and stays out of the pruner's comparisons.
@@ -277,13 +285,18 @@ class Objective:
             self._fail(trial, describe(err), prefix, err, terminal=False)
             raise
         self._record(trial, result)
+        value = result.adaptability
+        if self.per_param:
+            value = per_million(value, result.trainable_params.values())
+            # before the hooks: weight keeping ranks the running trial by it (nas/checkpoints.py)
+            trial.set_user_attr("adaptability_per_mparam", value)
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
         self.durations.append(time.perf_counter() - t0)
         self._log_done(trial, result, prefix, repeat is not None)
         if self.multi:
-            return result.adaptability, float(result.n_params)
-        return result.adaptability
+            return value, float(result.n_params)
+        return value
 
     def _repeat_of(self, trial: optuna.Trial) -> tuple[int, int, int, int, bool] | None:
         """``(finalist, r, seeds in all, seed, test it)`` of a finalist repeat, else ``None``."""
@@ -385,6 +398,7 @@ class Objective:
         trial.set_user_attr("adaptability", r.adaptability)
         trial.set_user_attr("timings", {k: round(v, 3) for k, v in r.timings.items()})
         trial.set_user_attr("steps", r.steps)
+        trial.set_user_attr("trainable_params", r.trainable_params)
         if r.test_metrics:
             trial.set_user_attr("test_metrics", r.test_metrics)
 

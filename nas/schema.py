@@ -98,6 +98,12 @@ class Rule:
         """Whether ``value`` meets the rule."""
         if value is None:
             return self.null
+        if self.kind is list and self.choices:  # a non-empty list of names
+            return (
+                isinstance(value, list | tuple)
+                and len(value) > 0
+                and all(isinstance(v, str) and v in self.choices for v in value)
+            )
         if self.kind is list:
             return isinstance(value, list | tuple) and all(self._number(v, int) for v in value)
         if self.kind is dict:
@@ -120,7 +126,9 @@ class Rule:
 
     def describe(self) -> str:
         """``a positive integer``, ``a number in [0, 1]``, ``one of mean, worst, auc``, ..."""
-        if self.kind is str:
+        if self.kind is list and self.choices:
+            text = f"a non-empty list of {', '.join(self.choices)}"
+        elif self.kind is str:
             text = f"one of {', '.join(self.choices)}" if self.choices else "a string"
         elif self.kind is bool:
             text = "true or false"
@@ -147,9 +155,13 @@ class Rule:
         return f"{text}{'; ' + self.note if self.note else ''}"
 
 
-def rule(default: Any = None, **kwargs: Any) -> Any:
-    """A dataclass field whose value ``check_values`` holds to ``Rule(**kwargs)``."""
-    return field(default=default, metadata={"rule": Rule(**kwargs)})
+def rule(default: Any = None, schema: type | None = None, **kwargs: Any) -> Any:
+    """A dataclass field whose value ``check_values`` holds to ``Rule(**kwargs)``.
+
+    ``schema``: a dataclass of this module that a mapping value is held to in turn (its keys and
+    their rules: ``finetune.lora``).
+    """
+    return field(default=default, metadata={"rule": Rule(**kwargs), "schema": schema})
 
 
 POSITIVE_INT = {"kind": int, "low": 1}
@@ -183,6 +195,9 @@ def check_values(schema: type, values: Mapping[str, Any], prefix: str) -> None:
         check = fields[key].metadata.get("rule")
         if check is not None and not check.ok(value):
             raise ValueError(f"{prefix}.{key}={value!r} must be {check.describe()}")
+        sub = fields[key].metadata.get("schema")
+        if sub is not None and isinstance(value, Mapping):
+            check_values(sub, value, f"{prefix}.{key}")
 
 
 # ---- tasks -------------------------------------------------------------------------------------
@@ -317,6 +332,29 @@ class PretrainConfig:
 
 
 @dataclass
+class LoraConfig:
+    """``finetune.lora``: the low-rank updates of ``finetune.method=lora``."""
+
+    what: typing.ClassVar[str] = "finetune.lora"
+
+    rank: Any = rule(8, **POSITIVE_INT)
+    alpha: Any = rule(16.0, **POSITIVE)
+    # = lightning_modules.adaptation.LORA_TARGETS (tested); not imported, since every entry point
+    # loads this module before Hydra composes and it stays free of torch.
+    targets: Any = rule(kind=list, choices=("q", "k", "v", "o", "w1", "w2", "w3"))
+    dropout: Any = rule(0.0, kind=float, low=0, high=1, above=False)
+
+
+@dataclass
+class AdapterConfig:
+    """``finetune.adapter``: the bottleneck adapters of ``finetune.method=adapter``."""
+
+    what: typing.ClassVar[str] = "finetune.adapter"
+
+    size: Any = rule(16, **POSITIVE_INT)
+
+
+@dataclass
 class FinetuneConfig:
     """``finetune``: the fine-tuning budget per task (tasks may override steps, lr, batch)."""
 
@@ -331,6 +369,11 @@ class FinetuneConfig:
     # counts of an adaptation curve (null = none).
     examples: Any = rule(**POSITIVE_INT, null=True, note="null = all")
     curve: Any = rule(kind=list, low=1, null=True)
+    # How the backbone adapts (lightning_modules/adaptation.py; docs/tasks.md "Adaptation
+    # methods"); the head always trains.
+    method: Any = rule("full", kind=str, choices=("full", "lora", "adapter", "probe"))  # METHODS
+    lora: Any = rule(kind=dict, null=True, schema=LoraConfig)
+    adapter: Any = rule(kind=dict, null=True, schema=AdapterConfig)
 
 
 @dataclass
@@ -354,6 +397,8 @@ class ObjectiveConfig:
     adaptability: Any = rule("mean", kind=str)  # one of nas.trial.ADAPTABILITY: check_config
     multi_objective: bool = rule(False, kind=bool)
     test_top_k: Any = rule(1, **POSITIVE_INT)
+    # true: a trial's value is adaptability per million trainable parameters (docs/tasks.md)
+    per_trainable_param: bool = rule(False, kind=bool)
 
 
 @dataclass

@@ -73,6 +73,8 @@ class CandidateResult:
         adaptability: The combined score.
         timings: Seconds per stage (``pretrain``, each task, ``total``).
         steps: Optimizer steps per stage.
+        trainable_params: Per task, the parameters that adapted (``finetune.method``; the head
+            included).
         pretrained: The pretrained language model (in memory only; for keeping weights).
         finetuned: Per task, the fine-tuned module (backbone + head; in memory only).
     """
@@ -89,6 +91,7 @@ class CandidateResult:
     adaptability: float = math.nan
     timings: dict[str, float] = field(default_factory=dict)
     steps: dict[str, int] = field(default_factory=dict)
+    trainable_params: dict[str, int] = field(default_factory=dict)
     pretrained: Any = field(default=None, repr=False)
     finetuned: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -513,6 +516,7 @@ def finetune(
         weight_decay=float(f["weight_decay"]),
         total_steps=steps,
         warmup_frac=float(f["warmup_frac"]),
+        adaptation=f,  # finetune.method (full, lora, adapter, probe) and its settings
     )
     trainer = make_trainer(
         t,
@@ -638,6 +642,7 @@ def _adapt(model, task, cfg, seed, method, result, logger_for, deadline) -> Fine
     result.task_metrics[name] = metrics
     result.task_scores[name] = metrics["score"]
     result.steps[name] = steps
+    result.trainable_params[name] = module.trainable_params
     return module
 
 

@@ -136,6 +136,16 @@ ROWS = [
         "finetune.curve=[0, 8] must be a list of positive integers (or null)",
     ),
     Row(
+        "adapt-method-unknown",
+        ("finetune.method=bitfit",),
+        "finetune.method='bitfit' must be one of full, lora, adapter, probe",
+    ),
+    Row(
+        "adapt-lora-rank-zero",
+        ("finetune.lora.rank=0",),
+        "finetune.lora.rank=0 must be a positive integer",
+    ),
+    Row(
         "objective-test-top-k-zero",
         ("objective.test_top_k=0",),
         "objective.test_top_k=0 must be a positive integer",
