@@ -6,10 +6,11 @@ function add_7(n) that returns n plus 7."), the reference code (``def add_7(n):\
 a Python model of each template, so a template whose code and model disagree fails the test that
 runs every reference program against its own tests.
 
-The grammar: 40 function kinds (arithmetic on one or two numbers, predicates, clamping, list
+The grammar: 42 function kinds (arithmetic on one or two numbers, predicates, clamping, list
 reductions, filters and maps, ordering, strings), each with a few names, phrasings, argument
-names and a constant; some bodies are one ``return``, others loops with nested indentation. The
-pretraining corpus holds no code, so what a candidate learns here comes from adaptation alone.
+names and a constant, in three openings ("Write a function ...", "Define ...", "Implement
+..."); some bodies are one ``return``, others loops with nested indentation. The pretraining
+corpus holds no code, so what a candidate learns here comes from adaptation alone.
 
 Code carries newlines and indentation, which the built-in BPE cannot keep (its alphabet has no
 ``\\n``; spaces survive). ``code_to_text`` writes each line break with its indentation as a marker
@@ -31,6 +32,7 @@ from lightning_modules.data.examples import Splits
 __all__ = [
     "KINDS",
     "CodeExample",
+    "capacity",
     "code_splits",
     "code_to_text",
     "program",
@@ -102,10 +104,18 @@ def text_to_code(text: str) -> str:
 
 # ---------------------------------------------------------------------------------- the grammar
 
-_NUM = ("x", "n", "num", "value", "k")
-_PAIR = (("a", "b"), ("x", "y"), ("m", "n"), ("first", "second"), ("p", "q"))
-_LIST = ("xs", "nums", "values", "items", "numbers", "lst")
-_STR = ("s", "text", "word", "name")
+_NUM = ("x", "n", "num", "value", "k", "number", "v", "amount")
+_PAIR = (
+    ("a", "b"), ("x", "y"), ("m", "n"), ("first", "second"), ("p", "q"), ("left", "right"),
+    ("u", "v"), ("i", "j"),
+)  # fmt: skip
+_LIST = ("xs", "nums", "values", "items", "numbers", "lst", "data", "seq")
+_STR = ("s", "text", "word", "name", "string", "label")
+_OPENINGS = (
+    "Write a function {sig} that returns {phrase}.",
+    "Define {sig}, which returns {phrase}.",
+    "Implement {sig} so that it returns {phrase}.",
+)
 _WORDS = ("apple", "river", "stone", "banana", "cloud", "level", "tree", "moon", "paper", "zebra")
 
 
@@ -291,7 +301,7 @@ def _example(rng: random.Random) -> CodeExample:
     name = rng.choice(kind.names).format(c=c)
     args = f"{a}, {b}" if b else a
     phrase = rng.choice(kind.phrases).format(a=a, b=b, c=c)
-    source = f"Write a function {name}({args}) that returns {phrase}."
+    source = rng.choice(_OPENINGS).format(sig=f"{name}({args})", phrase=phrase)
     body = kind.body.format(a=a, b=b, c=c).replace("\n", "\n    ")
     target = f"def {name}({args}):\n    {body}"
     tests, seen = [], set()
@@ -307,6 +317,15 @@ def _example(rng: random.Random) -> CodeExample:
     return CodeExample(source, target, name, "\n".join(tests))
 
 
+def capacity() -> int:
+    """How many distinct descriptions the grammar can write (openings x names x phrasings x
+    arguments x constants)."""
+    args = {"num": len(_NUM), "pair": len(_PAIR), "list": len(_LIST), "str": len(_STR)}
+    return len(_OPENINGS) * sum(
+        len(k.names) * len(k.phrases) * len(k.consts) * args[k.args] for k in KINDS.values()
+    )
+
+
 def code_splits(seed: int = 0, n_train: int = 2000, n_val: int = 100, n_test: int = 300) -> Splits:
     """Train / validation / test ``CodeExample`` splits, the same for the same seed.
 
@@ -320,25 +339,24 @@ def code_splits(seed: int = 0, n_train: int = 2000, n_val: int = 100, n_test: in
         n_test: Number of test examples.
 
     Raises:
-        DataError: A size below 1, or more examples than the grammar has distinct descriptions.
+        DataError: A size below 1, or more than half of ``capacity()`` examples in all.
     """
     for key, value in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise DataError(f"built-in task 'code': {key}={value!r} must be a positive integer")
-    rng = random.Random(f"code|{seed}")
     want = n_train + n_val + n_test
+    # Drawing distinct descriptions slows down as they run out: allow at most half of them.
+    if want > capacity() // 2:
+        raise DataError(
+            f"built-in task 'code': {want} examples asked, but the grammar has {capacity()} "
+            f"distinct descriptions; ask for at most {capacity() // 2} in all"
+        )
+    rng = random.Random(f"code|{seed}")
     out: list[CodeExample] = []
     seen: set[str] = set()
-    for _ in range(want * 20):
+    while len(out) < want:
         ex = _example(rng)
         if ex.source not in seen:
             seen.add(ex.source)
             out.append(ex)
-            if len(out) == want:
-                break
-    else:
-        raise DataError(
-            f"built-in task 'code': {want} examples asked, the grammar gave {len(out)} distinct "
-            "ones; ask for fewer"
-        )
     return Splits(out[:n_train], out[n_train : n_train + n_val], out[n_train + n_val :])
