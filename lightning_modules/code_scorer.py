@@ -29,9 +29,7 @@ import math
 import os
 import select
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +81,11 @@ def run_programs(
     Raises:
         SandboxError: The worker could not start, died or answered something unreadable.
     """
+    # Imported here, not at the top: the worker runs this file too, and a module it has loaded
+    # is one that a program may import.
+    import subprocess
+    import tempfile
+
     if not programs:
         return []
     jobs = jobs or max(1, min(4, os.cpu_count() or 1))
