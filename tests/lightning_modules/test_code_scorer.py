@@ -107,9 +107,7 @@ def test_the_code_task_is_registered_with_its_schema_and_families():
         check_task("code", {**block, "timeout": 0}, metrics)
     with pytest.raises(ValueError, match="memory_mb"):
         check_task("code", {**block, "memory_mb": 8}, metrics)
-    assert allowed_families(plain(cfg.tasks)) == allowed_families(
-        {"t": {"kind": "generation"}}
-    )
+    assert allowed_families(plain(cfg.tasks)) == allowed_families({"t": {"kind": "generation"}})
     assert "encoder" not in allowed_families(plain(cfg.tasks))
     precheck("search", ["task=[suite,code]"])  # the documented way to add it to the suite
     assert list(compose_config("search", ["task=[suite,code]"]).tasks)[-1] == "code"
