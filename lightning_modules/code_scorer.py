@@ -24,6 +24,7 @@ boundary against code written to escape (that needs a container or a separate us
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -187,7 +188,7 @@ def _worker() -> None:
     programs, timeout = spec["programs"], float(spec["timeout"])
     memory_mb, jobs = int(spec["memory_mb"]), int(spec["jobs"])
     for name in PRELOADED:
-        __import__(name)
+        importlib.import_module(name)
     results: list[dict | None] = [None] * len(programs)
     pending = list(range(len(programs)))[::-1]
     running: dict[int, list] = {}  # read fd -> [index, pid, deadline, bytes read]

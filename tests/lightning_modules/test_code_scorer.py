@@ -145,3 +145,11 @@ def _as_decoded(task: CodeTask, code: str) -> str:
 
     ids = task.tokenizer.encode(code_to_text(code), add_special_tokens=False).ids
     return task.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def test_the_sandbox_benchmark_quick_mode_writes_its_json(tmp_path):
+    from benchmarks import code_scorer
+
+    payload = code_scorer.main(["--quick", "--out", str(tmp_path / "code_scorer.json")])
+    assert (tmp_path / "code_scorer.json").is_file()
+    assert [r["passed"] for r in payload["runs"].values()] == [20, 18]
