@@ -182,7 +182,7 @@ KINDS: dict[str, Kind] = {
                "is zero", "the sign of {a} as 1, -1 or 0"],
                "if {a} > 0:\n    return 1\nif {a} < 0:\n    return -1\nreturn 0", "num",
                lambda x, c: (x > 0) - (x < 0)),
-    "greater": _k(["above_{c}", "greater_than_{c}"], ["whether {a} is greater than {c}",
+    "greater": _k(["exceeds_{c}", "greater_than_{c}"], ["whether {a} is greater than {c}",
                   "True if {a} exceeds {c}"], "return {a} > {c}", "num", lambda x, c: x > c, _C),
     "clamp": _k(["clamp_{c}", "limit_{c}"], ["{a} clamped to the range from -{c} to {c}",
                 "{a} limited to at least -{c} and at most {c}"],
@@ -304,16 +304,22 @@ def _example(rng: random.Random) -> CodeExample:
     source = rng.choice(_OPENINGS).format(sig=f"{name}({args})", phrase=phrase)
     body = kind.body.format(a=a, b=b, c=c).replace("\n", "\n    ")
     target = f"def {name}({args}):\n    {body}"
-    tests, seen = [], set()
-    for _ in range(12):  # up to three distinct test inputs
+    # Three tests with distinct inputs, and as many distinct expected values as 24 draws give:
+    # tests that all expect [] (a filter above 8) or all True would pass a constant function.
+    drawn: dict[str, tuple] = {}
+    for _ in range(24):
         inputs = _inputs(kind, rng)
-        if repr(inputs) in seen:
-            continue
-        seen.add(repr(inputs))
-        expected = kind.model(*inputs, c)
-        tests.append(f"assert {name}({', '.join(map(repr, inputs))}) == {expected!r}")
-        if len(tests) == 3:
-            break
+        drawn.setdefault(repr(inputs), (inputs, kind.model(*inputs, c)))
+    chosen, values = [], set()
+    for inputs, expected in drawn.values():
+        if repr(expected) not in values:
+            values.add(repr(expected))
+            chosen.append((inputs, expected))
+    chosen += [t for t in drawn.values() if t not in chosen]
+    tests = [
+        f"assert {name}({', '.join(map(repr, inputs))}) == {expected!r}"
+        for inputs, expected in chosen[:3]
+    ]
     return CodeExample(source, target, name, "\n".join(tests))
 
 
