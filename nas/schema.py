@@ -19,10 +19,10 @@ here (the YAML files are their one source).
 
 Task blocks (``tasks.<name>``) are open dictionaries for Hydra, since one block's keys depend on
 its ``kind``: ``TASK_SCHEMAS`` holds one schema per kind (``sequence``, ``token``, ``span``,
-``generation``), and ``check_task`` rejects a key the kind does not have (``+tasks.qa.stpes=10``,
-or the same typo inside a task YAML) with the closest key it has. Other open sections
-(``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are checked by the code that
-reads them (``lightning_modules.data.sources`` rejects an unknown source option).
+``generation``, ``code``), and ``check_task`` rejects a key the kind does not have
+(``+tasks.qa.stpes=10``, or the same typo inside a task YAML) with the closest key it has. Other
+open sections (``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are checked by
+the code that reads them (``lightning_modules.data.sources`` rejects an unknown source option).
 
 ``register()`` runs when the ``nas`` package is imported, so every entry point, ``compose()``
 call and test sees the schemas before Hydra composes.
@@ -210,7 +210,7 @@ class TaskConfig:
 
     what: typing.ClassVar[str] = "a task"
 
-    kind: Any = rule(kind=str, choices=("sequence", "token", "span", "generation"))
+    kind: Any = rule(kind=str, choices=("sequence", "token", "span", "generation", "code"))
     metric: Any = rule(kind=str, null=True, note="null = the kind's first metric")
     max_len: Any = rule(kind=int, low=2)
     steps: Any = rule(**POSITIVE_INT, null=True, note="null = finetune.steps")
@@ -253,12 +253,23 @@ class GenerationTaskConfig(TaskConfig):
     length_penalty: Any = rule(**NONNEGATIVE, null=True)
 
 
+@dataclass
+class CodeTaskConfig(GenerationTaskConfig):
+    """``kind: code``: generated programs run against unit tests in a sandbox."""
+
+    what: typing.ClassVar[str] = "a code task"
+
+    timeout: Any = rule(**POSITIVE, null=True, note="seconds per program; null = 2")
+    memory_mb: Any = rule(kind=int, low=64, null=True, note="MiB per program; null = 512")
+
+
 #: Task kind -> the schema of its block.
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
     "sequence": SequenceTaskConfig,
     "token": TokenTaskConfig,
     "span": SpanTaskConfig,
     "generation": GenerationTaskConfig,
+    "code": CodeTaskConfig,
 }
 
 

@@ -7,10 +7,11 @@ real task's text. ``remove_held_out`` drops them before the corpus is tokenised.
 
 Texts are compared after normalisation (lower case, words only), so detokenisation and
 punctuation do not hide a copy. A held-out text of one sentence (a review, a tagged sentence, a
-translation source or target) is removed wherever a corpus sentence equals it; the rest of that
-document stays. A held-out text of several sentences (a QA context, a document to summarise)
-removes every corpus document that contains it whole. Single facts of the built-in world are
-world knowledge shared by the corpus and every split, not examples, and stay.
+translation source or target, a code task's description or reference code) is removed wherever
+a corpus sentence equals it; the rest of that document stays. A held-out text of several
+sentences (a QA context, a document to summarise) removes every corpus document that contains it
+whole. Single facts of the built-in world are world knowledge shared by the corpus and every
+split, not examples, and stay.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from lightning_modules.data.code import CodeExample
 from lightning_modules.data.examples import (
     PairExample,
     QAExample,
@@ -56,6 +58,10 @@ def held_out_texts(splits: Splits) -> list[str]:
             texts += [example.source, example.target]
         elif isinstance(example, QAExample):
             texts.append(example.context)
+        elif isinstance(example, CodeExample):
+            # The description (or HumanEval's signature and docstring) and the reference code;
+            # the tests are mostly numbers and the function's name, already in both.
+            texts += [example.source, example.target]
         else:  # a new example kind must say what of it can leak
             raise TypeError(f"no held-out text rule for {type(example).__name__}")
     return texts

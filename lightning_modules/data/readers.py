@@ -11,6 +11,7 @@ Formats:
       indices.
     * CoNLL-style token/tag columns (``read_conll``): IOB1, IOB2 or BIOES in, IOB2 out.
     * Parallel text (``read_parallel`` for two line-aligned files, ``read_parallel_jsonl``).
+    * HumanEval / MBPP-style programming problems in JSON lines (``read_code_jsonl``).
     * Pretraining text (``read_corpus``): one document per line, per paragraph or per JSONL record.
     * A Hugging Face ``datasets`` split (``load_hf``), for users who are online.
 """
@@ -29,6 +30,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from lightning_modules.data.code import CodeExample
 from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import PairExample, QAExample, TokenExample
 
@@ -610,6 +612,69 @@ def read_parallel_jsonl(
             texts.append(_pair_text(value, path, n, key, first))
         if texts[0] and texts[1]:
             out.append(PairExample(texts[0], texts[1]))
+    return out
+
+
+# ----------------------------------------------------------------------------------------- code
+
+_DEF = re.compile(r"^def\s+(\w+)\s*\(", re.MULTILINE)
+
+
+def _code_field(record: Mapping[str, Any], key: str, path: PathArg, n: int, kind: type) -> Any:
+    if key not in record:
+        raise DataError(f"{path}:{n}: no key '{key}' (keys: {', '.join(record)})")
+    value = record[key]
+    ok = isinstance(value, kind) and (
+        kind is not list or (value and all(isinstance(v, str) for v in value))
+    )
+    if not ok or (kind is str and not value.strip()):
+        what = "a non-empty list of strings" if kind is list else "non-empty text"
+        raise DataError(f"{path}:{n}: '{key}' must be {what}, got {value!r:.40}")
+    return value
+
+
+def read_code_jsonl(path: PathArg, encoding: str = "utf-8") -> list[CodeExample]:
+    """Programming problems from a JSON-lines file, HumanEval or MBPP style (per record).
+
+    * HumanEval (``prompt``, ``canonical_solution``, ``test``, ``entry_point``): the model
+      reads the prompt (signature and docstring) and writes the body; the program run is
+      prompt + body + ``test`` + ``check(entry_point)``.
+    * MBPP (``text``, ``code``, ``test_list``, optional ``test_setup_code``): the model reads the
+      description plus the first test (as the MBPP paper's prompt does, for the function's name
+      and signature) and writes the whole function; the program run is code + setup + asserts.
+
+    Raises:
+        DataError: Malformed JSON, a record with neither set of keys, a field of the wrong type
+            (names file:line).
+    """
+    out = []
+    for n, record in read_jsonl(path, encoding):
+        if "prompt" in record:
+            prompt = _code_field(record, "prompt", path, n, str)
+            entry = _code_field(record, "entry_point", path, n, str).strip()
+            test = _code_field(record, "test", path, n, str)
+            body = _code_field(record, "canonical_solution", path, n, str)
+            tests = f"{test.rstrip()}\n\ncheck({entry})"
+            out.append(CodeExample(prompt, body.rstrip(), entry, tests, prefix=prompt))
+        elif "text" in record:
+            text = _code_field(record, "text", path, n, str).strip()
+            code = _code_field(record, "code", path, n, str).replace("\r\n", "\n").rstrip()
+            asserts = _code_field(record, "test_list", path, n, list)
+            setup = record.get("test_setup_code") or ""
+            if not isinstance(setup, str):
+                raise DataError(f"{path}:{n}: 'test_setup_code' must be text, got {setup!r:.40}")
+            names = _DEF.findall(code)
+            if not names:
+                raise DataError(f"{path}:{n}: 'code' defines no function (no 'def name(')")
+            entry = next((f for f in names if f in asserts[0]), names[-1])
+            source = f"{text} Your code should pass: {asserts[0].strip()}"
+            tests = "\n".join([setup.strip(), *(a.strip() for a in asserts)]).strip()
+            out.append(CodeExample(source, code, entry, tests))
+        else:
+            raise DataError(
+                f"{path}:{n}: neither a HumanEval record (prompt, canonical_solution, test, "
+                f"entry_point) nor an MBPP one (text, code, test_list); keys: {', '.join(record)}"
+            )
     return out
 
 

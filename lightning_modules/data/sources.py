@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning_modules.data import readers
+from lightning_modules.data.code import CodeExample, code_to_text
 from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import (
     PairExample,
@@ -46,6 +47,7 @@ SOURCE_TYPES: dict[str, tuple[str, set[str]]] = {
     "polarity": ("text", {"labels", "stratify"}),
     "conll": ("token", {"token_col", "tag_col", "scheme", "sep", "comment", "labels"}),
     "parallel": ("pair", {"source_key", "target_key"}),
+    "code_jsonl": ("code", set()),  # HumanEval / MBPP JSON lines
     "hf": (
         "",  # from the task kind (or `example:`)
         {
@@ -63,7 +65,13 @@ SOURCE_TYPES: dict[str, tuple[str, set[str]]] = {
     ),
 }
 # The example type each task kind fine-tunes on.
-EXAMPLE_OF_KIND = {"span": "qa", "sequence": "text", "token": "token", "generation": "pair"}
+EXAMPLE_OF_KIND = {
+    "span": "qa",
+    "sequence": "text",
+    "token": "token",
+    "generation": "pair",
+    "code": "code",  # file sources only (code_jsonl): not in EXAMPLE_TYPES, which hf reads
+}
 EXAMPLE_TYPES = {"qa": QAExample, "text": TextExample, "token": TokenExample, "pair": PairExample}
 
 CORPUS_TYPES: dict[str, set[str]] = {
@@ -278,6 +286,9 @@ def _file_splits(
                     source.get("target_key", "target"),
                     enc,
                 )
+    elif typ == "code_jsonl":
+        for split, spec in specs.items():
+            out[split] = readers.read_code_jsonl(resolve(spec, root), enc)
     return out, labels
 
 
@@ -519,4 +530,6 @@ def training_texts(splits: Splits) -> list[str]:
             texts.append(" ".join(ex.tokens))
         elif isinstance(ex, PairExample):
             texts += [ex.source, ex.target]
+        elif isinstance(ex, CodeExample):  # as the code task encodes it (newline markers)
+            texts += [code_to_text(ex.source), code_to_text(ex.target)]
     return texts

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_modules.data.code import code_splits
 from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import Splits
 from lightning_modules.data.leakage import held_out_texts, remove_held_out
@@ -31,7 +32,8 @@ from lightning_modules.tasks import TASK_KINDS, Task
 
 __all__ = ["DataError", "Suite", "build_suite", "corpus_texts", "task_splits"]
 
-BUILTIN_TASKS = ("qa", "sentiment", "ner", "translation", "summarization")
+# ``code`` comes from its own generator (``data/code.py``), the others from the world.
+BUILTIN_TASKS = ("qa", "sentiment", "ner", "translation", "summarization", "code")
 
 
 @dataclass
@@ -96,6 +98,8 @@ def task_splits(
             f"(known: {', '.join(BUILTIN_TASKS)})"
         )
     sizes = {k: int(source[k]) for k in ("n_train", "n_val", "n_test") if k in source}
+    if which == "code":
+        return code_splits(seed=seed, **sizes)
     return getattr(World(seed=seed), which)(**sizes)
 
 
