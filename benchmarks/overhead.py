@@ -369,6 +369,7 @@ def run(args) -> dict[str, Any]:
             f"threads={threads}",
             *user,
             f"n_trials={args.trials}",
+            "finalists.seeds=0",  # the measured trials only: no finalist repeats after them
         ]
         per_process: dict[str, float] = {}
         imports = measure_imports(1 if args.quick else args.import_repeats)

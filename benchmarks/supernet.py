@@ -77,6 +77,7 @@ def run(args) -> dict[str, Any]:
             "storage=memory",
             "plots=false",
             "export.keep_top_k=0",
+            "finalists.seeds=0",  # candidates evaluated, not repeats of the best
             f"threads={threads}",
             *preset_overrides(preset, args.overrides),
         ]

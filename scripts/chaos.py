@@ -54,6 +54,7 @@ TINY = [
     "search_space=tiny",
     "sampler=random",
     "pruner=none",
+    "finalists.seeds=0",  # exactly n_trials finished trials: no finalist repeats on top
     "threads=1",
     "plots=false",
     "data.vocab_size=384",

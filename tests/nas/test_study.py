@@ -9,8 +9,8 @@ from nas.study import build_pruner
 Pruner = optuna.pruners.HyperbandPruner
 
 
-def test_default_pruner_never_prunes_on_the_first_task_alone(tiny_cfg):
-    pruner = build_pruner(tiny_cfg())
+def test_hyperband_pruner_never_prunes_on_the_first_task_alone(tiny_cfg):
+    pruner = build_pruner(tiny_cfg(extra=["pruner=hyperband"]))
     assert isinstance(pruner, Pruner)
     # Hyperband puts a trial in a bracket by a hash of the study name and trial number: a fixed
     # name makes the test exact.
