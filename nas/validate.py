@@ -355,11 +355,15 @@ def _check_settings(v: Mapping[str, Any]) -> None:
 
 
 def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``top_k`` completed trials with an architecture, best search score first."""
+    """The ``top_k`` completed trials with an architecture, best search score first.
+
+    A finalist's repeats (``finalist_of``: the same architecture at another seed) are not
+    candidates of their own: validation re-runs each architecture once, over its own seeds.
+    """
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(State.COMPLETE,))
-        if t.user_attrs.get("architecture")
+        if t.user_attrs.get("architecture") and "finalist_of" not in t.user_attrs
     ]
     done.sort(key=lambda t: (-t.values[0], t.number))
     if len(done) < 2:

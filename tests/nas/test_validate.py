@@ -274,3 +274,22 @@ def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatc
     md = (tmp_path / "fake" / "validity.md").read_text()
     assert "trial 2 scores higher than the winner" in md
     assert "- trial 1, not_pretrained: seed 1100: DivergedError: sentiment loss nan" in md
+
+
+def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
+    import optuna
+
+    from nas.validate import finalists
+
+    study = optuna.create_study(direction="maximize")
+    arch = {"family": "decoder"}
+    for value, attrs in [
+        (0.5, {}),
+        (0.4, {}),
+        (0.9, {"finalist_of": 0, "repeat": 1}),  # a repeat of trial 0 at another seed
+        (0.3, {}),
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
+        )
+    assert [t.number for t in finalists(study, 3)] == [0, 1, 3]
