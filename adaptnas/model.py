@@ -10,6 +10,8 @@ measured. Inputs per task kind:
 * ``token`` (tagging): ``"a sentence"`` (split on whitespace) or a list of words
   -> ``[(word, tag), ...]``.
 * ``generation`` (translation, summarisation): ``source text`` -> the generated text.
+* ``code`` (code generation): ``a description of the function`` -> the generated Python code
+  (as text: nothing generated is run here).
 
 A single input gives a single output; a list of inputs gives a list.
 """
@@ -24,6 +26,7 @@ import torch
 import yaml
 
 from lightning_modules.config import TransformerConfig
+from lightning_modules.data.code import CodeExample, text_to_code
 from lightning_modules.data.examples import (
     PairExample,
     QAExample,
@@ -32,6 +35,7 @@ from lightning_modules.data.examples import (
     TokenExample,
 )
 from lightning_modules.export import (
+    EXPORT_FORMAT,
     ExportError,
     TaskModel,
     load_adapter,
@@ -45,7 +49,6 @@ from lightning_modules.tasks.base import Task, make_loader
 
 __all__ = ["ExportedModel", "load", "predict"]
 
-EXPORT_FORMAT = "adaptnas-export-v1"
 # How task models load: ``merged`` (each task's own file: LoRA merged into the weights, adapters
 # included) or ``adapter`` (the pretrained backbone + ``tasks/<task>.adapter.safetensors``, for
 # tasks adapted by finetune.method=lora or adapter; other tasks load their own file).
@@ -77,6 +80,8 @@ def _examples(kind: str, inputs: list[Any]) -> list[Any]:
             out.append(TokenExample(tokens=words, tags=("O",) * len(words)))
         elif kind == "generation":
             out.append(PairExample(source=str(x), target=""))
+        elif kind == "code":  # no tests: prediction decodes only, it never runs the code
+            out.append(CodeExample(source=str(x), target="", entry_point="", tests=""))
         else:
             raise ValueError(f"no predict() for task kind {kind!r}")
     return out
@@ -225,6 +230,8 @@ class ExportedModel:
             return [labels[c] if labels else c for _, c in sorted(preds)]
         if kind == "generation":
             return [text for _, text in sorted(preds)]
+        if kind == "code":  # the stream's line-break and indent markers back to code
+            return [text_to_code(text) for _, text in sorted(preds)]
         if kind == "token":
             tags = task.tags_of(preds, "test")
             return [

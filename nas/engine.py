@@ -316,7 +316,7 @@ def run_train(cfg: DictConfig) -> CandidateResult:
         arch = TransformerConfig.from_dict({**arch.to_dict(), **overrides})
     check_arch_serves_tasks(arch.family, plain(cfg.tasks))  # an encoder cannot generate
     log.info("training %s (%s params)", arch.describe(), params_human(arch.num_params()))
-    from nas.exporter import init_from_export  # init_from=<export folder>: resume from its weights
+    from nas.init_from import init_from_export  # init_from=<export folder>: resume from its weights
 
     init_model = init_from_export(cfg.get("init_from"), arch, suite)
     tracked = open_train_run(plain(cfg), arch)  # logger=csv|wandb; a no-op for none

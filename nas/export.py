@@ -1,6 +1,6 @@
 """Export a trial of a study: ``python nas/export.py study=<name> [trial=<n>|trial=pareto]``.
 
-Composes ``conf/export.yaml`` and calls ``nas.exporter.run_export``; see ``docs/export.md``.
+Composes ``conf/export.yaml`` and calls ``nas.exporting.run_export``; see ``docs/export.md``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.cli import CONF_DIR, entry, run_guarded
-from nas.exporter import run_export
+from nas.exporting import run_export
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="export", version_base="1.3")

@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import DictConfig, OmegaConf
-
-from nas.errors import ConfigError
+from omegaconf import DictConfig
 
 log = logging.getLogger("adaptnas")
 
@@ -303,42 +301,6 @@ def write_plots(study: optuna.Study, folder: Path, top_k: int = 10) -> Plots:
 
 
 # ---- the report: plots + leaderboard from the storage -------------------------------------------
-def open_existing_study(cfg: DictConfig) -> optuna.Study:
-    """Load study ``cfg.study_name`` from its storage without ever creating it.
-
-    Raises:
-        ConfigError: No such study there (the message lists the studies that exist).
-    """
-    from nas.study import build_storage, storage_url, study_dir
-
-    folder = study_dir(cfg)
-    if cfg.storage.kind == "sqlite" and not cfg.storage.get("url"):
-        if not (folder / "study.db").is_file():
-            saved = folder / "config.yaml"
-            kind = OmegaConf.load(saved).get("storage", {}).get("kind") if saved.is_file() else None
-            if kind and kind != "sqlite":
-                raise ConfigError(
-                    f"study={cfg.study_name}: it was run with storage={kind}; add storage={kind}"
-                )
-            parent = folder.parent
-            known = sorted(p.name for p in parent.glob("*/study.db") for p in [p.parent])
-            raise ConfigError(
-                f"study={cfg.study_name}: no {folder / 'study.db'}"
-                + (f" (studies in {parent}: {', '.join(known)})" if known else "")
-            )
-    storage = build_storage(cfg)
-    try:
-        return optuna.load_study(study_name=str(cfg.study_name), storage=storage)
-    except KeyError:
-        names = optuna.get_all_study_names(storage)
-        from nas.study import mask_url
-
-        raise ConfigError(
-            f"study={cfg.study_name}: not in {mask_url(storage_url(cfg))}"
-            + (f" (studies there: {', '.join(names)})" if names else "")
-        ) from None
-
-
 def run_report(cfg: DictConfig) -> dict[str, Path]:
     """Rebuild the leaderboard files and the plots of study ``cfg.study`` from its storage.
 
@@ -346,12 +308,9 @@ def run_report(cfg: DictConfig) -> dict[str, Path]:
         Every file written, by name (``leaderboard``, ``best_architecture``, ``<plot>.html``...).
     """
     from nas.results import leaderboard_rows, print_leaderboard, write_results
-    from nas.study import study_dir
+    from nas.study import open_existing_study
 
-    if OmegaConf.is_missing(cfg, "study") or not cfg.study:
-        raise ConfigError("study: give the study name, e.g. study=suite-small")
-    study = open_existing_study(cfg)
-    folder = study_dir(cfg)
+    study, folder = open_existing_study(cfg, "report on")
     files = write_results(study, folder)
     running = len(study.get_trials(deepcopy=False, states=(State.RUNNING,)))
     title = f"study {study.study_name}" + (f" ({running} running)" if running else "")

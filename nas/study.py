@@ -484,3 +484,73 @@ def plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
+
+
+# ---- an existing study: report, export, validate ------------------------------------------------
+def known_studies(root: Path) -> list[str]:
+    """The study folders under ``root`` (those holding a run config or a storage file)."""
+    marks = ("config.yaml", "study.db", "journal.log")
+    return sorted(p.name for p in root.glob("*") if any((p / m).is_file() for m in marks))
+
+
+def recorded_run_config(folder: Path, resolve: bool = False) -> dict[str, Any]:
+    """The run config a search saved in its study folder (``config.yaml``); ``{}`` without one."""
+    path = folder / "config.yaml"
+    if not path.is_file():
+        return {}
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=resolve) or {}  # type: ignore[return-value]
+
+
+def open_existing_study(cfg: DictConfig, what: str = "open") -> tuple[optuna.Study, Path]:
+    """Load study ``cfg.study`` and its folder, never creating either (report, export, validate).
+
+    The storage is ``cfg.storage`` when given (``storage=journal``, ``storage.url=...``), else the
+    one the search recorded in ``<study folder>/config.yaml``, else the default SQLite file.
+
+    Args:
+        cfg: A config with ``study``, ``paths.studies`` and ``storage`` (may be ``None``).
+        what: The verb of the error for a missing ``study=`` (``export``, ``validate``).
+
+    Raises:
+        ConfigError: No study named, no such study (the message lists the known ones), or a
+            recorded storage whose password was masked.
+    """
+    if OmegaConf.is_missing(cfg, "study") or not cfg.get("study"):
+        raise ConfigError(f"study: name the study to {what}, e.g. study=suite-small")
+    name = check_study_name(str(cfg.study))
+    root = Path(cfg.paths.studies).expanduser().resolve()
+    folder = root / name
+    scfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    scfg.study_name = name
+    recorded = recorded_run_config(folder).get("storage") or {"kind": "sqlite", "url": None}
+    missing = (
+        f"study={name}: no such study in {root} (known: {', '.join(known_studies(root)) or 'none'})"
+    )
+    if scfg.get("storage") is None:
+        if not folder.is_dir():
+            raise ConfigError(missing)
+        if "***" in str(recorded.get("url") or ""):
+            raise ConfigError(
+                f"study={name} lives in {recorded['url']}: give the storage with its password, "
+                "e.g. storage=postgres with ADAPTNAS_STORAGE_URL set, "
+                "or storage=postgres storage.url=..."
+            )
+        scfg.storage = recorded
+    if scfg.storage.get("kind") == "sqlite" and not scfg.storage.get("url"):
+        if not (folder / "study.db").is_file():
+            if recorded.get("kind", "sqlite") != "sqlite":
+                raise ConfigError(
+                    f"study={name}: it was run with storage={recorded['kind']}; "
+                    f"add storage={recorded['kind']}"
+                )
+            raise ConfigError(missing)
+    storage = build_storage(scfg)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        names = optuna.get_all_study_names(storage)
+        raise ConfigError(
+            f"study={name}: not in storage {mask_url(storage_url(scfg))}"
+            + (f" (studies there: {', '.join(names)})" if names else "")
+        ) from None
+    return study, folder

@@ -820,11 +820,9 @@ def run_validate(cfg: DictConfig) -> ValidateResult:
     Raises:
         ConfigError: No study given, no such study, no saved run config, a bad setting.
     """
-    from nas.exporter import load_study
+    from nas.study import open_existing_study
 
-    if OmegaConf.is_missing(cfg, "study") or not cfg.get("study"):
-        raise ConfigError("study: name the study to validate, e.g. study=suite-small")
-    study, folder = load_study(cfg)
+    study, folder = open_existing_study(cfg, "validate")
     run = _run_config(folder)
     settings = OmegaConf.to_container(cfg.validate, resolve=True)
     _check_settings({**settings, "baselines": list(settings.get("baselines") or [])})

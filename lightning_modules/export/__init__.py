@@ -17,6 +17,7 @@ This package imports nothing from ``nas``: a model trained without a search expo
 from __future__ import annotations
 
 from lightning_modules.export._base import (
+    EXPORT_FORMAT,
     GENERATIVE_KINDS,
     TOLERANCE,
     ExportError,
@@ -65,6 +66,7 @@ FORMATS: dict[str, type[ExportFormat]] = {
 
 __all__ = [
     "ADAPTATION_KEY",
+    "EXPORT_FORMAT",
     "FORMATS",
     "GENERATIVE_KINDS",
     "TOLERANCE",

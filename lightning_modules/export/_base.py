@@ -17,6 +17,9 @@ from torch import Tensor, nn
 
 from lightning_modules.config import TransformerConfig
 
+# The ``format`` of an export folder's architecture.yaml (written by nas.exporting, read by
+# adaptnas.load).
+EXPORT_FORMAT = "adaptnas-export-v1"
 # Largest absolute difference accepted between PyTorch and an exported copy, in fp32.
 TOLERANCE = 1e-4
 # Task kinds that decode with the language model's own head (their backbone is the whole
@@ -109,10 +112,13 @@ class ExportFormat(abc.ABC):
     Attributes:
         name: The format's name, as ``architecture.yaml``'s ``files`` and the config name it
             (``onnx``, ``transformers``).
+        checked_with: What ``parity`` reads the copy back with (for messages; default ``name``).
+        language_model: Whether the format writes the pretrained language model too.
     """
 
     name: ClassVar[str]
     checked_with: ClassVar[str] = ""  # what reads the copy back (``onnxruntime``); "" = name
+    language_model: ClassVar[bool] = False  # writes the pretrained LM (``lm``), not tasks only
 
     def unsupported(self, cfg: TransformerConfig) -> str:
         """Why no model of architecture ``cfg`` can be written in this format (empty: it can)."""

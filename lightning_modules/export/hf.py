@@ -347,6 +347,7 @@ class HFFormat(ExportFormat):
 
     name = "transformers"
     checked_with = "transformers"
+    language_model = True
 
     def unsupported(self, cfg: TransformerConfig) -> str:
         return hf_family(cfg)[1]

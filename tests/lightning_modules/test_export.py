@@ -1,4 +1,4 @@
-"""Tests of lightning_modules/export.py: safetensors, ONNX and transformers copies of a model.
+"""Tests of lightning_modules/export/: safetensors, ONNX and transformers copies of a model.
 
 Models here are freshly initialised (norm weights perturbed so that no layer is an identity);
 ``tests/nas/test_export.py`` exports trained ones from a real search.
@@ -14,17 +14,23 @@ import torch
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.export import (
+    FORMATS,
     TOLERANCE,
     ExportError,
+    HFFormat,
+    SafetensorsFormat,
     TaskModel,
     export_onnx,
+    graph_io,
     hf_family,
+    hf_head_problem,
     load_safetensors,
     load_transformers,
     onnx_parity,
     read_metadata,
     save_safetensors,
     save_transformers,
+    task_graph,
     to_transformers,
     transformers_parity,
 )
@@ -216,3 +222,52 @@ def test_onnx_graph_has_dynamic_axes_and_matches_pytorch(tmp_path, overrides, ki
     )
     dims = graph.input[0].type.tensor_type.shape.dim
     assert all(d.dim_param and not d.dim_value for d in dims)  # symbolic batch and sequence
+
+
+# ---- the format interface and code tasks -------------------------------------------------------
+def test_formats_write_and_check_through_one_interface(tmp_path):
+    arch = cfg(**GPT2)
+    lm = perturbed(build_model(arch), seed=1)
+    model = TaskModel(lm.backbone, perturbed(build_head("token", arch, 5), 2), "token")
+    batches = [batch(3, 17, seed=4)]
+    st = SafetensorsFormat()
+    path = st.write(model, tmp_path, "ner", batches[0])
+    assert path == tmp_path / "tasks" / "ner.safetensors"
+    assert st.entry(path, tmp_path, model) == "tasks/ner.safetensors"
+    assert st.parity(path, model, batches) == 0.0
+    hf = HFFormat()
+    assert hf.unsupported(arch) == "" and "prefix_lm" in hf.unsupported(cfg(family="prefix_lm"))
+    assert "adapters do not merge" in hf.problem(model, "adapter")
+    sequence = TaskModel(lm.backbone, build_head("sequence", arch, 2), "sequence")
+    assert "classifier bias" in hf.problem(sequence)
+    out = hf.write(model, tmp_path, "ner", batches[0], labels=["O", "B", "I", "B2", "I2"])
+    assert hf.entry(out, tmp_path, model) == {
+        "path": "transformers/ner",
+        "class": "GPT2ForTokenClassification",
+    }
+    assert hf.parity(out, model, batches) < 1e-5
+    # The checks can fail: a changed weight shows up in both.
+    with torch.no_grad():
+        lm.backbone.norm_f.weight.mul_(2.0)
+    assert st.parity(path, model, batches) > TOLERANCE
+    assert hf.parity(out, model, batches) > TOLERANCE
+    assert set(FORMATS) == {"safetensors", "onnx", "transformers"}
+
+
+def test_a_code_task_model_maps_like_a_generation_one(tmp_path):
+    """Kind ``code`` decodes with the LM head: the causal LM in transformers, LM logits in ONNX."""
+    arch = cfg(**GPT2)
+    lm = perturbed(build_model(arch), seed=1)
+    code = TaskModel(lm, lm.lm_head, "code")
+    assert hf_head_problem("code") == ""
+    hf = to_transformers(code)
+    save_transformers(hf, tmp_path / "code")
+    back = load_transformers(tmp_path / "code", "gpt2", "code")
+    assert type(back).__name__ == "GPT2LMHeadModel"
+    batches = [batch(3, 17, seed=4)]
+    assert transformers_parity(back, code, batches) < 1e-5
+    with torch.no_grad():  # the graph ONNX traces returns the language model's logits
+        ids, mask = batches[0]["input_ids"], batches[0]["attention_mask"]
+        assert torch.equal(task_graph(code)(ids, mask), lm(ids, attention_mask=mask))
+    prefix = TaskModel(build_model(cfg(family="prefix_lm")), None, "code")
+    assert graph_io(prefix) == (["input_ids", "attention_mask", "prefix_len"], ["logits"])

@@ -32,7 +32,8 @@ from lightning_modules.export import save_safetensors
 from lightning_modules.model import build_model
 from nas.checkpoints import ARTIFACTS_ATTR, ARTIFACTS_DIR, KeepWeights, trial_weights_dir
 from nas.errors import ConfigError
-from nas.exporter import _prepare_out, _write_tokenizer, card_data, model_card, push_export
+from nas.exporting import card_data, model_card, push_export
+from nas.exporting.pipeline import _prepare_out, _write_tokenizer
 from nas.progress import SearchProgress, interactive, stage_callbacks
 from nas.results import fit_columns, print_leaderboard, write_atomic
 from nas.study import open_study

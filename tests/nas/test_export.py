@@ -27,7 +27,7 @@ from lightning_modules.tasks.base import make_loader
 from nas.checkpoints import KeepWeights, kept_trials, trial_weights_dir
 from nas.engine import run_search, run_train
 from nas.errors import ConfigError
-from nas.exporter import retrain_commands, run_export, select_trials
+from nas.exporting import retrain_commands, run_export, select_trials
 from nas.trial import CandidateResult
 from tests.conftest import REPO, compose_config, tiny_overrides
 

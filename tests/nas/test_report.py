@@ -95,7 +95,7 @@ def test_multi_objective_report_has_a_pareto_front(tmp_path):
 
 def test_unknown_study_is_a_one_line_error_and_creates_nothing(tmp_path, finished):
     root, _ = finished
-    with pytest.raises(ConfigError, match=r"study=nope: no .*study\.db \(studies in .*: rep\)"):
+    with pytest.raises(ConfigError, match=r"study=nope: no such study in .* \(known: rep\)"):
         run_report(report_cfg(root, "study=nope"))
     assert not (root / "studies" / "nope").exists()
     proc = subprocess.run(
