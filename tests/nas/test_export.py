@@ -391,3 +391,33 @@ def test_export_follows_hub_conventions_and_the_umask(exported, tmp_path, monkey
     )  # fmt: skip
     (result,) = run_export(cfg)
     assert pushed[0] == "me/exp" and "README.md" in pushed[1] and "tokenizer.json" in pushed[1]
+
+
+def test_report_export_and_validate_open_a_study_one_way(tmp_path):
+    """``open_existing_study``: the storage the study recorded, or the one given; never created."""
+    from nas.study import open_existing_study
+
+    folder = tmp_path / "studies" / "j"
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("storage: {kind: journal, path: null}\n")
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "journal.log"))
+    )
+    optuna.create_study(study_name="j", storage=storage).add_trial(
+        optuna.trial.create_trial(value=0.5)
+    )
+    for name in ("export", "validate"):  # storage: null, the recorded one
+        study, where = open_existing_study(
+            compose_config(name, ["study=j", f"paths.root={tmp_path}"])
+        )
+        assert where == folder and len(study.trials) == 1
+    report = compose_config("report", ["study=j", f"paths.root={tmp_path}"])  # storage: sqlite
+    with pytest.raises(ConfigError, match=r"^study=j: it was run with storage=journal; add"):
+        open_existing_study(report)
+    cfg = compose_config("report", ["study=j", f"paths.root={tmp_path}", "storage=journal"])
+    assert open_existing_study(cfg)[0].study_name == "j"
+    with pytest.raises(ConfigError, match=r"^study=k: no such study in .* \(known: j\)$"):
+        open_existing_study(compose_config("export", ["study=k", f"paths.root={tmp_path}"]))
+    with pytest.raises(ConfigError, match=r"^study: name the study to export, e\.g\."):
+        open_existing_study(compose_config("export", [f"paths.root={tmp_path}"]), "export")
+    assert not (tmp_path / "studies" / "k").exists()
