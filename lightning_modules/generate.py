@@ -14,15 +14,17 @@ finish are dropped from the batch, so a batch costs what its live rows cost.
 
 Two ways to compute each step give the same tokens:
 
-* ``use_cache=True`` (default): keys and values of earlier positions are kept per layer and each
-  step runs the new token only (``O(T)`` per step).
+* ``use_cache=True`` (default): the model keeps the keys and values of earlier positions per
+  layer and each step runs the new token only (``O(T)`` per step); beam search reorders the
+  cache by beam index.
 * ``use_cache=False``: each step re-runs ``LanguageModel.hidden`` on the whole right-padded
   sequences (``O(T^2)`` per step). It is the reference the cache is tested against.
 
 At the sizes of the built-in spaces the cache is about 15x faster on a CPU (``docs/tasks.md``;
-``python benchmarks/task_stage_times.py --decode-only``). The cached path mirrors
-``Transformer.forward`` block by block; tests compare it with the recompute path for both
-families and every position scheme, so a change to ``model.py`` that it misses fails them.
+``python benchmarks/task_stage_times.py --decode-only``). The cache lives in the model
+(``LanguageModel.build_kv_cache``, ``model.KVCache``): this module holds only the decoding
+strategies and the prompt handling, and tests compare both paths for every generating family
+and position scheme.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_modules.data.tokenizer import BOS, EOS, PAD_ID, SEP
-from lightning_modules.model import apply_rope
 
 __all__ = ["beam_search", "generate", "generate_ids", "greedy", "prompt_ids"]
 
@@ -103,133 +104,32 @@ class _Recompute:
 
 
 class _Cached:
-    """Keys and values of every layer are kept; each step runs the new tokens only.
-
-    Mirrors ``Transformer.forward`` block by block (same modules, same order of operations), so
-    the prompt pass matches the model's own forward and later steps match a full recompute up
-    to float rounding.
-    """
+    """The model keeps every layer's keys and values (``KVCache``); each step feeds new tokens."""
 
     def __init__(self, model, prefix: bool):
         self.model, self.prefix = model, prefix
-        self.bb = model.backbone
-        self.cfg = model.cfg
         self.device = next(model.parameters()).device
 
-    @staticmethod
-    def _attend(attn, x: Tensor, mask, is_causal: bool, rope, cache=None, slot=None):
-        """``Attention.forward`` that also returns (and, with ``cache``, extends) keys/values."""
-        B, T, _ = x.shape
-        q, k, v = attn.qkv(x).split([attn.d_model, attn.kv_dim, attn.kv_dim], dim=-1)
-        q = q.view(B, T, attn.n_head, attn.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(B, T, attn.n_kv_head, attn.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        v = v.view(B, T, attn.n_kv_head, attn.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:  # one new token per row, written at column ``slot``
-            keys, values = cache
-            keys[:, :, slot : slot + 1] = k
-            values[:, :, slot : slot + 1] = v
-            k, v = keys[:, :, : slot + 1], values[:, :, : slot + 1]  # (B, Hkv, S, hd)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=attn.n_kv_head != attn.n_head
-        )  # (B, H, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, attn.d_model)  # (B, T, d)
-        return attn.proj(y), k, v
-
-    def _blocks(self, x: Tensor, mask, is_causal: bool, rope, slot=None) -> Tensor:
-        for i, block in enumerate(self.bb.blocks):
-            cache = None if slot is None else (self.keys[i], self.values[i])
-            if block.pre_norm:
-                a, k, v = self._attend(
-                    block.attn, block.norm1(x), mask, is_causal, rope, cache, slot
-                )
-                x = x + a
-                x = x + block.mlp(block.norm2(x))
-            else:
-                a, k, v = self._attend(block.attn, x, mask, is_causal, rope, cache, slot)
-                x = block.norm1(x + a)
-                x = block.norm2(x + block.mlp(x))
-            if slot is None:  # the prompt pass fills the first columns of the cache
-                # k's dtype, not x's: under mixed precision attention runs in bf16/fp16.
-                self.keys.append(k.new_zeros(self.shape))
-                self.values.append(v.new_zeros(self.shape))
-                self.keys[i][:, :, : k.shape[2]] = k
-                self.values[i][:, :, : v.shape[2]] = v
-        if self.bb.norm_f is not None:
-            x = self.bb.norm_f(x)
-        return x
-
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Tensor:
-        bb, cfg = self.bb, self.cfg
         ids, lengths = _pad(prompts, self.device)  # (B, P), (B,)
         B, P = ids.shape
-        x = bb.tok_emb(ids)  # (B, P, d)
-        if bb.pos_emb is not None:
-            x = x + bb.pos_emb(torch.arange(P, device=self.device))
-        elif cfg.pos == "sinusoidal":
-            x = x + bb.pos_table[:P].to(x.dtype)
-        real = torch.arange(P, device=self.device)[None, :] < lengths[:, None]  # (B, P)
-        mask, is_causal = bb.build_attn_mask(
-            B, P, x.device, x.dtype, attention_mask=real.long(),
+        self.cache = self.model.build_kv_cache(B, P + max_new_tokens)
+        mask = torch.arange(P, device=self.device)[None, :] < lengths[:, None]  # (B, P)
+        h = self.model.hidden(
+            ids,
+            attention_mask=mask.long(),
             prefix_len=lengths if self.prefix else None,
-        )  # fmt: skip
-        rope = None
-        if cfg.pos == "rope":
-            rope = (bb.rope_cos[:P].to(x.dtype), bb.rope_sin[:P].to(x.dtype))
-        S = P + max_new_tokens
-        self.shape = (B, cfg.n_kv_head, S, cfg.head_dim)
-        self.keys: list[Tensor] = []  # per layer (B, Hkv, S, hd), allocated by the prompt pass
-        self.values: list[Tensor] = []
-        self.valid = torch.zeros(B, S, dtype=torch.bool, device=self.device)  # (B, S)
-        self.valid[:, :P] = real
-        self.key_pos = torch.zeros(B, S, dtype=torch.long, device=self.device)  # (B, S)
-        self.key_pos[:, :P] = torch.arange(P, device=self.device)
-        self.next_pos = lengths.clone()  # (B,) position of each row's next token
-        self.slot = P  # cache column of the next token (the same for every row)
-        x = self._blocks(x, mask, is_causal, rope)  # (B, P, d)
-        last = x[torch.arange(B, device=self.device), lengths - 1]  # (B, d)
+            cache=self.cache,
+        )  # (B, P, d)
+        last = h[torch.arange(B, device=self.device), lengths - 1]  # (B, d)
         return self.model.logits_from_hidden(last)  # (B, V)
 
     def advance(self, rows: Sequence[int], tokens: Sequence[int]) -> Tensor:
         """Keep rows ``rows`` (in that order, repeats allowed), feed ``tokens``, next logits."""
-        bb, cfg = self.bb, self.cfg
-        index = torch.as_tensor(list(rows), device=self.device)
-        if len(rows) != self.valid.shape[0] or not bool(
-            (index == torch.arange(len(rows), device=self.device)).all()
-        ):
-            self.keys = [k.index_select(0, index) for k in self.keys]
-            self.values = [v.index_select(0, index) for v in self.values]
-            self.valid = self.valid.index_select(0, index)
-            self.key_pos = self.key_pos.index_select(0, index)
-            self.next_pos = self.next_pos.index_select(0, index)
-        slot, pos = self.slot, self.next_pos  # pos: (R,)
-        tok = torch.as_tensor(list(tokens), dtype=torch.long, device=self.device)
-        x = bb.tok_emb(tok)[:, None, :]  # (R, 1, d)
-        if bb.pos_emb is not None:
-            x = x + bb.pos_emb(pos)[:, None, :]
-        elif cfg.pos == "sinusoidal":
-            x = x + bb.pos_table[pos].to(x.dtype)[:, None, :]
-        self.valid[:, slot] = True
-        self.key_pos[:, slot] = pos
-        rope = None
-        if cfg.pos == "rope":
-            cos = bb.rope_cos[pos].to(x.dtype)[:, None, None, :]  # (R, 1, 1, hd/2)
-            sin = bb.rope_sin[pos].to(x.dtype)[:, None, None, :]
-            rope = (cos, sin)
-        valid = self.valid[:, : slot + 1]  # (R, S)
-        if cfg.pos == "alibi":
-            distance = (pos[:, None] - self.key_pos[:, : slot + 1]).abs().to(x.dtype)  # (R, S)
-            bias = -bb.alibi_slopes.to(x.dtype).view(1, -1, 1, 1) * distance[:, None, None, :]
-            mask = bias.masked_fill(~valid[:, None, None, :], float("-inf"))  # (R, H, 1, S)
-        elif bool(valid.all()):
-            mask = None  # no pad slot to hide: the plain kernel
-        else:
-            mask = valid[:, None, None, :]  # (R, 1, 1, S)
-        x = self._blocks(x, mask, False, rope, slot=slot)  # (R, 1, d)
-        self.slot += 1
-        self.next_pos = pos + 1
-        return self.model.logits_from_hidden(x[:, 0])  # (R, V)
+        self.cache.reorder(torch.as_tensor(list(rows), device=self.device))
+        tok = torch.as_tensor(list(tokens), dtype=torch.long, device=self.device)[:, None]
+        h = self.model.hidden(tok, cache=self.cache)  # (R, 1, d)
+        return self.model.logits_from_hidden(h[:, -1])  # (R, V)
 
 
 def _stepper(model, use_cache: bool):

@@ -5,7 +5,13 @@ position scheme and attention pattern it uses, so there is no subclass per varia
 parameter count always matches ``TransformerConfig.num_params``.
 
 Shapes: B batch, T sequence length, d ``d_model``, H query heads, Hkv key/value heads,
-hd ``head_dim``, f ``d_ff`` of the block, V vocabulary.
+hd ``head_dim``, f ``d_ff`` of the block, V vocabulary, S columns of a KV cache.
+
+Incremental decoding (litgpt's design): ``LanguageModel.build_kv_cache`` returns a ``KVCache``
+that the forward pass takes as an optional argument. The first call with an empty cache runs the
+prompt exactly as the uncached forward does and keeps every layer's keys and values; each later
+call feeds only the new tokens, which attend to the kept keys (``lightning_modules.generate``
+holds the decoding strategies only).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from torch import Tensor, nn
 
 from lightning_modules.config import TransformerConfig
 
-__all__ = ["LanguageModel", "Transformer", "build_model"]
+__all__ = ["KVCache", "LanguageModel", "LayerKV", "Transformer", "build_model"]
 
 
 def build_model(cfg: TransformerConfig) -> LanguageModel:
@@ -71,14 +77,88 @@ def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 
     Args:
         x: Queries or keys, ``(B, heads, T, hd)``.
-        cos: ``(T, hd/2)`` cosines of the angles.
-        sin: ``(T, hd/2)`` sines of the angles.
+        cos: Cosines of the angles, broadcastable to ``(B, 1, T, hd/2)``.
+        sin: Sines of the angles, the same shape.
 
     Returns:
         A tensor shaped like ``x``.
     """
     x1, x2 = x.chunk(2, dim=-1)  # (B, heads, T, hd/2) each
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, heads, T, hd)
+
+
+# ---- the KV cache ----------------------------------------------------------------------------
+class LayerKV:
+    """Keys and values of one attention layer, appended to as decoding goes on.
+
+    The tensors are allocated on the first ``append``, in the dtype of the keys it gets (under
+    autocast attention runs in bf16/fp16, not in the parameters' dtype).
+    """
+
+    def __init__(self, batch: int, n_kv_head: int, length: int, head_dim: int) -> None:
+        self.shape = (batch, n_kv_head, length, head_dim)  # (B, Hkv, S, hd)
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+        self.length = 0  # columns filled
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Write ``k``, ``v`` (B, Hkv, T, hd) after the kept columns; all keys/values so far."""
+        if self.keys is None or self.values is None:
+            self.keys, self.values = k.new_zeros(self.shape), v.new_zeros(self.shape)
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.shape[2]:
+            raise ValueError(f"KV cache of {self.shape[2]} columns cannot take {end}")
+        self.keys[:, :, start:end] = k
+        self.values[:, :, start:end] = v
+        self.length = end
+        if start == 0:  # the prompt pass attends over the fresh tensors, as without a cache
+            return k, v
+        return self.keys[:, :, :end], self.values[:, :, :end]  # (B, Hkv, end, hd)
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep the batch rows ``index`` (B',), in that order (beam search)."""
+        if self.keys is not None and self.values is not None:
+            self.keys = self.keys.index_select(0, index)
+            self.values = self.values.index_select(0, index)
+        self.shape = (len(index), *self.shape[1:])
+
+
+class KVCache:
+    """What incremental decoding keeps between forward calls: one ``LayerKV`` per block plus
+    which position of which row each cache column holds.
+
+    Rows may be right-padded in the prompt pass; pad columns stay masked afterwards, and each
+    row's next token takes its own row's next position (not the padded width), so a batch
+    decodes what each prompt decodes alone.
+
+    Attributes:
+        layers: One ``LayerKV`` per block.
+        valid: ``(B, S)`` True where a column holds a real (not pad) key.
+        key_pos: ``(B, S)`` position of the token in each column (ALiBi distances).
+        next_pos: ``(B,)`` position of each row's next token.
+    """
+
+    def __init__(self, cfg: TransformerConfig, batch: int, length: int, device) -> None:
+        self.length = length
+        self.layers = [
+            LayerKV(batch, cfg.n_kv_head, length, cfg.head_dim) for _ in range(cfg.n_layer)
+        ]
+        self.valid = torch.zeros(batch, length, dtype=torch.bool, device=device)  # (B, S)
+        self.key_pos = torch.zeros(batch, length, dtype=torch.long, device=device)  # (B, S)
+        self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)  # (B,)
+        self.slot = 0  # cache column of the next token (the same for every row)
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep the batch rows ``index`` (finished rows dropped, beams repeated), in order."""
+        if len(index) == self.valid.shape[0] and bool(
+            (index == torch.arange(len(index), device=index.device)).all()
+        ):
+            return
+        for layer in self.layers:
+            layer.reorder(index)
+        self.valid = self.valid.index_select(0, index)
+        self.key_pos = self.key_pos.index_select(0, index)
+        self.next_pos = self.next_pos.index_select(0, index)
 
 
 class Attention(nn.Module):
@@ -99,15 +179,17 @@ class Attention(nn.Module):
         mask: Tensor | None,
         is_causal: bool,
         rope: tuple[Tensor, Tensor] | None,
+        cache: LayerKV | None = None,
     ) -> Tensor:
-        """Attend over the sequence.
+        """Attend over the sequence (and, with ``cache``, over the kept keys before it).
 
         Args:
             x: ``(B, T, d)`` normalised (pre-norm) or raw (post-norm) residual stream.
             mask: ``None``, a bool mask (True = may attend) or a float bias added to the scores,
-                broadcastable to ``(B, H, T, T)``.
+                broadcastable to ``(B, H, T, S)`` (S = T without a cache).
             is_causal: Let the kernel apply the causal mask itself (only with ``mask=None``).
-            rope: ``(cos, sin)`` tables for the first T positions, or ``None``.
+            rope: ``(cos, sin)`` tables of the T positions, ``(T or B, 1, T, hd/2)``, or ``None``.
+            cache: This layer's kept keys/values; the new ones are appended to it.
 
         Returns:
             ``(B, T, d)``.
@@ -119,6 +201,8 @@ class Attention(nn.Module):
         v = v.view(B, T, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, Hkv, S, hd)
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -176,12 +260,13 @@ class Block(nn.Module):
         mask: Tensor | None,
         is_causal: bool,
         rope: tuple[Tensor, Tensor] | None,
+        cache: LayerKV | None = None,
     ) -> Tensor:
         """``(B, T, d)`` -> ``(B, T, d)``; see ``Attention.forward`` for the other arguments."""
         if self.pre_norm:
-            x = x + self.drop(self.attn(self.norm1(x), mask, is_causal, rope))  # (B, T, d)
+            x = x + self.drop(self.attn(self.norm1(x), mask, is_causal, rope, cache))  # (B, T, d)
             return x + self.drop(self.mlp(self.norm2(x)))  # (B, T, d)
-        x = self.norm1(x + self.drop(self.attn(x, mask, is_causal, rope)))  # (B, T, d)
+        x = self.norm1(x + self.drop(self.attn(x, mask, is_causal, rope, cache)))  # (B, T, d)
         return self.norm2(x + self.drop(self.mlp(x)))  # (B, T, d)
 
 
@@ -309,11 +394,37 @@ class Transformer(nn.Module):
         bias = -self.alibi_slopes.to(dtype).view(1, -1, 1, 1) * distance  # (1, H, T, T)
         return bias.masked_fill(~allowed, float("-inf")), False  # (B or 1, H, T, T)
 
+    def cached_attn_mask(self, cache: KVCache, pos: Tensor, dtype: torch.dtype) -> Tensor | None:
+        """The mask of T new tokens over the cache's columns, theirs included (decoding steps).
+
+        Args:
+            cache: The cache, with the new tokens' columns already marked valid.
+            pos: ``(B, T)`` positions of the new tokens.
+            dtype: Dtype of a float (ALiBi) mask.
+
+        Returns:
+            ``None`` (one new token and no pad column to hide: the plain kernel), a bool
+            ``(B, 1, T, S)`` mask or a float ``(B, H, T, S)`` ALiBi bias.
+        """
+        T, S = pos.shape[1], cache.slot + pos.shape[1]
+        valid = cache.valid[:, :S]  # (B, S)
+        i = cache.slot + torch.arange(T, device=pos.device)[:, None]  # (T, 1) query columns
+        j = torch.arange(S, device=pos.device)[None, :]  # (1, S) key columns
+        allowed = valid[:, None, None, :] & (j <= i)  # (B, 1, T, S): new tokens are causal
+        if self.cfg.pos == "alibi":
+            distance = (pos[:, :, None] - cache.key_pos[:, None, :S]).abs().to(dtype)  # (B, T, S)
+            bias = -self.alibi_slopes.to(dtype).view(1, -1, 1, 1) * distance[:, None]
+            return bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, S)
+        if T == 1 and bool(valid.all()):
+            return None
+        return allowed
+
     def forward(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         prefix_len: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """Hidden states of every position.
 
@@ -324,6 +435,10 @@ class Transformer(nn.Module):
             prefix_len: ``(B,)`` length of the bidirectional prefix of each sequence. Used by
                 the ``prefix_lm`` family only (ignored by the others, so one data pipeline can
                 feed every family); a ``prefix_lm`` without it is causal.
+            cache: ``None``, or a ``KVCache`` from ``LanguageModel.build_kv_cache``. Empty: this
+                is the prompt pass (masks and positions as without a cache; its keys and values
+                are kept). Filled: ``input_ids`` are the next tokens of each row (no padding,
+                no ``attention_mask``), attending causally to everything kept.
 
         Returns:
             ``(B, T, d_model)``, after the final norm for pre-norm models.
@@ -331,23 +446,49 @@ class Transformer(nn.Module):
         B, T = input_ids.shape
         if T > self.cfg.max_seq_len:
             raise ValueError(f"sequence length {T} exceeds max_seq_len={self.cfg.max_seq_len}")
+        if cache is not None and self.cfg.family == "encoder":
+            raise ValueError("family 'encoder' cannot decode incrementally (no causal part)")
+        device = input_ids.device
+        decoding = cache is not None and cache.slot > 0
+        if decoding:
+            pos = cache.next_pos[:, None] + torch.arange(T, device=device)  # (B, T)
+        else:
+            pos = torch.arange(T, device=device)  # (T,)
         x = self.tok_emb(input_ids)  # (B, T, d)
         if self.pos_emb is not None:
-            x = x + self.pos_emb(torch.arange(T, device=input_ids.device))  # (B, T, d)
+            x = x + self.pos_emb(pos)  # (B, T, d)
         elif self.cfg.pos == "sinusoidal":
-            x = x + self.pos_table[:T].to(x.dtype)  # (B, T, d)
+            x = x + self.pos_table[pos].to(x.dtype)  # (B, T, d)
         x = self.drop(x)
 
-        mask, is_causal = self.build_attn_mask(
-            B, T, x.device, x.dtype, attention_mask=attention_mask, prefix_len=prefix_len
-        )
+        if decoding:
+            cache.valid[:, cache.slot : cache.slot + T] = True
+            cache.key_pos[:, cache.slot : cache.slot + T] = pos
+            mask, is_causal = self.cached_attn_mask(cache, pos, x.dtype), False
+        else:
+            mask, is_causal = self.build_attn_mask(
+                B, T, x.device, x.dtype, attention_mask=attention_mask, prefix_len=prefix_len
+            )
+        if cache is not None and not decoding:  # the prompt pass: which columns are real
+            real = torch.ones(B, T, dtype=torch.bool, device=device)
+            if attention_mask is not None:
+                real = attention_mask.to(device=device, dtype=torch.bool)
+            cache.valid[:, :T] = real
+            cache.key_pos[:, :T] = pos
+            cache.next_pos = real.sum(1)  # (B,) right padding: the length of each row
         rope = None
         if self.cfg.pos == "rope":
-            rope = (self.rope_cos[:T].to(x.dtype), self.rope_sin[:T].to(x.dtype))  # (T, hd/2)
-        for block in self.blocks:
-            x = block(x, mask, is_causal, rope)  # (B, T, d)
+            # (T or B, 1, T, hd/2): broadcasts over the heads (and the batch without a cache).
+            cos, sin = self.rope_cos[pos].unsqueeze(-3), self.rope_sin[pos].unsqueeze(-3)
+            rope = (cos.to(x.dtype), sin.to(x.dtype))
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, is_causal, rope, None if cache is None else cache.layers[i])
         if self.norm_f is not None:
             x = self.norm_f(x)  # (B, T, d)
+        if cache is not None:
+            cache.slot += T
+            if decoding:
+                cache.next_pos = cache.next_pos + T
         return x
 
 
@@ -380,9 +521,16 @@ class LanguageModel(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         prefix_len: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """Backbone states ``(B, T, d)``; the arguments are those of ``Transformer.forward``."""
-        return self.backbone(input_ids, attention_mask=attention_mask, prefix_len=prefix_len)
+        return self.backbone(
+            input_ids, attention_mask=attention_mask, prefix_len=prefix_len, cache=cache
+        )
+
+    def build_kv_cache(self, batch: int, length: int) -> KVCache:
+        """An empty cache for ``batch`` rows of up to ``length`` tokens (prompt + new ones)."""
+        return KVCache(self.cfg, batch, length, self.lm_head.weight.device)
 
     def logits_from_hidden(self, h: Tensor) -> Tensor:
         """Project hidden states ``(..., d)`` onto the vocabulary ``(..., V)``.
@@ -397,6 +545,7 @@ class LanguageModel(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         prefix_len: Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> Tensor:
         """Next-token (or masked-token) logits ``(B, T, V)`` of every position.
 
@@ -404,11 +553,14 @@ class LanguageModel(nn.Module):
             input_ids: ``(B, T)`` token ids.
             attention_mask: ``(B, T)`` 1 real / 0 pad (right padding), or ``None``.
             prefix_len: ``(B,)`` bidirectional prefix lengths for ``prefix_lm``, or ``None``.
+            cache: A ``KVCache`` for incremental decoding (see ``Transformer.forward``).
 
         Returns:
             ``(B, T, vocab_size)`` logits.
         """
-        h = self.hidden(input_ids, attention_mask=attention_mask, prefix_len=prefix_len)
+        h = self.hidden(
+            input_ids, attention_mask=attention_mask, prefix_len=prefix_len, cache=cache
+        )
         return self.logits_from_hidden(h)  # (B, T, V)
 
     def num_params(self) -> int:

@@ -434,3 +434,56 @@ def test_cfg_is_kept():
 def test_bad_architectures_name_the_knob(overrides, knob):
     with pytest.raises(ArchitectureError, match=knob):
         tiny(**overrides)
+
+
+# ---- the KV cache ------------------------------------------------------------------------------
+CAUSAL = [f for f in FAMILIES if f != "encoder"]
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 1])
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("family", CAUSAL)
+def test_cached_incremental_logits_equal_a_full_forward(family, pos, n_kv_head):
+    """Right-padded prompts, then steps of 1 and 2 tokens and a reordering of the rows: the
+    logits of every fed position equal a full forward of each row alone (its prompt as the
+    prefix for prefix_lm)."""
+    m = model(tiny(family=family, pos=pos, n_kv_head=n_kv_head, norm_position="post"))
+    lengths = [6, 3, 5]  # prompt of each row
+    rows = [ids(seed=i, batch=1)[0, :12].tolist() for i in range(3)]  # prompt + continuation
+    width = max(lengths)
+    prompt = torch.zeros(3, width, dtype=torch.long)
+    mask = torch.zeros(3, width, dtype=torch.long)
+    for r, n in enumerate(lengths):
+        prompt[r, :n], mask[r, :n] = torch.tensor(rows[r][:n]), 1
+    prefix = torch.tensor(lengths) if family == "prefix_lm" else None
+
+    def full(r: int, upto: int) -> torch.Tensor:  # logits of row r's tokens [0, upto)
+        x = torch.tensor([rows[r][:upto]])
+        p = torch.tensor([lengths[r]]) if family == "prefix_lm" else None
+        return m(x, prefix_len=p)[0]  # (upto, V)
+
+    with torch.no_grad():
+        cache = m.build_kv_cache(3, width + 6)
+        got = m(prompt, attention_mask=mask, prefix_len=prefix, cache=cache)  # (3, width, V)
+        for r, n in enumerate(lengths):
+            torch.testing.assert_close(got[r, :n], full(r, n), atol=1e-5, rtol=1e-5)
+        fed = list(lengths)
+        for step, order in ((1, [0, 1, 2]), (2, [0, 1, 2]), (1, [2, 0, 0])):
+            cache.reorder(torch.tensor(order))
+            rows, lengths, fed = (
+                [rows[o] for o in order],
+                [lengths[o] for o in order],
+                [fed[o] for o in order],
+            )
+            new = torch.tensor([row[n : n + step] for row, n in zip(rows, fed, strict=True)])
+            got = m(new, cache=cache)  # (3, step, V)
+            for r, n in enumerate(fed):
+                torch.testing.assert_close(got[r], full(r, n + step)[n:], atol=1e-5, rtol=1e-5)
+            fed = [n + step for n in fed]
+    assert cache.slot == width + 4
+
+
+def test_encoders_take_no_cache():
+    m = model(tiny(family="encoder"))
+    with pytest.raises(ValueError, match="encoder"):
+        m(ids(), cache=m.build_kv_cache(B, T))
