@@ -350,6 +350,11 @@ def export_onnx(model: TaskModel, path: str | Path, example: dict[str, Tensor]) 
     Returns:
         ``path``.
     """
+    if model.cfg.family == "encoder_decoder":
+        # Two graphs (encoder, decoder step) are needed; one traced graph would be wrong.
+        raise ExportError(
+            "family=encoder_decoder: ONNX export is not implemented yet (run with onnx=false)"
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     graph = task_graph(_cpu(model))
@@ -435,6 +440,8 @@ def hf_family(cfg: TransformerConfig) -> tuple[str | None, str]:
             "family=prefix_lm: no transformers model attends bidirectionally over a prefix "
             "and causally after it"
         )
+    if cfg.family == "encoder_decoder":
+        return None, "family=encoder_decoder: the T5/BART export is not implemented yet"
     if cfg.family == "encoder":
         return None, (
             "family=encoder: BERT normalises its embeddings (a LayerNorm after word + position) "

@@ -3,7 +3,8 @@
 The stream a generation task trains on is ``[BOS] source [SEP] target [EOS]``; decoding feeds
 ``[BOS] source [SEP]`` (the prompt) and continues until ``[EOS]`` or ``max_new_tokens``. For the
 ``prefix_lm`` family the prompt is the bidirectional prefix, for ``decoder`` it is causal; an
-``encoder`` has no causal part and cannot generate.
+``encoder_decoder`` encodes the prompt and its decoder starts from the prompt's last token
+(``[SEP]``); an ``encoder`` has no causal part and cannot generate.
 
 Batches of prompts of different lengths are RIGHT-padded, as ``Transformer.forward`` expects:
 the prompt pass runs the model's own attention mask (causal, prefix or ALiBi, with padding), and
@@ -57,14 +58,15 @@ def prompt_ids(tokenizer, source_ids: Sequence[int], max_source_tokens: int) -> 
 
 
 # ---- steppers: one decoding step, with or without a cache -------------------------------------
-def _check_family(model) -> bool:
-    """Whether the model reads its prompt as a bidirectional prefix; rejects encoders."""
+def _check_family(model) -> str:
+    """How the model reads its prompt: ``causal``, ``prefix`` or ``seq2seq``; rejects encoders."""
     family = model.cfg.family
     if family == "encoder":
         raise ValueError(
-            "family 'encoder' cannot generate text (no causal part); use decoder or prefix_lm"
+            "family 'encoder' cannot generate text (no causal part); use decoder, prefix_lm "
+            "or encoder_decoder"
         )
-    return family == "prefix_lm"
+    return {"prefix_lm": "prefix", "encoder_decoder": "seq2seq"}.get(family, "causal")
 
 
 def _pad(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[Tensor, Tensor]:
@@ -76,49 +78,76 @@ def _pad(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[Tensor, T
     return ids, lengths
 
 
-class _Recompute:
-    """Each step runs the model on the whole (right-padded) sequences: the reference path."""
+def _mask(lengths: Tensor, width: int) -> Tensor:
+    """``(R, width)`` 1 for the first ``lengths`` columns of each row, 0 after."""
+    return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).long()
 
-    def __init__(self, model, prefix: bool):
-        self.model, self.prefix = model, prefix
+
+class _Recompute:
+    """Each step runs the model on the whole (right-padded) sequences: the reference path.
+
+    An ``encoder_decoder`` re-encodes the prompts and re-runs the decoder over its rows, which
+    start with the prompt's last token (``[SEP]``, the decoder's start token in training).
+    """
+
+    def __init__(self, model, mode: str):
+        self.model, self.mode = model, mode
         self.device = next(model.parameters()).device
 
     def _logits(self) -> Tensor:
         ids, lengths = _pad(self.rows, self.device)  # (R, W), (R,)
-        mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
-        prefix_len = self.prompt_len if self.prefix else None
-        h = self.model.hidden(ids, attention_mask=mask.long(), prefix_len=prefix_len)  # (R, W, d)
+        if self.mode == "seq2seq":
+            src, src_len = _pad(self.prompts, self.device)  # (R, P), (R,)
+            src_mask = _mask(src_len, src.shape[1])
+            memory = self.model.hidden(src, attention_mask=src_mask)  # (R, P, d)
+            h = self.model.decode_hidden(ids, memory, src_mask)  # (R, W, d)
+        else:
+            prefix_len = self.prompt_len if self.mode == "prefix" else None
+            mask = _mask(lengths, ids.shape[1])
+            h = self.model.hidden(ids, attention_mask=mask, prefix_len=prefix_len)  # (R, W, d)
         last = h[torch.arange(len(self.rows), device=self.device), lengths - 1]  # (R, d)
         return self.model.logits_from_hidden(last)  # (R, V)
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Tensor:
-        self.rows = [list(p) for p in prompts]
+        self.prompts = [list(p) for p in prompts]
+        self.rows = [[p[-1]] for p in prompts] if self.mode == "seq2seq" else list(self.prompts)
         self.prompt_len = torch.tensor([len(p) for p in prompts], device=self.device)
         return self._logits()
 
     def advance(self, rows: Sequence[int], tokens: Sequence[int]) -> Tensor:
         """Keep rows ``rows`` (in that order, repeats allowed), append ``tokens``, next logits."""
         self.rows = [self.rows[r] + [t] for r, t in zip(rows, tokens, strict=True)]
+        self.prompts = [self.prompts[r] for r in rows]
         self.prompt_len = self.prompt_len[torch.as_tensor(list(rows), device=self.device)]
         return self._logits()
 
 
 class _Cached:
-    """The model keeps every layer's keys and values (``KVCache``); each step feeds new tokens."""
+    """The model keeps every layer's keys and values (``KVCache``); each step feeds new tokens.
 
-    def __init__(self, model, prefix: bool):
-        self.model, self.prefix = model, prefix
+    An ``encoder_decoder`` encodes the prompts once; its cache keeps the decoder's self-attention
+    keys and values and each block's cross-attention ones, computed on the first step.
+    """
+
+    def __init__(self, model, mode: str):
+        self.model, self.mode = model, mode
         self.device = next(model.parameters()).device
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Tensor:
         ids, lengths = _pad(prompts, self.device)  # (B, P), (B,)
         B, P = ids.shape
+        mask = _mask(lengths, P)  # (B, P)
+        if self.mode == "seq2seq":
+            self.cache = self.model.build_kv_cache(B, 1 + max_new_tokens)
+            memory = self.model.hidden(ids, attention_mask=mask)  # (B, P, d)
+            start = ids[torch.arange(B, device=self.device), lengths - 1][:, None]  # (B, 1)
+            h = self.model.decode_hidden(start, memory, mask, cache=self.cache)  # (B, 1, d)
+            return self.model.logits_from_hidden(h[:, -1])  # (B, V)
         self.cache = self.model.build_kv_cache(B, P + max_new_tokens)
-        mask = torch.arange(P, device=self.device)[None, :] < lengths[:, None]  # (B, P)
         h = self.model.hidden(
             ids,
-            attention_mask=mask.long(),
-            prefix_len=lengths if self.prefix else None,
+            attention_mask=mask,
+            prefix_len=lengths if self.mode == "prefix" else None,
             cache=self.cache,
         )  # (B, P, d)
         last = h[torch.arange(B, device=self.device), lengths - 1]  # (B, d)
@@ -128,13 +157,16 @@ class _Cached:
         """Keep rows ``rows`` (in that order, repeats allowed), feed ``tokens``, next logits."""
         self.cache.reorder(torch.as_tensor(list(rows), device=self.device))
         tok = torch.as_tensor(list(tokens), dtype=torch.long, device=self.device)[:, None]
-        h = self.model.hidden(tok, cache=self.cache)  # (R, 1, d)
+        if self.mode == "seq2seq":
+            h = self.model.decode_hidden(tok, None, cache=self.cache)  # (R, 1, d)
+        else:
+            h = self.model.hidden(tok, cache=self.cache)  # (R, 1, d)
         return self.model.logits_from_hidden(h[:, -1])  # (R, V)
 
 
 def _stepper(model, use_cache: bool):
-    prefix = _check_family(model)
-    return _Cached(model, prefix) if use_cache else _Recompute(model, prefix)
+    mode = _check_family(model)
+    return _Cached(model, mode) if use_cache else _Recompute(model, mode)
 
 
 def _check_budget(model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
@@ -156,7 +188,7 @@ def greedy(
     """Greedy decoding of every prompt.
 
     Args:
-        model: A ``LanguageModel`` of a decoder or prefix-LM family, in eval mode.
+        model: A ``LanguageModel`` of a generating family (``cfg.can_generate``), in eval mode.
         prompts: Token ids of each prompt (``[BOS] source [SEP]``), unpadded.
         max_new_tokens: Most tokens generated per prompt.
         eos_id: Generation of a row stops at this id (not included in the output).
@@ -203,7 +235,7 @@ def beam_search(
     ``num_beams=1`` this is greedy decoding (tested).
 
     Args:
-        model: A ``LanguageModel`` of a decoder or prefix-LM family, in eval mode.
+        model: A ``LanguageModel`` of a generating family (``cfg.can_generate``), in eval mode.
         prompts: Token ids of each prompt, unpadded.
         max_new_tokens: Most tokens generated per prompt.
         eos_id: End of a hypothesis (not included in the output).
@@ -292,7 +324,7 @@ def generate_ids(
     The model is put in eval mode for the call (dropout off) and restored afterwards.
 
     Args:
-        model: A ``LanguageModel`` of a decoder or prefix-LM family.
+        model: A ``LanguageModel`` of a generating family (``cfg.can_generate``).
         prompts: Token ids of each prompt, unpadded.
         max_new_tokens: Most tokens generated per prompt.
         eos_id: Generation stops at this id (not included in the output).
@@ -333,7 +365,7 @@ def generate(
     length (less padding); the outputs come back in the order of ``sources``.
 
     Args:
-        model: A fine-tuned ``LanguageModel`` (decoder or prefix-LM family).
+        model: A fine-tuned ``LanguageModel`` of a generating family.
         tokenizer: The tokenizer it was trained with.
         sources: Input texts.
         max_new_tokens: Most tokens generated per text.

@@ -140,13 +140,35 @@ class KVCache:
 
     def __init__(self, cfg: TransformerConfig, batch: int, length: int, device) -> None:
         self.length = length
-        self.layers = [
-            LayerKV(batch, cfg.n_kv_head, length, cfg.head_dim) for _ in range(cfg.n_layer)
-        ]
+        n = cfg.n_dec_layer or cfg.n_layer  # an encoder_decoder caches its decoder
+        self.layers = [LayerKV(batch, cfg.n_kv_head, length, cfg.head_dim) for _ in range(n)]
+        # encoder_decoder: each decoder block's cross-attention keys/values, computed once from
+        # the encoder's states, and the (B, 1, 1, S_enc) mask of their real columns.
+        self.cross: list[tuple[Tensor, Tensor] | None] = [None] * n
+        self.memory_mask: Tensor | None = None
         self.valid = torch.zeros(batch, length, dtype=torch.bool, device=device)  # (B, S)
         self.key_pos = torch.zeros(batch, length, dtype=torch.long, device=device)  # (B, S)
         self.next_pos = torch.zeros(batch, dtype=torch.long, device=device)  # (B,)
         self.slot = 0  # cache column of the next token (the same for every row)
+
+    def positions(self, T: int, device: torch.device) -> Tensor:
+        """Positions of the T tokens of this call: ``(T,)`` in the prompt pass, else ``(B, T)``."""
+        if self.slot == 0:
+            return torch.arange(T, device=device)
+        return self.next_pos[:, None] + torch.arange(T, device=device)
+
+    def record(self, pos: Tensor, real: Tensor | None) -> None:
+        """Mark the columns of this call's tokens: ``real`` (B, T) in the prompt pass."""
+        T = pos.shape[-1]
+        if self.slot == 0:
+            real = torch.ones_like(self.valid[:, :T]) if real is None else real.bool()
+            self.valid[:, :T] = real
+            self.key_pos[:, :T] = pos
+            self.next_pos = real.sum(1)  # (B,) right padding: the length of each row
+        else:
+            self.valid[:, self.slot : self.slot + T] = True
+            self.key_pos[:, self.slot : self.slot + T] = pos
+            self.next_pos = self.next_pos + T
 
     def reorder(self, index: Tensor) -> None:
         """Keep the batch rows ``index`` (finished rows dropped, beams repeated), in order."""
@@ -156,6 +178,12 @@ class KVCache:
             return
         for layer in self.layers:
             layer.reorder(index)
+        self.cross = [
+            None if kv is None else (kv[0].index_select(0, index), kv[1].index_select(0, index))
+            for kv in self.cross
+        ]
+        if self.memory_mask is not None:
+            self.memory_mask = self.memory_mask.index_select(0, index)
         self.valid = self.valid.index_select(0, index)
         self.key_pos = self.key_pos.index_select(0, index)
         self.next_pos = self.next_pos.index_select(0, index)
@@ -217,6 +245,59 @@ class Attention(nn.Module):
         return self.proj(y)  # (B, T, d)
 
 
+class CrossAttention(nn.Module):
+    """Decoder queries attend over the encoder's states (``encoder_decoder``).
+
+    No positions here (T5 and BART add none to cross-attention): the encoder's states already
+    carry theirs. Keys and values depend on the encoder only, so a cache computes them once.
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.n_head, self.n_kv_head, self.head_dim = cfg.n_head, cfg.n_kv_head, cfg.head_dim
+        self.d_model, self.kv_dim = cfg.d_model, cfg.kv_dim
+        self.q = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.kv = nn.Linear(cfg.d_model, 2 * cfg.kv_dim, bias=False)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(
+        self, x: Tensor, memory: Tensor | None, memory_mask: Tensor | None, cache, layer: int
+    ) -> Tensor:
+        """Attend from ``x`` (B, T, d) over ``memory`` (B, S, d).
+
+        Args:
+            x: Decoder states, normalised (pre-norm) or raw (post-norm).
+            memory: The encoder's states; may be ``None`` once ``cache`` holds their keys.
+            memory_mask: ``(B, 1, 1, S)`` bool, True = a real encoder position, or ``None``.
+            cache: A ``KVCache`` or ``None``; ``cache.cross[layer]`` keeps keys and values.
+            layer: Index of this decoder block.
+
+        Returns:
+            ``(B, T, d)``.
+        """
+        B, T, _ = x.shape
+        q = self.q(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+        if cache is not None and cache.cross[layer] is not None:
+            k, v = cache.cross[layer]  # (B, Hkv, S, hd)
+        else:
+            S = memory.shape[1]
+            k, v = self.kv(memory).split([self.kv_dim, self.kv_dim], dim=-1)
+            k = k.view(B, S, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, S, hd)
+            v = v.view(B, S, self.n_kv_head, self.head_dim).transpose(1, 2)  # (B, Hkv, S, hd)
+            if cache is not None:
+                cache.cross[layer] = (k, v)
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=memory_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            enable_gqa=self.n_kv_head != self.n_head,
+        )  # (B, H, T, hd)
+        return self.proj(y.transpose(1, 2).reshape(B, T, self.d_model))  # (B, T, d)
+
+
 class MLP(nn.Module):
     """Position-wise feed-forward: ``w2(act(w1 x))``, or ``w2(silu(w1 x) * w3 x)`` for SwiGLU."""
 
@@ -242,16 +323,19 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Attention then MLP, each wrapped in a residual with a pre- or post-norm."""
+    """Attention (then cross-attention, in a decoder block of an ``encoder_decoder``) then MLP,
+    each wrapped in a residual with a pre- or post-norm."""
 
-    def __init__(self, cfg: TransformerConfig, d_ff: int) -> None:
+    def __init__(self, cfg: TransformerConfig, d_ff: int, cross: bool = False) -> None:
         super().__init__()
         self.pre_norm = cfg.norm_position == "pre"
         self.norm1 = make_norm(cfg)
         self.attn = Attention(cfg)
+        self.norm_cross = make_norm(cfg) if cross else None
+        self.cross = CrossAttention(cfg) if cross else None
         self.norm2 = make_norm(cfg)
         self.mlp = MLP(cfg, d_ff)
-        # Dropout has no state, so one module serves both residual branches.
+        # Dropout has no state, so one module serves every residual branch.
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
@@ -260,13 +344,23 @@ class Block(nn.Module):
         mask: Tensor | None,
         is_causal: bool,
         rope: tuple[Tensor, Tensor] | None,
-        cache: LayerKV | None = None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
     ) -> Tensor:
-        """``(B, T, d)`` -> ``(B, T, d)``; see ``Attention.forward`` for the other arguments."""
+        """``(B, T, d)`` -> ``(B, T, d)``; see ``Attention.forward`` and ``CrossAttention``."""
+        kv = None if cache is None else cache.layers[layer]
         if self.pre_norm:
-            x = x + self.drop(self.attn(self.norm1(x), mask, is_causal, rope, cache))  # (B, T, d)
+            x = x + self.drop(self.attn(self.norm1(x), mask, is_causal, rope, kv))  # (B, T, d)
+            if self.cross is not None:
+                h = self.cross(self.norm_cross(x), memory, memory_mask, cache, layer)
+                x = x + self.drop(h)  # (B, T, d)
             return x + self.drop(self.mlp(self.norm2(x)))  # (B, T, d)
-        x = self.norm1(x + self.drop(self.attn(x, mask, is_causal, rope, cache)))  # (B, T, d)
+        x = self.norm1(x + self.drop(self.attn(x, mask, is_causal, rope, kv)))  # (B, T, d)
+        if self.cross is not None:
+            h = self.cross(x, memory, memory_mask, cache, layer)
+            x = self.norm_cross(x + self.drop(h))  # (B, T, d)
         return self.norm2(x + self.drop(self.mlp(x)))  # (B, T, d)
 
 
@@ -274,13 +368,20 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Token embedding, positions, ``n_layer`` blocks and (pre-norm only) a final norm.
 
+    An ``encoder_decoder`` adds a decoder stack (``decode``): ``n_dec_layer`` causal blocks with
+    cross-attention and their own final norm. Both stacks share the token embedding and the
+    position scheme (T5 and BART share the embedding); ``forward`` runs the encoder, so every
+    task head reads the encoder's states.
+
     Attributes:
         cfg: The architecture this was built from.
         tok_emb: ``nn.Embedding(vocab_size, d_model)``; the LM head may share its weight.
         pos_emb: ``nn.Embedding(max_seq_len, d_model)`` for ``pos='learned'``, else ``None``.
-        blocks: The ``n_layer`` blocks.
+        blocks: The ``n_layer`` blocks (of the encoder, for ``encoder_decoder``).
         norm_f: Final norm for ``norm_position='pre'``; ``None`` for post-norm, whose blocks
             already end in a norm.
+        dec_blocks: The ``n_dec_layer`` decoder blocks (empty unless ``encoder_decoder``).
+        dec_norm_f: The decoder's final norm (pre-norm ``encoder_decoder`` only).
     """
 
     def __init__(self, cfg: TransformerConfig) -> None:
@@ -289,8 +390,10 @@ class Transformer(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.max_seq_len, cfg.d_model) if cfg.pos == "learned" else None
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg, f) for f in cfg.d_ff)
+        self.blocks = nn.ModuleList(Block(cfg, f) for f in cfg.d_ff[: cfg.n_layer])
         self.norm_f = make_norm(cfg) if cfg.norm_position == "pre" else None
+        self.dec_blocks = nn.ModuleList(Block(cfg, f, cross=True) for f in cfg.d_ff[cfg.n_layer :])
+        self.dec_norm_f = make_norm(cfg) if cfg.n_dec_layer and cfg.norm_position == "pre" else None
 
         # Fixed tables are non-persistent buffers: they follow .to(device) but stay out of
         # checkpoints, which then load into a model with a different max_seq_len.
@@ -332,10 +435,15 @@ class Transformer(nn.Module):
                 nn.init.ones_(module.weight)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
-        out_std = std / math.sqrt(2 * self.cfg.n_layer)
-        for block in self.blocks:
-            nn.init.normal_(block.attn.proj.weight, mean=0.0, std=out_std)
-            nn.init.normal_(block.mlp.w2.weight, mean=0.0, std=out_std)
+        for blocks in (self.blocks, self.dec_blocks):
+            # Each stack's residual stream grows with its own depth and branches.
+            branches = 2 + (len(blocks) and blocks[0].cross is not None)
+            out_std = std / math.sqrt(branches * max(1, len(blocks)))
+            for block in blocks:
+                nn.init.normal_(block.attn.proj.weight, mean=0.0, std=out_std)
+                nn.init.normal_(block.mlp.w2.weight, mean=0.0, std=out_std)
+                if block.cross is not None:
+                    nn.init.normal_(block.cross.proj.weight, mean=0.0, std=out_std)
 
     def build_attn_mask(
         self,
@@ -345,6 +453,7 @@ class Transformer(nn.Module):
         dtype: torch.dtype,
         attention_mask: Tensor | None = None,
         prefix_len: Tensor | None = None,
+        family: str | None = None,
     ) -> tuple[Tensor | None, bool]:
         """The one mask every layer of this forward pass shares.
 
@@ -355,13 +464,17 @@ class Transformer(nn.Module):
             dtype: Dtype of a float (ALiBi) mask; the hidden states' dtype.
             attention_mask: ``(B, T)``, 1 for real tokens, 0 for padding, or ``None``.
             prefix_len: ``(B,)`` bidirectional prefix lengths (``prefix_lm`` only), or ``None``.
+            family: The attention pattern; ``cfg.family`` by default (an ``encoder_decoder``'s
+                encoder is an ``encoder``, its decoder a ``decoder``).
 
         Returns:
             ``(mask, is_causal)``: ``mask`` is ``None``, a bool ``(B or 1, 1, T, T)`` mask
             (True = may attend) or a float ``(B or 1, H, T, T)`` bias; ``is_causal`` asks the
             kernel for its built-in causal mask and is only True when ``mask`` is ``None``.
         """
-        family, alibi = self.cfg.family, self.cfg.pos == "alibi"
+        family, alibi = family or self.cfg.family, self.cfg.pos == "alibi"
+        if family == "encoder_decoder":
+            family = "encoder"
         if family == "prefix_lm" and prefix_len is None:
             family = "decoder"  # without a prefix there is nothing bidirectional
         if not alibi:
@@ -419,6 +532,26 @@ class Transformer(nn.Module):
             return None
         return allowed
 
+    def _embed(self, input_ids: Tensor, pos: Tensor) -> Tensor:
+        """Token (plus absolute position) embeddings ``(B, T, d)`` at positions ``pos``."""
+        if input_ids.shape[1] > self.cfg.max_seq_len:
+            raise ValueError(
+                f"sequence length {input_ids.shape[1]} exceeds max_seq_len={self.cfg.max_seq_len}"
+            )
+        x = self.tok_emb(input_ids)  # (B, T, d)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(pos)  # (B, T, d)
+        elif self.cfg.pos == "sinusoidal":
+            x = x + self.pos_table[pos].to(x.dtype)  # (B, T, d)
+        return self.drop(x)
+
+    def _rope(self, pos: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor] | None:
+        """RoPE tables of positions ``pos`` (T,) or (B, T), shaped ``(T or B, 1, T, hd/2)``."""
+        if self.cfg.pos != "rope":
+            return None
+        cos, sin = self.rope_cos[pos].unsqueeze(-3), self.rope_sin[pos].unsqueeze(-3)
+        return cos.to(dtype), sin.to(dtype)  # broadcast over the heads (and batch)
+
     def forward(
         self,
         input_ids: Tensor,
@@ -426,7 +559,7 @@ class Transformer(nn.Module):
         prefix_len: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        """Hidden states of every position.
+        """Hidden states of every position (of the encoder, for ``encoder_decoder``).
 
         Args:
             input_ids: ``(B, T)`` token ids, T <= ``max_seq_len``.
@@ -443,52 +576,81 @@ class Transformer(nn.Module):
         Returns:
             ``(B, T, d_model)``, after the final norm for pre-norm models.
         """
-        B, T = input_ids.shape
-        if T > self.cfg.max_seq_len:
-            raise ValueError(f"sequence length {T} exceeds max_seq_len={self.cfg.max_seq_len}")
-        if cache is not None and self.cfg.family == "encoder":
-            raise ValueError("family 'encoder' cannot decode incrementally (no causal part)")
-        device = input_ids.device
-        decoding = cache is not None and cache.slot > 0
-        if decoding:
-            pos = cache.next_pos[:, None] + torch.arange(T, device=device)  # (B, T)
-        else:
-            pos = torch.arange(T, device=device)  # (T,)
-        x = self.tok_emb(input_ids)  # (B, T, d)
-        if self.pos_emb is not None:
-            x = x + self.pos_emb(pos)  # (B, T, d)
-        elif self.cfg.pos == "sinusoidal":
-            x = x + self.pos_table[pos].to(x.dtype)  # (B, T, d)
-        x = self.drop(x)
+        if cache is not None and self.cfg.family in ("encoder", "encoder_decoder"):
+            # An encoder_decoder caches its decoder stack (``decode``), never the encoder.
+            raise ValueError(f"family {self.cfg.family!r}'s encoder takes no KV cache")
+        return self._stack(
+            self.blocks, self.norm_f, None, input_ids, attention_mask, prefix_len, cache
+        )
 
+    def decode(
+        self,
+        input_ids: Tensor,
+        memory: Tensor | None,
+        memory_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Decoder states of an ``encoder_decoder``: causal over ``input_ids``, cross over memory.
+
+        Args:
+            input_ids: ``(B, T)`` decoder token ids (right padding is harmless: causal).
+            memory: ``(B, S, d)`` the encoder's states (``forward``); may be ``None`` on the
+                steps after a cache's first call, which keeps their keys and values.
+            memory_mask: ``(B, S)`` 1 for real encoder positions, 0 for padding, or ``None``.
+            cache: A ``KVCache`` for incremental decoding, as in ``forward``.
+
+        Returns:
+            ``(B, T, d_model)``.
+        """
+        if not self.cfg.n_dec_layer:
+            raise ValueError(f"family {self.cfg.family!r} has no decoder stack to decode with")
+        mask = None
+        if cache is not None and cache.slot > 0:
+            mask = cache.memory_mask
+        elif memory_mask is not None:
+            mask = memory_mask.to(device=input_ids.device, dtype=torch.bool)[:, None, None, :]
+            if cache is not None:
+                cache.memory_mask = mask  # (B, 1, 1, S)
+        return self._stack(
+            self.dec_blocks, self.dec_norm_f, "decoder", input_ids, None, None, cache, memory, mask
+        )
+
+    def _stack(
+        self,
+        blocks: nn.ModuleList,
+        norm_f: nn.Module | None,
+        family: str | None,
+        input_ids: Tensor,
+        attention_mask: Tensor | None,
+        prefix_len: Tensor | None,
+        cache: KVCache | None,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Embed, run ``blocks`` and ``norm_f`` with ``family``'s attention pattern (``None``:
+        the config's); the other arguments are those of ``forward`` and ``decode``."""
+        B, T = input_ids.shape
+        decoding = cache is not None and cache.slot > 0
+        if cache is None:
+            pos = torch.arange(T, device=input_ids.device)  # (T,)
+        else:
+            pos = cache.positions(T, input_ids.device)  # (T,) prompt pass, (B, T) after
+        x = self._embed(input_ids, pos)  # (B, T, d)
+        if cache is not None:
+            cache.record(pos, attention_mask)
         if decoding:
-            cache.valid[:, cache.slot : cache.slot + T] = True
-            cache.key_pos[:, cache.slot : cache.slot + T] = pos
             mask, is_causal = self.cached_attn_mask(cache, pos, x.dtype), False
         else:
             mask, is_causal = self.build_attn_mask(
-                B, T, x.device, x.dtype, attention_mask=attention_mask, prefix_len=prefix_len
+                B, T, x.device, x.dtype, attention_mask, prefix_len, family=family
             )
-        if cache is not None and not decoding:  # the prompt pass: which columns are real
-            real = torch.ones(B, T, dtype=torch.bool, device=device)
-            if attention_mask is not None:
-                real = attention_mask.to(device=device, dtype=torch.bool)
-            cache.valid[:, :T] = real
-            cache.key_pos[:, :T] = pos
-            cache.next_pos = real.sum(1)  # (B,) right padding: the length of each row
-        rope = None
-        if self.cfg.pos == "rope":
-            # (T or B, 1, T, hd/2): broadcasts over the heads (and the batch without a cache).
-            cos, sin = self.rope_cos[pos].unsqueeze(-3), self.rope_sin[pos].unsqueeze(-3)
-            rope = (cos.to(x.dtype), sin.to(x.dtype))
-        for i, block in enumerate(self.blocks):
-            x = block(x, mask, is_causal, rope, None if cache is None else cache.layers[i])
-        if self.norm_f is not None:
-            x = self.norm_f(x)  # (B, T, d)
+        rope = self._rope(pos, x.dtype)
+        for i, block in enumerate(blocks):
+            x = block(x, mask, is_causal, rope, cache, i, memory, memory_mask)  # (B, T, d)
+        if norm_f is not None:
+            x = norm_f(x)  # (B, T, d)
         if cache is not None:
             cache.slot += T
-            if decoding:
-                cache.next_pos = cache.next_pos + T
         return x
 
 
@@ -523,10 +685,21 @@ class LanguageModel(nn.Module):
         prefix_len: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        """Backbone states ``(B, T, d)``; the arguments are those of ``Transformer.forward``."""
+        """Backbone states ``(B, T, d)`` (the encoder's, for ``encoder_decoder``); the arguments
+        are those of ``Transformer.forward``."""
         return self.backbone(
             input_ids, attention_mask=attention_mask, prefix_len=prefix_len, cache=cache
         )
+
+    def decode_hidden(
+        self,
+        decoder_input_ids: Tensor,
+        memory: Tensor | None,
+        memory_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
+        """Decoder states ``(B, T, d)`` of an ``encoder_decoder`` (``Transformer.decode``)."""
+        return self.backbone.decode(decoder_input_ids, memory, memory_mask, cache=cache)
 
     def build_kv_cache(self, batch: int, length: int) -> KVCache:
         """An empty cache for ``batch`` rows of up to ``length`` tokens (prompt + new ones)."""
@@ -546,21 +719,31 @@ class LanguageModel(nn.Module):
         attention_mask: Tensor | None = None,
         prefix_len: Tensor | None = None,
         cache: KVCache | None = None,
+        decoder_input_ids: Tensor | None = None,
     ) -> Tensor:
         """Next-token (or masked-token) logits ``(B, T, V)`` of every position.
 
         Args:
-            input_ids: ``(B, T)`` token ids.
+            input_ids: ``(B, T)`` token ids (the encoder's input, for ``encoder_decoder``).
             attention_mask: ``(B, T)`` 1 real / 0 pad (right padding), or ``None``.
             prefix_len: ``(B,)`` bidirectional prefix lengths for ``prefix_lm``, or ``None``.
             cache: A ``KVCache`` for incremental decoding (see ``Transformer.forward``).
+            decoder_input_ids: ``(B, T_dec)`` the decoder's input; required by (and only by)
+                ``encoder_decoder``, whose logits are those of the decoder positions.
 
         Returns:
-            ``(B, T, vocab_size)`` logits.
+            ``(B, T, vocab_size)`` logits (``(B, T_dec, vocab_size)`` for ``encoder_decoder``).
         """
-        h = self.hidden(
-            input_ids, attention_mask=attention_mask, prefix_len=prefix_len, cache=cache
-        )
+        if (decoder_input_ids is None) == (self.cfg.family == "encoder_decoder"):
+            raise ValueError(
+                "decoder_input_ids is required by, and only by, family 'encoder_decoder' "
+                f"(family is {self.cfg.family!r})"
+            )
+        if decoder_input_ids is None:
+            h = self.hidden(input_ids, attention_mask, prefix_len, cache=cache)  # (B, T, d)
+        else:
+            memory = self.hidden(input_ids, attention_mask)  # (B, T, d)
+            h = self.decode_hidden(decoder_input_ids, memory, attention_mask, cache=cache)
         return self.logits_from_hidden(h)  # (B, T, V)
 
     def num_params(self) -> int:

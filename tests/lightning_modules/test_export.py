@@ -216,3 +216,17 @@ def test_onnx_graph_has_dynamic_axes_and_matches_pytorch(tmp_path, overrides, ki
     )
     dims = graph.input[0].type.tensor_type.shape.dim
     assert all(d.dim_param and not d.dim_value for d in dims)  # symbolic batch and sequence
+
+
+@pytest.mark.parametrize("kind", ["sequence", "generation"])
+def test_encoder_decoder_export_fails_in_one_line_without_writing(tmp_path, kind):
+    arch = cfg(family="encoder_decoder", n_dec_layer=1)
+    lm = build_model(arch)
+    head = build_head(kind, arch, 3) if kind == "sequence" else torch.nn.Identity()
+    model = TaskModel(lm if kind == "generation" else lm.backbone, head, kind)
+    ids = torch.randint(7, V, (2, 6))
+    with pytest.raises(ExportError, match="^family=encoder_decoder: ONNX export is not") as err:
+        export_onnx(model, tmp_path / "m.onnx", {"input_ids": ids, "attention_mask": ids > 0})
+    assert "\n" not in str(err.value) and not (tmp_path / "m.onnx").exists()
+    family, reason = hf_family(arch)
+    assert family is None and reason.startswith("family=encoder_decoder")
