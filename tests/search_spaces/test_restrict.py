@@ -21,7 +21,7 @@ def test_categorical_choices_are_filtered_in_order_and_the_space_is_untouched():
     space = load_space("small")
     limited = space.restrict("family", ["prefix_lm", "decoder"])
     assert limited.param("family").choices == CAUSAL  # the space's order, not the argument's
-    assert space.param("family").choices == ("decoder", "encoder", "prefix_lm")
+    assert space.param("family").choices == ("decoder", "encoder", "prefix_lm", "encoder_decoder")
     assert [p.name for p in limited.params] == [p.name for p in space.params]
     assert limited.param("d_model") is space.param("d_model")
 
@@ -39,7 +39,7 @@ def test_sampling_never_leaves_the_restriction():
 
 def test_nothing_to_change_returns_the_same_space():
     space = load_space("tiny")
-    assert space.restrict("family", ["decoder", "encoder", "prefix_lm"]) is space
+    assert space.restrict("family", ["decoder", "encoder", "prefix_lm", "encoder_decoder"]) is space
     fixed = _space(fixed={"family": "decoder", "n_layer": 1})
     assert fixed.restrict("family", CAUSAL) is fixed
     default = _space(params={"n_layer": {"type": "int", "low": 1, "high": 2}})

@@ -102,7 +102,11 @@ def test_builtin_spaces_cover_the_requested_knobs():
     assert base.param("d_ff").distribution() == IntDistribution(256, 2048, step=256)
     for space in (tiny, small, base):
         assert space.param("d_ff").per_layer
-        assert set(space.param("family").choices) == {"decoder", "encoder", "prefix_lm"}
+        families = {"decoder", "encoder", "prefix_lm"}
+        if space is not base:  # the default space and the test one sample encoder-decoders too
+            families.add("encoder_decoder")
+            assert space.param("n_dec_layer").when == {"family": ("encoder_decoder",)}
+        assert set(space.param("family").choices) == families
         assert set(space.param("mlp").choices) == {"gelu", "relu", "swiglu"}
         assert set(space.param("norm").choices) == {"layernorm", "rmsnorm"}
         assert set(space.param("norm_position").choices) == {"pre", "post"}
@@ -122,14 +126,35 @@ def test_per_layer_values_follow_n_layer():
     _, trials = run_trials(space, 50)
     seen = set()
     for trial, arch in trials:
-        n = arch["n_layer"]
-        seen.add(n)
+        seen.add(arch["n_layer"])
+        # One d_ff per block: an encoder_decoder's decoder blocks come after its encoder's.
+        dec = arch.get("n_dec_layer", 0)  # left out of the other families' architectures
+        assert (dec > 0) == (arch["family"] == "encoder_decoder")
+        assert ("n_dec_layer" in trial.params) == (dec > 0)
+        n = arch["n_layer"] + dec
         assert isinstance(arch["d_ff"], list) and len(arch["d_ff"]) == n
         names = sorted(k for k in trial.params if k.startswith("d_ff"))
         assert names == sorted(f"d_ff.{i}" for i in range(n))
         assert arch["d_ff"] == [trial.params[f"d_ff.{i}"] for i in range(n)]
         assert "d_ff" not in trial.params
     assert seen == {1, 2, 3}
+    assert {arch.get("n_dec_layer", 0) for _, arch in trials} == {0, 1, 2}
+
+
+def test_n_dec_layer_must_come_before_per_layer_entries():
+    entries = {
+        "family": {"type": "categorical", "choices": ["decoder", "encoder_decoder"]},
+        "n_layer": {"type": "int", "low": 1, "high": 2},
+        "d_ff": {"type": "int", "low": 64, "high": 128, "step": 64, "per_layer": True},
+        "n_dec_layer": {
+            "type": "int",
+            "low": 1,
+            "high": 2,
+            "when": {"family": ["encoder_decoder"]},
+        },
+    }
+    with pytest.raises(SearchSpaceError, match="n_dec_layer.*before the per-layer entries"):
+        SearchSpace.from_dict({"name": "t", "params": entries})
 
 
 def test_per_layer_with_fixed_n_layer():
