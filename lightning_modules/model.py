@@ -132,7 +132,10 @@ class KVCache:
     decodes what each prompt decodes alone.
 
     Attributes:
-        layers: One ``LayerKV`` per block.
+        layers: One ``LayerKV`` per block (per decoder block, for ``encoder_decoder``).
+        cross: ``encoder_decoder`` only: each decoder block's cross-attention keys and values,
+            ``(B, Hkv, S_enc, hd)`` each, computed from the encoder's states on the first call.
+        memory_mask: ``(B, 1, 1, S_enc)`` real encoder positions, kept with them.
         valid: ``(B, S)`` True where a column holds a real (not pad) key.
         key_pos: ``(B, S)`` position of the token in each column (ALiBi distances).
         next_pos: ``(B,)`` position of each row's next token.
@@ -609,6 +612,9 @@ class Transformer(nn.Module):
             mask = cache.memory_mask
         elif memory_mask is not None:
             mask = memory_mask.to(device=input_ids.device, dtype=torch.bool)[:, None, None, :]
+            # An all-pad source would softmax over nothing (NaN on some kernels): let its row
+            # see the pads instead; real rows are unaffected.
+            mask = mask | ~mask.any(-1, keepdim=True)  # (B, 1, 1, S)
             if cache is not None:
                 cache.memory_mask = mask  # (B, 1, 1, S)
         return self._stack(
