@@ -438,9 +438,9 @@ class Transformer(nn.Module):
                 nn.init.ones_(module.weight)
                 if getattr(module, "bias", None) is not None:
                     nn.init.zeros_(module.bias)
-        for blocks in (self.blocks, self.dec_blocks):
-            # Each stack's residual stream grows with its own depth and branches.
-            branches = 2 + (len(blocks) and blocks[0].cross is not None)
+        # Each stack's residual stream grows with its own depth and branches per block:
+        # attention and MLP, plus cross-attention in a decoder block of an encoder_decoder.
+        for blocks, branches in ((self.blocks, 2), (self.dec_blocks, 3)):
             out_std = std / math.sqrt(branches * max(1, len(blocks)))
             for block in blocks:
                 nn.init.normal_(block.attn.proj.weight, mean=0.0, std=out_std)
