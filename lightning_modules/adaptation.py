@@ -248,7 +248,7 @@ def insert_modules(backbone: nn.Module, spec: AdaptationSpec) -> nn.Module:
     """
     tf = _transformer(backbone)
     cfg = tf.cfg
-    for block in tf.blocks:
+    for block in [*tf.blocks, *tf.dec_blocks]:  # an encoder_decoder adapts both stacks
         if spec.method == "lora":
             for owner, attr, slices in _lora_sites(block, cfg, spec.targets):
                 base = getattr(owner, attr)
@@ -282,8 +282,10 @@ def adapt(backbone: nn.Module, spec: AdaptationSpec) -> nn.Module:
     if spec.method == "probe" and hasattr(backbone, "lm_head"):
         # Generation has no head of its own: its probe is the LM head (+ the final norm).
         backbone.lm_head.weight.requires_grad_(True)
-        if backbone.backbone.norm_f is not None:
-            for p in backbone.backbone.norm_f.parameters():
+        tf = backbone.backbone
+        norm = tf.dec_norm_f if tf.cfg.n_dec_layer else tf.norm_f  # the norm the head reads
+        if norm is not None:
+            for p in norm.parameters():
                 p.requires_grad_(True)
     return backbone
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-FAMILIES = ("decoder", "encoder", "prefix_lm")
+FAMILIES = ("decoder", "encoder", "prefix_lm", "encoder_decoder")
 MLPS = ("gelu", "relu", "swiglu")
 NORMS = ("layernorm", "rmsnorm")
 NORM_POSITIONS = ("pre", "post")
@@ -31,16 +31,21 @@ class TransformerConfig:
     """One Transformer architecture.
 
     Attributes:
-        family: ``decoder`` (causal), ``encoder`` (bidirectional) or ``prefix_lm`` (bidirectional
-            over the input prefix, causal over the rest).
+        family: ``decoder`` (causal), ``encoder`` (bidirectional), ``prefix_lm`` (bidirectional
+            over the input prefix, causal over the rest) or ``encoder_decoder`` (T5/BART-like: a
+            bidirectional encoder of ``n_layer`` blocks and a causal decoder of ``n_dec_layer``
+            blocks with cross-attention over the encoder's states).
         vocab_size: Number of token ids (set from the tokenizer, not searched).
         max_seq_len: Longest sequence the model accepts (learned positions are this long).
-        n_layer: Number of Transformer blocks.
+        n_layer: Number of Transformer blocks (of the encoder, for ``encoder_decoder``).
+        n_dec_layer: Decoder blocks of an ``encoder_decoder`` (at least 1); 0 for the other
+            families, which have one stack.
         d_model: Width of the residual stream.
         n_head: Query heads per attention layer.
         n_kv_head: Key/value heads: ``n_head`` is MHA, 1 is MQA, anything between is GQA.
             ``None`` means ``n_head``.
-        d_ff: Hidden width of each block's MLP: one int for all blocks, or one per block.
+        d_ff: Hidden width of each block's MLP: one int for all blocks, or one per block
+            (encoder blocks first, then decoder blocks).
         mlp: ``gelu``, ``relu`` or ``swiglu`` (gated; three matrices).
         norm: ``layernorm`` or ``rmsnorm``.
         norm_position: ``pre`` (norm inside the residual branch, final norm at the top) or
@@ -57,6 +62,7 @@ class TransformerConfig:
     vocab_size: int = 1024
     max_seq_len: int = 256
     n_layer: int = 2
+    n_dec_layer: int = 0
     d_model: int = 128
     n_head: int = 4
     n_kv_head: int | None = None
@@ -88,6 +94,18 @@ class TransformerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ArchitectureError(f"{name}={value!r} must be a positive integer")
+        dec = self.n_dec_layer
+        if isinstance(dec, bool) or not isinstance(dec, int) or dec < 0:
+            raise ArchitectureError(f"n_dec_layer={dec!r} must be a non-negative integer")
+        if self.family == "encoder_decoder" and dec < 1:
+            raise ArchitectureError(
+                f"n_dec_layer={dec} must be at least 1 for family 'encoder_decoder'"
+            )
+        if self.family != "encoder_decoder" and dec:
+            raise ArchitectureError(
+                f"n_dec_layer={dec} only applies to family 'encoder_decoder' (family is "
+                f"{self.family!r}; leave it 0)"
+            )
         if self.n_kv_head is None:
             self.n_kv_head = self.n_head
         kv = self.n_kv_head
@@ -109,10 +127,13 @@ class TransformerConfig:
         # One d_ff per block, always a list afterwards, so YAML and W&B see a single shape.
         d_ff = self.d_ff
         if isinstance(d_ff, int) and not isinstance(d_ff, bool):
-            d_ff = [d_ff] * self.n_layer
+            d_ff = [d_ff] * self.n_blocks
         d_ff = list(d_ff)
-        if len(d_ff) != self.n_layer:
-            raise ArchitectureError(f"d_ff has {len(d_ff)} entries but n_layer={self.n_layer}")
+        if len(d_ff) != self.n_blocks:
+            where = f"n_layer={self.n_layer}"
+            if self.n_dec_layer:
+                where += f" + n_dec_layer={self.n_dec_layer}"
+            raise ArchitectureError(f"d_ff has {len(d_ff)} entries but {where}")
         if any(isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in d_ff):
             raise ArchitectureError(f"d_ff={d_ff} must hold positive integers")
         self.d_ff = d_ff
@@ -121,6 +142,11 @@ class TransformerConfig:
         self.dropout = float(self.dropout)
 
     # ---- derived properties ------------------------------------------------------------------
+    @property
+    def n_blocks(self) -> int:
+        """Blocks of both stacks: ``n_layer`` plus ``n_dec_layer``."""
+        return self.n_layer + self.n_dec_layer
+
     @property
     def kv_dim(self) -> int:
         """Width of the key (and of the value) projection."""
@@ -136,12 +162,19 @@ class TransformerConfig:
     @property
     def can_generate(self) -> bool:
         """Whether the family has a causal part that can decode text left to right."""
-        return self.family in ("decoder", "prefix_lm")
+        return self.family in ("decoder", "prefix_lm", "encoder_decoder")
 
     # ---- serialisation -----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """The init arguments as plain Python values (derived fields left out)."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        """The init arguments as plain Python values (derived fields left out).
+
+        ``n_dec_layer`` is left out unless the family is ``encoder_decoder``: the other
+        families' dicts (YAML files, trial attrs, keys) stay what they were before it existed.
+        """
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        if self.family != "encoder_decoder":
+            del out["n_dec_layer"]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
@@ -195,12 +228,14 @@ class TransformerConfig:
         n = v * d  # token embedding
         if self.pos == "learned":
             n += self.max_seq_len * d
-        for f in self.d_ff:
-            attn = 2 * d * d + 2 * d * self.kv_dim  # q, o; k, v (no biases)
+        attn = 2 * d * d + 2 * d * self.kv_dim  # q, o; k, v (no biases)
+        for i, f in enumerate(self.d_ff):
             mlp = (3 if self.mlp == "swiglu" else 2) * d * f
             n += attn + mlp + 2 * norm
+            if i >= self.n_layer:  # a decoder block: cross-attention and its norm
+                n += attn + norm
         if self.norm_position == "pre":
-            n += norm  # final norm before the head
+            n += norm * (2 if self.n_dec_layer else 1)  # final norm of each stack
         if lm_head and not self.tie_embeddings:
             n += v * d
         return n
@@ -212,14 +247,17 @@ class TransformerConfig:
         ``torch.utils.flop_counter`` does for the math and GPU kernels (on a CPU, torch 2.13's
         counter has no rule for the fused attention op and counts it as 0); a causal mask really
         needs about half of it. Element-wise work (norms, activations, softmax) is left out.
-        Training costs about three times this.
+        Training costs about three times this. An ``encoder_decoder`` counts ``seq_len`` tokens
+        on each side (the encoder reads them, the decoder writes as many, as in denoising).
         """
         d, t = self.d_model, seq_len
         flops = 0
-        for f in self.d_ff:
+        for i, f in enumerate(self.d_ff):
             flops += 2 * t * (2 * d * d + 2 * d * self.kv_dim)
             flops += 2 * t * (3 if self.mlp == "swiglu" else 2) * d * f
             flops += 4 * t * t * d
+            if i >= self.n_layer:  # cross-attention: the same matmuls over t encoder states
+                flops += 2 * t * (2 * d * d + 2 * d * self.kv_dim) + 4 * t * t * d
         if lm_head:
             flops += 2 * t * d * self.vocab_size
         return flops
@@ -227,8 +265,9 @@ class TransformerConfig:
     def describe(self) -> str:
         """One line that names the architecture, for logs and leaderboards."""
         ff = self.d_ff[0] if len(set(self.d_ff)) == 1 else "/".join(map(str, self.d_ff))
+        depth = f"{self.n_layer}+{self.n_dec_layer}" if self.n_dec_layer else f"{self.n_layer}"
         return (
-            f"{self.family} L{self.n_layer} d{self.d_model} h{self.n_head}/{self.n_kv_head} "
+            f"{self.family} L{depth} d{self.d_model} h{self.n_head}/{self.n_kv_head} "
             f"ff{ff} {self.mlp} {self.norm}-{self.norm_position} {self.pos}"
         )
 

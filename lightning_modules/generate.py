@@ -3,7 +3,8 @@
 The stream a generation task trains on is ``[BOS] source [SEP] target [EOS]``; decoding feeds
 ``[BOS] source [SEP]`` (the prompt) and continues until ``[EOS]`` or ``max_new_tokens``. For the
 ``prefix_lm`` family the prompt is the bidirectional prefix, for ``decoder`` it is causal; an
-``encoder`` has no causal part and cannot generate.
+``encoder_decoder`` encodes the prompt and its decoder starts from the prompt's last token
+(``[SEP]``); an ``encoder`` has no causal part and cannot generate.
 
 Batches of prompts of different lengths are RIGHT-padded, as ``Transformer.forward`` expects:
 the prompt pass runs the model's own attention mask (causal, prefix or ALiBi, with padding), and
@@ -14,15 +15,17 @@ finish are dropped from the batch, so a batch costs what its live rows cost.
 
 Two ways to compute each step give the same tokens:
 
-* ``use_cache=True`` (default): keys and values of earlier positions are kept per layer and each
-  step runs the new token only (``O(T)`` per step).
+* ``use_cache=True`` (default): the model keeps the keys and values of earlier positions per
+  layer and each step runs the new token only (``O(T)`` per step); beam search reorders the
+  cache by beam index.
 * ``use_cache=False``: each step re-runs ``LanguageModel.hidden`` on the whole right-padded
   sequences (``O(T^2)`` per step). It is the reference the cache is tested against.
 
 At the sizes of the built-in spaces the cache is about 15x faster on a CPU (``docs/tasks.md``;
-``python benchmarks/task_stage_times.py --decode-only``). The cached path mirrors
-``Transformer.forward`` block by block; tests compare it with the recompute path for both
-families and every position scheme, so a change to ``model.py`` that it misses fails them.
+``python benchmarks/task_stage_times.py --decode-only``). The cache lives in the model
+(``LanguageModel.build_kv_cache``, ``model.KVCache``): this module holds only the decoding
+strategies and the prompt handling, and tests compare both paths for every generating family
+and position scheme.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightning_modules.data.tokenizer import BOS, EOS, PAD_ID, SEP
-from lightning_modules.model import apply_rope
 
 __all__ = ["beam_search", "generate", "generate_ids", "greedy", "prompt_ids"]
 
@@ -56,14 +58,15 @@ def prompt_ids(tokenizer, source_ids: Sequence[int], max_source_tokens: int) -> 
 
 
 # ---- steppers: one decoding step, with or without a cache -------------------------------------
-def _check_family(model) -> bool:
-    """Whether the model reads its prompt as a bidirectional prefix; rejects encoders."""
+def _check_family(model) -> str:
+    """How the model reads its prompt: ``causal``, ``prefix`` or ``seq2seq``; rejects encoders."""
     family = model.cfg.family
     if family == "encoder":
         raise ValueError(
-            "family 'encoder' cannot generate text (no causal part); use decoder or prefix_lm"
+            "family 'encoder' cannot generate text (no causal part); use decoder, prefix_lm "
+            "or encoder_decoder"
         )
-    return family == "prefix_lm"
+    return {"prefix_lm": "prefix", "encoder_decoder": "seq2seq"}.get(family, "causal")
 
 
 def _pad(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[Tensor, Tensor]:
@@ -75,166 +78,95 @@ def _pad(rows: Sequence[Sequence[int]], device: torch.device) -> tuple[Tensor, T
     return ids, lengths
 
 
-class _Recompute:
-    """Each step runs the model on the whole (right-padded) sequences: the reference path."""
+def _mask(lengths: Tensor, width: int) -> Tensor:
+    """``(R, width)`` 1 for the first ``lengths`` columns of each row, 0 after."""
+    return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).long()
 
-    def __init__(self, model, prefix: bool):
-        self.model, self.prefix = model, prefix
+
+class _Recompute:
+    """Each step runs the model on the whole (right-padded) sequences: the reference path.
+
+    An ``encoder_decoder`` re-encodes the prompts and re-runs the decoder over its rows, which
+    start with the prompt's last token (``[SEP]``, the decoder's start token in training).
+    """
+
+    def __init__(self, model, mode: str):
+        self.model, self.mode = model, mode
         self.device = next(model.parameters()).device
 
     def _logits(self) -> Tensor:
         ids, lengths = _pad(self.rows, self.device)  # (R, W), (R,)
-        mask = torch.arange(ids.shape[1], device=self.device)[None, :] < lengths[:, None]
-        prefix_len = self.prompt_len if self.prefix else None
-        h = self.model.hidden(ids, attention_mask=mask.long(), prefix_len=prefix_len)  # (R, W, d)
+        if self.mode == "seq2seq":
+            src, src_len = _pad(self.prompts, self.device)  # (R, P), (R,)
+            src_mask = _mask(src_len, src.shape[1])
+            memory = self.model.hidden(src, attention_mask=src_mask)  # (R, P, d)
+            h = self.model.decode_hidden(ids, memory, src_mask)  # (R, W, d)
+        else:
+            prefix_len = self.prompt_len if self.mode == "prefix" else None
+            mask = _mask(lengths, ids.shape[1])
+            h = self.model.hidden(ids, attention_mask=mask, prefix_len=prefix_len)  # (R, W, d)
         last = h[torch.arange(len(self.rows), device=self.device), lengths - 1]  # (R, d)
         return self.model.logits_from_hidden(last)  # (R, V)
 
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Tensor:
-        self.rows = [list(p) for p in prompts]
+        self.prompts = [list(p) for p in prompts]
+        self.rows = [[p[-1]] for p in prompts] if self.mode == "seq2seq" else list(self.prompts)
         self.prompt_len = torch.tensor([len(p) for p in prompts], device=self.device)
         return self._logits()
 
     def advance(self, rows: Sequence[int], tokens: Sequence[int]) -> Tensor:
         """Keep rows ``rows`` (in that order, repeats allowed), append ``tokens``, next logits."""
         self.rows = [self.rows[r] + [t] for r, t in zip(rows, tokens, strict=True)]
+        self.prompts = [self.prompts[r] for r in rows]
         self.prompt_len = self.prompt_len[torch.as_tensor(list(rows), device=self.device)]
         return self._logits()
 
 
 class _Cached:
-    """Keys and values of every layer are kept; each step runs the new tokens only.
+    """The model keeps every layer's keys and values (``KVCache``); each step feeds new tokens.
 
-    Mirrors ``Transformer.forward`` block by block (same modules, same order of operations), so
-    the prompt pass matches the model's own forward and later steps match a full recompute up
-    to float rounding.
+    An ``encoder_decoder`` encodes the prompts once; its cache keeps the decoder's self-attention
+    keys and values and each block's cross-attention ones, computed on the first step.
     """
 
-    def __init__(self, model, prefix: bool):
-        self.model, self.prefix = model, prefix
-        self.bb = model.backbone
-        self.cfg = model.cfg
+    def __init__(self, model, mode: str):
+        self.model, self.mode = model, mode
         self.device = next(model.parameters()).device
 
-    @staticmethod
-    def _attend(attn, x: Tensor, mask, is_causal: bool, rope, cache=None, slot=None):
-        """``Attention.forward`` that also returns (and, with ``cache``, extends) keys/values."""
-        B, T, _ = x.shape
-        q, k, v = attn.qkv(x).split([attn.d_model, attn.kv_dim, attn.kv_dim], dim=-1)
-        q = q.view(B, T, attn.n_head, attn.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = k.view(B, T, attn.n_kv_head, attn.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        v = v.view(B, T, attn.n_kv_head, attn.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
-        if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        if cache is not None:  # one new token per row, written at column ``slot``
-            keys, values = cache
-            keys[:, :, slot : slot + 1] = k
-            values[:, :, slot : slot + 1] = v
-            k, v = keys[:, :, : slot + 1], values[:, :, : slot + 1]  # (B, Hkv, S, hd)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=attn.n_kv_head != attn.n_head
-        )  # (B, H, T, hd)
-        y = y.transpose(1, 2).reshape(B, T, attn.d_model)  # (B, T, d)
-        return attn.proj(y), k, v
-
-    def _blocks(self, x: Tensor, mask, is_causal: bool, rope, slot=None) -> Tensor:
-        for i, block in enumerate(self.bb.blocks):
-            cache = None if slot is None else (self.keys[i], self.values[i])
-            if block.pre_norm:
-                a, k, v = self._attend(
-                    block.attn, block.norm1(x), mask, is_causal, rope, cache, slot
-                )
-                x = x + a
-                x = x + block.mlp(block.norm2(x))
-            else:
-                a, k, v = self._attend(block.attn, x, mask, is_causal, rope, cache, slot)
-                x = block.norm1(x + a)
-                x = block.norm2(x + block.mlp(x))
-            if slot is None:  # the prompt pass fills the first columns of the cache
-                # k's dtype, not x's: under mixed precision attention runs in bf16/fp16.
-                self.keys.append(k.new_zeros(self.shape))
-                self.values.append(v.new_zeros(self.shape))
-                self.keys[i][:, :, : k.shape[2]] = k
-                self.values[i][:, :, : v.shape[2]] = v
-        if self.bb.norm_f is not None:
-            x = self.bb.norm_f(x)
-        return x
-
     def start(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> Tensor:
-        bb, cfg = self.bb, self.cfg
         ids, lengths = _pad(prompts, self.device)  # (B, P), (B,)
         B, P = ids.shape
-        x = bb.tok_emb(ids)  # (B, P, d)
-        if bb.pos_emb is not None:
-            x = x + bb.pos_emb(torch.arange(P, device=self.device))
-        elif cfg.pos == "sinusoidal":
-            x = x + bb.pos_table[:P].to(x.dtype)
-        real = torch.arange(P, device=self.device)[None, :] < lengths[:, None]  # (B, P)
-        mask, is_causal = bb.build_attn_mask(
-            B, P, x.device, x.dtype, attention_mask=real.long(),
-            prefix_len=lengths if self.prefix else None,
-        )  # fmt: skip
-        rope = None
-        if cfg.pos == "rope":
-            rope = (bb.rope_cos[:P].to(x.dtype), bb.rope_sin[:P].to(x.dtype))
-        S = P + max_new_tokens
-        self.shape = (B, cfg.n_kv_head, S, cfg.head_dim)
-        self.keys: list[Tensor] = []  # per layer (B, Hkv, S, hd), allocated by the prompt pass
-        self.values: list[Tensor] = []
-        self.valid = torch.zeros(B, S, dtype=torch.bool, device=self.device)  # (B, S)
-        self.valid[:, :P] = real
-        self.key_pos = torch.zeros(B, S, dtype=torch.long, device=self.device)  # (B, S)
-        self.key_pos[:, :P] = torch.arange(P, device=self.device)
-        self.next_pos = lengths.clone()  # (B,) position of each row's next token
-        self.slot = P  # cache column of the next token (the same for every row)
-        x = self._blocks(x, mask, is_causal, rope)  # (B, P, d)
-        last = x[torch.arange(B, device=self.device), lengths - 1]  # (B, d)
+        mask = _mask(lengths, P)  # (B, P)
+        if self.mode == "seq2seq":
+            self.cache = self.model.build_kv_cache(B, 1 + max_new_tokens)
+            memory = self.model.hidden(ids, attention_mask=mask)  # (B, P, d)
+            start = ids[torch.arange(B, device=self.device), lengths - 1][:, None]  # (B, 1)
+            h = self.model.decode_hidden(start, memory, mask, cache=self.cache)  # (B, 1, d)
+            return self.model.logits_from_hidden(h[:, -1])  # (B, V)
+        self.cache = self.model.build_kv_cache(B, P + max_new_tokens)
+        h = self.model.hidden(
+            ids,
+            attention_mask=mask,
+            prefix_len=lengths if self.mode == "prefix" else None,
+            cache=self.cache,
+        )  # (B, P, d)
+        last = h[torch.arange(B, device=self.device), lengths - 1]  # (B, d)
         return self.model.logits_from_hidden(last)  # (B, V)
 
     def advance(self, rows: Sequence[int], tokens: Sequence[int]) -> Tensor:
         """Keep rows ``rows`` (in that order, repeats allowed), feed ``tokens``, next logits."""
-        bb, cfg = self.bb, self.cfg
-        index = torch.as_tensor(list(rows), device=self.device)
-        if len(rows) != self.valid.shape[0] or not bool(
-            (index == torch.arange(len(rows), device=self.device)).all()
-        ):
-            self.keys = [k.index_select(0, index) for k in self.keys]
-            self.values = [v.index_select(0, index) for v in self.values]
-            self.valid = self.valid.index_select(0, index)
-            self.key_pos = self.key_pos.index_select(0, index)
-            self.next_pos = self.next_pos.index_select(0, index)
-        slot, pos = self.slot, self.next_pos  # pos: (R,)
-        tok = torch.as_tensor(list(tokens), dtype=torch.long, device=self.device)
-        x = bb.tok_emb(tok)[:, None, :]  # (R, 1, d)
-        if bb.pos_emb is not None:
-            x = x + bb.pos_emb(pos)[:, None, :]
-        elif cfg.pos == "sinusoidal":
-            x = x + bb.pos_table[pos].to(x.dtype)[:, None, :]
-        self.valid[:, slot] = True
-        self.key_pos[:, slot] = pos
-        rope = None
-        if cfg.pos == "rope":
-            cos = bb.rope_cos[pos].to(x.dtype)[:, None, None, :]  # (R, 1, 1, hd/2)
-            sin = bb.rope_sin[pos].to(x.dtype)[:, None, None, :]
-            rope = (cos, sin)
-        valid = self.valid[:, : slot + 1]  # (R, S)
-        if cfg.pos == "alibi":
-            distance = (pos[:, None] - self.key_pos[:, : slot + 1]).abs().to(x.dtype)  # (R, S)
-            bias = -bb.alibi_slopes.to(x.dtype).view(1, -1, 1, 1) * distance[:, None, None, :]
-            mask = bias.masked_fill(~valid[:, None, None, :], float("-inf"))  # (R, H, 1, S)
-        elif bool(valid.all()):
-            mask = None  # no pad slot to hide: the plain kernel
+        self.cache.reorder(torch.as_tensor(list(rows), device=self.device))
+        tok = torch.as_tensor(list(tokens), dtype=torch.long, device=self.device)[:, None]
+        if self.mode == "seq2seq":
+            h = self.model.decode_hidden(tok, None, cache=self.cache)  # (R, 1, d)
         else:
-            mask = valid[:, None, None, :]  # (R, 1, 1, S)
-        x = self._blocks(x, mask, False, rope, slot=slot)  # (R, 1, d)
-        self.slot += 1
-        self.next_pos = pos + 1
-        return self.model.logits_from_hidden(x[:, 0])  # (R, V)
+            h = self.model.hidden(tok, cache=self.cache)  # (R, 1, d)
+        return self.model.logits_from_hidden(h[:, -1])  # (R, V)
 
 
 def _stepper(model, use_cache: bool):
-    prefix = _check_family(model)
-    return _Cached(model, prefix) if use_cache else _Recompute(model, prefix)
+    mode = _check_family(model)
+    return _Cached(model, mode) if use_cache else _Recompute(model, mode)
 
 
 def _check_budget(model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> None:
@@ -256,7 +188,7 @@ def greedy(
     """Greedy decoding of every prompt.
 
     Args:
-        model: A ``LanguageModel`` of a decoder or prefix-LM family, in eval mode.
+        model: A ``LanguageModel`` of a generating family (``cfg.can_generate``), in eval mode.
         prompts: Token ids of each prompt (``[BOS] source [SEP]``), unpadded.
         max_new_tokens: Most tokens generated per prompt.
         eos_id: Generation of a row stops at this id (not included in the output).
@@ -303,7 +235,7 @@ def beam_search(
     ``num_beams=1`` this is greedy decoding (tested).
 
     Args:
-        model: A ``LanguageModel`` of a decoder or prefix-LM family, in eval mode.
+        model: A ``LanguageModel`` of a generating family (``cfg.can_generate``), in eval mode.
         prompts: Token ids of each prompt, unpadded.
         max_new_tokens: Most tokens generated per prompt.
         eos_id: End of a hypothesis (not included in the output).
@@ -392,7 +324,7 @@ def generate_ids(
     The model is put in eval mode for the call (dropout off) and restored afterwards.
 
     Args:
-        model: A ``LanguageModel`` of a decoder or prefix-LM family.
+        model: A ``LanguageModel`` of a generating family (``cfg.can_generate``).
         prompts: Token ids of each prompt, unpadded.
         max_new_tokens: Most tokens generated per prompt.
         eos_id: Generation stops at this id (not included in the output).
@@ -433,7 +365,7 @@ def generate(
     length (less padding); the outputs come back in the order of ``sources``.
 
     Args:
-        model: A fine-tuned ``LanguageModel`` (decoder or prefix-LM family).
+        model: A fine-tuned ``LanguageModel`` of a generating family.
         tokenizer: The tokenizer it was trained with.
         sources: Input texts.
         max_new_tokens: Most tokens generated per text.

@@ -76,6 +76,12 @@ def check_fits(super_cfg: TransformerConfig, sub: TransformerConfig) -> None:
         super_cfg: The super-network's architecture.
         sub: A candidate sub-network.
     """
+    for cfg in (super_cfg, sub):
+        if cfg.family == "encoder_decoder":
+            raise ArchitectureError(
+                "family='encoder_decoder' has no super-network (a second stack with "
+                "cross-attention has no slicing rules): use strategy=standalone"
+            )
     for name in (*DATA, *SHARED):
         if getattr(sub, name) != getattr(super_cfg, name):
             raise ArchitectureError(
@@ -136,6 +142,7 @@ class SuperNetwork(nn.Module):
 
     def __init__(self, super_cfg: TransformerConfig):
         super().__init__()
+        check_fits(super_cfg, super_cfg)  # refuses what no super-network can be
         if super_cfg.n_kv_head != super_cfg.n_head:
             # Key and value blocks as wide as the queries: the widest any sub-network reads.
             super_cfg = dataclasses.replace(super_cfg, n_kv_head=super_cfg.n_head)

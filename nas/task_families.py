@@ -76,9 +76,8 @@ def restrict_to_tasks(space: SearchSpace, tasks: Mapping[str, Mapping[str, Any]]
     allowed = allowed_families(tasks)
     restricted = space.restrict("family", allowed, why=why)
     if restricted is not space:
-        log.info(
-            "search space '%s': family limited to %s (%s)", space.name, ", ".join(allowed), why
-        )
+        kept = restricted.param("family").choices  # the space's own families that remain
+        log.info("search space '%s': family limited to %s (%s)", space.name, ", ".join(kept), why)
     return restricted
 
 

@@ -8,8 +8,9 @@ A search space is a YAML file (built-in ones live next to this module and are lo
     fixed:                           # TransformerConfig fields set for every trial (optional)
       dropout: 0.0
     params:                          # ordered; sampled in this order
-      family: {type: categorical, choices: [decoder, encoder, prefix_lm]}
+      family: {type: categorical, choices: [decoder, encoder, prefix_lm, encoder_decoder]}
       n_layer: {type: int, low: 1, high: 4}
+      n_dec_layer: {type: int, low: 1, high: 2, when: {family: [encoder_decoder]}}
       d_model: {type: categorical, choices: [64, 128]}
       n_head: {type: categorical, choices: [2, 4, 8]}
       d_ff: {type: int, low: 128, high: 512, step: 128, per_layer: true}
@@ -36,8 +37,8 @@ Every key under ``fixed`` and ``params`` is an init field of
     A non-empty list of distinct scalars (``null``, booleans, numbers, strings).
 ``per_layer`` (optional, ``d_ff`` only)
     Sample one value per block: Optuna parameters ``d_ff.0``, ``d_ff.1``, ... all with the same
-    distribution, as many as the trial's ``n_layer`` (which must be fixed or listed before).
-    The field becomes a list.
+    distribution, as many as the trial's blocks: ``n_layer`` plus, for an ``encoder_decoder``,
+    ``n_dec_layer`` (each must be fixed or listed before). The field becomes a list.
 ``when`` (optional)
     A mapping from the name of a param listed *before* this one to the list of its values that
     enable this one; every condition must hold. A param whose condition fails is not sampled (it
@@ -261,6 +262,8 @@ class _EntryParser:
             )
         if name in self.fixed:
             raise self.fail("is both fixed and a param; keep one")
+        if name == "n_dec_layer" and any(p.per_layer for p in self.earlier.values()):
+            raise self.fail("must be listed before the per-layer entries (they count its blocks)")
         if not isinstance(entry, Mapping):
             raise self.fail(f"expected a mapping with a 'type' key, got {entry!r}")
         for key in entry:
@@ -680,7 +683,10 @@ class SearchSpace:
                 any(_same(arch.get(other), value) for value in values)
                 for other, values in p.when.items()
             )
-            n_layer = arch.get("n_layer", _field_default("n_layer"))
+            # Per-layer entries have one value per block of both stacks (encoder_decoder).
+            n_layer = arch.get("n_layer", _field_default("n_layer")) + arch.get(
+                "n_dec_layer", _field_default("n_dec_layer")
+            )
             if not enabled:
                 value = p.fallback
                 if p.per_layer and not isinstance(value, list):
@@ -690,6 +696,10 @@ class SearchSpace:
             else:
                 value = get(p, p.name)
             arch[p.name] = value
+        if arch.get("n_dec_layer") == 0 and arch.get("family") != "encoder_decoder":
+            # As TransformerConfig.to_dict does: the other families' architectures (trial
+            # attrs, YAML files) stay what they were before encoder-decoders existed.
+            del arch["n_dec_layer"]
         return arch
 
 

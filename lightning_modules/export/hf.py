@@ -40,6 +40,8 @@ def hf_family(cfg: TransformerConfig) -> tuple[str | None, str]:
             "family=prefix_lm: no transformers model attends bidirectionally over a prefix "
             "and causally after it"
         )
+    if cfg.family == "encoder_decoder":
+        return None, "family=encoder_decoder: the T5/BART export is not implemented yet"
     if cfg.family == "encoder":
         return None, (
             "family=encoder: BERT normalises its embeddings (a LayerNorm after word + position) "

@@ -1,7 +1,7 @@
 """Code generation: description -> Python function, scored by running it against unit tests.
 
 A generation task (one causal stream ``[BOS] source [SEP] target [EOS]``, greedy or beam
-decoding, decoder and prefix-LM families) whose examples are ``CodeExample``s. Source and target
+decoding, every generating family) whose examples are ``CodeExample``s. Source and target
 go through ``code_to_text`` (line breaks and indentation as markers the BPE keeps) and the decoded
 output back through ``text_to_code``. The primary metric ``pass_at_1`` is the share of examples
 whose one generated program passes all of the example's tests, run by

@@ -2,9 +2,12 @@
 
 A decoder-only seq2seq: ``[BOS] source [SEP] target [EOS]`` is one sequence; the loss covers the
 target tokens and ``[EOS]`` only. For the ``prefix_lm`` family ``[BOS] source [SEP]`` is the
-bidirectional prefix (as in its pretraining), for ``decoder`` everything is causal; an
-``encoder`` cannot generate, so the task declares ``families = (decoder, prefix_lm)`` and the
-engine keeps encoders out of the search space when it is selected.
+bidirectional prefix (as in its pretraining), for ``decoder`` everything is causal. An
+``encoder_decoder`` reads the same stream split in two (``split_stream``): its encoder reads the
+prompt ``[BOS] source [SEP]``, its decoder reads ``[SEP] target`` and predicts ``target [EOS]``
+(``[SEP]`` is its start token, in denoising pretraining too). An ``encoder`` cannot generate, so
+the task declares ``families = (decoder, prefix_lm, encoder_decoder)`` and the engine keeps
+encoders out of the search space when it is selected.
 
 Generation reuses the pretrained LM head, so the task fine-tunes the whole ``LanguageModel``
 (``needs_lm_head``): ``nas/trial.py::finetune`` hands it the full model as the "backbone" and
@@ -28,6 +31,38 @@ from lightning_modules.tasks.base import Encoded, Task, pad_rows
 IGNORE = -100
 
 
+def split_stream(
+    input_ids: Tensor, attention_mask: Tensor, prefix_len: Tensor, labels: Tensor | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """An ``encoder_decoder``'s two inputs from the one right-padded stream of the task.
+
+    Args:
+        input_ids: ``(B, W)`` streams ``[BOS] source [SEP] target [EOS]``.
+        attention_mask: ``(B, W)`` 1 real / 0 pad.
+        prefix_len: ``(B,)`` prompt lengths (``[BOS] source [SEP]``).
+        labels: ``(B, W)`` stream labels (``IGNORE`` on the prompt), or ``None``.
+
+    Returns:
+        ``(source_mask, decoder_ids, decoder_mask, decoder_labels)``: the encoder reads
+        ``input_ids`` under ``source_mask`` (B, W) (the prompt only); the decoder reads each row
+        from its prompt's last token (``[SEP]``) on, left-aligned: ``(B, Wd)`` ids, mask and
+        labels (``IGNORE`` past each row's end).
+    """
+    W = input_ids.shape[1]
+    cols = torch.arange(W, device=input_ids.device)
+    source_mask = (cols[None, :] < prefix_len[:, None]).long() * attention_mask  # (B, W)
+    start = (prefix_len - 1).clamp(min=0)  # (B,) column of [SEP]
+    length = attention_mask.sum(1) - start  # (B,) decoder tokens of each row
+    Wd = int(length.max())
+    index = (start[:, None] + cols[None, :Wd]).clamp(max=W - 1)  # (B, Wd)
+    decoder_mask = (cols[None, :Wd] < length[:, None]).long()  # (B, Wd)
+    decoder_ids = input_ids.gather(1, index) * decoder_mask  # pads -> PAD_ID (0)
+    decoder_labels = None
+    if labels is not None:
+        decoder_labels = labels.gather(1, index).masked_fill(decoder_mask == 0, IGNORE)
+    return source_mask, decoder_ids, decoder_mask, decoder_labels
+
+
 class GenerationTask(Task):
     """Source text -> target text; scored by corpus BLEU or ROUGE-L F-measure, in [0, 1].
 
@@ -47,7 +82,7 @@ class GenerationTask(Task):
 
     kind = "generation"
     metrics = ("bleu", "chrf", "rouge_l")
-    families = ("decoder", "prefix_lm")
+    families = ("decoder", "prefix_lm", "encoder_decoder")
     needs_lm_head = True
     options = ("max_new_tokens", "num_beams", "length_penalty")
 
@@ -135,11 +170,19 @@ class GenerationTask(Task):
     def loss(self, backbone, head, batch) -> Tensor:
         """Next-token cross-entropy on the target tokens and ``[EOS]`` only."""
         model = self._language_model(backbone)
-        prefix = batch["prefix_len"] if model.cfg.family == "prefix_lm" else None
-        hidden = model.hidden(
-            batch["input_ids"], attention_mask=batch["attention_mask"], prefix_len=prefix
-        )  # (B, T, d)
-        target = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
+        labels = batch["labels"]
+        if model.cfg.family == "encoder_decoder":
+            source_mask, dec_ids, _, labels = split_stream(
+                batch["input_ids"], batch["attention_mask"], batch["prefix_len"], labels
+            )
+            memory = model.hidden(batch["input_ids"], attention_mask=source_mask)  # (B, W, d)
+            hidden = model.decode_hidden(dec_ids, memory, source_mask)  # (B, Wd, d)
+        else:
+            prefix = batch["prefix_len"] if model.cfg.family == "prefix_lm" else None
+            hidden = model.hidden(
+                batch["input_ids"], attention_mask=batch["attention_mask"], prefix_len=prefix
+            )  # (B, T, d)
+        target = labels[:, 1:]  # (B, T-1): position t predicts token t+1
         chosen = target != IGNORE
         # Only target positions reach the vocabulary matmul, the largest one of a small model.
         logits = model.logits_from_hidden(hidden[:, :-1][chosen])  # (N, V)

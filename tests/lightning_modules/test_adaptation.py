@@ -222,3 +222,30 @@ def test_spec_rejects_unknown_methods_and_targets():
 def test_per_million_is_adaptability_per_million_trainable_parameters():
     assert per_million(0.5, [1_000_000, 3_000_000]) == pytest.approx(0.25)
     assert per_million(0.4, [20_000]) == pytest.approx(20.0)
+
+
+def test_encoder_decoder_lora_and_probe_cover_the_decoder_stack():
+    c = cfg(family="encoder_decoder", n_dec_layer=1, tie_embeddings=False)
+    spec = AdaptationSpec(method="lora", rank=2, alpha=4, targets=("q", "v", "w2"))
+    lm = task_model(c, spec, lm=True)
+    trainable = {n for n, p in lm.named_parameters() if p.requires_grad}
+    assert any(n.startswith("backbone.backbone.dec_blocks.0.attn.qkv.lora_") for n in trainable)
+    assert all(".lora_" in n for n in trainable)
+    assert count_trainable(lm) == expected_trainable(c, spec, lm.head, lm=True)
+    x = ids()
+    opt = adamw_with_schedule(lm, 1e-2, 0.01, 3)["optimizer"]
+    before = frozen_state(lm)
+    for _ in range(3):
+        loss = lm.backbone(x, decoder_input_ids=x).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = dict(lm.named_parameters())
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    probe = task_model(c, AdaptationSpec(method="probe"), lm=True)
+    names = {n for n, p in probe.named_parameters() if p.requires_grad}
+    norm = {"backbone.backbone.dec_norm_f.weight", "backbone.backbone.dec_norm_f.bias"}
+    assert names == {"backbone.lm_head.weight", *norm}
+    assert count_trainable(probe) == expected_trainable(
+        c, AdaptationSpec(method="probe"), probe.head, lm=True
+    )

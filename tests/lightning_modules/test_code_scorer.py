@@ -131,12 +131,14 @@ def test_gold_code_scores_one_and_a_tiny_candidate_scores_in_range(tiny_cfg):
     refs = task.encoded("validation").references
     gold = task.score([(i, _as_decoded(task, e.target)) for i, e in enumerate(refs)], "validation")
     assert gold["pass_at_1"] == 1.0 and gold["exact_match"] == 1.0
-    arch = TransformerConfig(
-        family="decoder", n_layer=1, d_model=32, n_head=2, d_ff=64, **data_fields(suite)
-    )
-    result = run_candidate(arch, suite, plain(cfg), seed=0)
-    assert 0.0 <= result.task_scores["code"] <= 1.0
-    assert 0.0 <= result.adaptability <= 1.0
+    for family, n_dec_layer in (("decoder", 0), ("encoder_decoder", 1)):
+        arch = TransformerConfig(
+            family=family, n_layer=1, n_dec_layer=n_dec_layer, d_model=32, n_head=2, d_ff=64,
+            **data_fields(suite),
+        )  # fmt: skip
+        result = run_candidate(arch, suite, plain(cfg), seed=0)
+        assert 0.0 <= result.task_scores["code"] <= 1.0
+        assert 0.0 <= result.adaptability <= 1.0
 
 
 def _as_decoded(task: CodeTask, code: str) -> str:

@@ -41,7 +41,7 @@ from tests.lightning_modules.fake_device import (
     to_other,
 )
 
-FAMILIES = ("decoder", "encoder", "prefix_lm")
+FAMILIES = ("decoder", "encoder", "prefix_lm", "encoder_decoder")
 POSITIONS = ("learned", "sinusoidal", "rope", "alibi", "none")
 SPECIAL_IDS = {"mask": 4, "n_special": 7}
 TASKS = {  # name -> (kind, splits maker arguments)
@@ -97,6 +97,7 @@ def arch(family: str, pos: str = "rope", **kw) -> TransformerConfig:
     fields = dict(
         family=family, pos=pos, vocab_size=384, max_seq_len=96, n_layer=2, d_model=32,
         n_head=4, n_kv_head=2, d_ff=64, dropout=0.0,
+        n_dec_layer=1 if family == "encoder_decoder" else 0,
     )  # fmt: skip
     return TransformerConfig(**(fields | kw))
 
@@ -222,6 +223,8 @@ def test_every_task_kind_trains_validates_and_predicts_on_the_model_device(tasks
         ("decoder", "alibi"),
         ("prefix_lm", "learned"),
         ("prefix_lm", "sinusoidal"),
+        ("encoder_decoder", "rope"),
+        ("encoder_decoder", "alibi"),
     ],
 )
 def test_greedy_and_beam_decoding_run_on_the_model_device(family, pos, num_beams, use_cache):

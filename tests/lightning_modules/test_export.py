@@ -18,6 +18,7 @@ from lightning_modules.export import (
     TOLERANCE,
     ExportError,
     HFFormat,
+    OnnxFormat,
     SafetensorsFormat,
     TaskModel,
     export_onnx,
@@ -271,3 +272,20 @@ def test_a_code_task_model_maps_like_a_generation_one(tmp_path):
         assert torch.equal(task_graph(code)(ids, mask), lm(ids, attention_mask=mask))
     prefix = TaskModel(build_model(cfg(family="prefix_lm")), None, "code")
     assert graph_io(prefix) == (["input_ids", "attention_mask", "prefix_len"], ["logits"])
+
+
+@pytest.mark.parametrize("kind", ["sequence", "generation"])
+def test_encoder_decoder_export_fails_in_one_line_without_writing(tmp_path, kind):
+    arch = cfg(family="encoder_decoder", n_dec_layer=1)
+    lm = build_model(arch)
+    head = build_head(kind, arch, 3) if kind == "sequence" else torch.nn.Identity()
+    model = TaskModel(lm if kind == "generation" else lm.backbone, head, kind)
+    ids = torch.randint(7, V, (2, 6))
+    with pytest.raises(ExportError, match="^family=encoder_decoder: ONNX export is not") as err:
+        export_onnx(model, tmp_path / "m.onnx", {"input_ids": ids, "attention_mask": ids > 0})
+    assert "\n" not in str(err.value) and not (tmp_path / "m.onnx").exists()
+    family, reason = hf_family(arch)
+    assert family is None and reason.startswith("family=encoder_decoder")
+    # The export pipeline skips both formats with these reasons instead of failing.
+    assert OnnxFormat().unsupported(arch).startswith("family=encoder_decoder")
+    assert HFFormat().unsupported(arch) == reason

@@ -47,6 +47,8 @@ def tokenizer(world, translation, summarization):
 def _model(family: str, pos: str = "rope", vocab: int = 12, seed: int = 0, **kw) -> LanguageModel:
     """A random model whose greedy outputs stop at EOS after varying numbers of tokens."""
     torch.manual_seed(seed)
+    if family == "encoder_decoder":
+        kw.setdefault("n_dec_layer", 2)
     cfg = TransformerConfig(
         family=family, pos=pos, vocab_size=vocab, max_seq_len=48, n_layer=2, d_model=32,
         n_head=4, n_kv_head=kw.pop("n_kv_head", 1), d_ff=64, tie_embeddings=False, **kw,
@@ -65,7 +67,10 @@ def _prompts(n: int, vocab: int = 12, seed: int = 0) -> list[list[int]]:
 
 # ---- decoding ---------------------------------------------------------------------------------
 CASES = list(
-    itertools.product(["decoder", "prefix_lm"], ["learned", "sinusoidal", "rope", "alibi", "none"])
+    itertools.product(
+        ["decoder", "prefix_lm", "encoder_decoder"],
+        ["learned", "sinusoidal", "rope", "alibi", "none"],
+    )
 )
 
 
@@ -140,6 +145,17 @@ def test_prefix_lm_reads_the_prompt_as_its_bidirectional_prefix():
     assert not torch.allclose(prefix[len(prompt) - 1], causal[len(prompt) - 1], atol=1e-4)
 
 
+def test_encoder_decoder_encodes_the_prompt_and_decodes_from_its_last_token():
+    model, (prompt,) = _model("encoder_decoder", "rope"), _prompts(1, seed=5)
+    out = greedy(model, [prompt], 6, EOS_ID, use_cache=True)[0]
+    assert out
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt]), decoder_input_ids=torch.tensor([[3, *out]]))[0]
+    # Every generated token is the argmax of the decoder fed [SEP] and the tokens before it.
+    assert [int(t) for t in logits[: len(out)].argmax(-1)] == out
+    assert beam_search(model, [prompt], 6, EOS_ID, num_beams=1) == [out]
+
+
 def test_encoders_cannot_generate_and_budgets_are_checked():
     enc = build_model(TransformerConfig(family="encoder", vocab_size=12, max_seq_len=16, d_ff=32))
     with pytest.raises(ValueError, match="family 'encoder' cannot generate"):
@@ -170,7 +186,7 @@ def test_generate_text_keeps_the_order_of_sources(tokenizer):
 # ---- the task ---------------------------------------------------------------------------------
 def test_registered_as_generation_kind_for_causal_families():
     assert TASK_KINDS["generation"] is GenerationTask
-    assert GenerationTask.families == ("decoder", "prefix_lm")
+    assert GenerationTask.families == ("decoder", "prefix_lm", "encoder_decoder")
     assert GenerationTask.needs_lm_head
 
 
@@ -238,12 +254,12 @@ def test_encoders_are_refused(translation, tokenizer):
         task.make_head(cfg)
 
 
-@pytest.mark.parametrize("family", ["decoder", "prefix_lm"])
+@pytest.mark.parametrize("family", ["decoder", "prefix_lm", "encoder_decoder"])
 def test_finetune_trains_the_whole_language_model(family, translation, tokenizer):
     task = GenerationTask("translation", translation, tokenizer, max_len=48, max_new_tokens=12)
     arch = TransformerConfig(
         family=family, vocab_size=tokenizer.get_vocab_size(), max_seq_len=48, n_layer=1,
-        d_model=32, n_head=2, d_ff=64,
+        d_model=32, n_head=2, d_ff=64, n_dec_layer=int(family == "encoder_decoder"),
     )  # fmt: skip
     torch.manual_seed(0)
     pretrained = build_model(arch)
@@ -266,3 +282,18 @@ def test_finetune_trains_the_whole_language_model(family, translation, tokenizer
     (step, scores), *_ = module.curve
     assert step == 6 and set(scores) == {"bleu", "chrf", "rouge_l", "score"}
     assert 0.0 <= scores["score"] <= 1.0
+
+
+def test_split_stream_gives_the_encoder_the_prompt_and_the_decoder_the_rest():
+    from lightning_modules.tasks.generation import split_stream
+
+    # Row 0: prompt [5 8 3] target [9 9] EOS; row 1: prompt [5 3] target [7] EOS, padded.
+    ids = torch.tensor([[5, 8, 3, 9, 9, 6], [5, 3, 7, 6, 0, 0]])
+    mask = (ids != 0).long()
+    labels = torch.tensor([[IGNORE] * 3 + [9, 9, 6], [IGNORE] * 2 + [7, 6, IGNORE, IGNORE]])
+    src_mask, dec, dec_mask, dec_labels = split_stream(ids, mask, torch.tensor([3, 2]), labels)
+    assert src_mask.tolist() == [[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]]
+    assert dec.tolist() == [[3, 9, 9, 6], [3, 7, 6, 0]]
+    assert dec_mask.tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    # Decoder position t predicts label t+1: [SEP] -> first target token ... -> EOS.
+    assert dec_labels[:, 1:].tolist() == [[9, 9, 6], [7, 6, IGNORE]]

@@ -20,7 +20,14 @@ V, T, B, D = 97, 16, 3, 32
 
 def tiny(family: str = "decoder") -> TransformerConfig:
     return TransformerConfig(
-        family=family, vocab_size=V, max_seq_len=T, n_layer=2, d_model=D, n_head=4, d_ff=64
+        family=family,
+        vocab_size=V,
+        max_seq_len=T,
+        n_layer=2,
+        d_model=D,
+        n_head=4,
+        d_ff=64,
+        n_dec_layer=int(family == "encoder_decoder"),
     )
 
 

@@ -37,8 +37,18 @@ def tiny(**overrides) -> TransformerConfig:
         d_ff=[32, 64, 48],
         pos="rope",
     )
+    if overrides.get("family") == "encoder_decoder":
+        # Two decoder blocks after the three encoder ones, with d_ff of their own.
+        base["n_dec_layer"] = 2
+        base["d_ff"] = [32, 64, 48, 40, 56]
     base.update(overrides)
     return TransformerConfig(**base)
+
+
+def dec(cfg_or_family, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The decoder input an ``encoder_decoder`` needs (``x`` itself); nothing for the others."""
+    family = getattr(cfg_or_family, "family", cfg_or_family)
+    return {"decoder_input_ids": x} if family == "encoder_decoder" else {}
 
 
 def ids(seed: int = 0, batch: int = B) -> torch.Tensor:
@@ -65,12 +75,14 @@ KNOBS = (
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize(("knob", "value"), KNOBS, ids=[f"{k}={v}" for k, v in KNOBS])
 def test_every_knob_trains(family, knob, value):
+    if family == "encoder_decoder" and knob == "d_ff" and isinstance(value, list):
+        value = [*value, 40, 56]  # one per block of both stacks
     cfg = tiny(family=family, dropout=0.1, **{knob: value})
     m = build_model(cfg).train()
     x = ids()
     mask = torch.ones(B, T, dtype=torch.long)
     mask[1, 11:] = 0
-    logits = m(x, attention_mask=mask, prefix_len=torch.tensor([4, 7]))
+    logits = m(x, attention_mask=mask, prefix_len=torch.tensor([4, 7]), **dec(cfg, x))
     assert logits.shape == (B, T, V)
     loss = F.cross_entropy(logits.flatten(0, 1), ids(1).flatten())
     assert torch.isfinite(loss)
@@ -85,7 +97,7 @@ def test_every_knob_trains(family, knob, value):
 @pytest.mark.parametrize("pos", POSITIONS)
 def test_no_mask_forward_is_finite(family, pos):
     """The mask-free paths (no attention_mask, no prefix_len) of every family and position."""
-    out = model(tiny(family=family, pos=pos))(ids())
+    out = model(tiny(family=family, pos=pos))(ids(), **dec(family, ids()))
     assert out.shape == (B, T, V) and torch.isfinite(out).all()
 
 
@@ -104,6 +116,26 @@ def test_param_count_matches_config_on_grid():
         assert m.num_params() == unique == cfg.num_params(), cfg.describe()
         backbone = sum(p.numel() for p in m.backbone.parameters())
         assert backbone == cfg.num_params(lm_head=False), cfg.describe()
+
+
+def test_encoder_decoder_param_count_matches_config():
+    grid = itertools.product(NORMS, NORM_POSITIONS, ("learned", "rope"), (4, 1), (True, False))
+    for norm, norm_position, pos, kv, tie in grid:
+        cfg = tiny(
+            family="encoder_decoder", mlp="swiglu", norm=norm, norm_position=norm_position,
+            pos=pos, n_kv_head=kv, tie_embeddings=tie,
+        )  # fmt: skip
+        m = build_model(cfg)
+        assert len(m.backbone.blocks) == 3 and len(m.backbone.dec_blocks) == 2
+        assert [b.mlp.w1.out_features for b in m.backbone.dec_blocks] == [40, 56]
+        assert m.num_params() == cfg.num_params(), cfg.describe()
+        backbone = sum(p.numel() for p in m.backbone.parameters())
+        assert backbone == cfg.num_params(lm_head=False), cfg.describe()
+    # Each decoder block adds self-attention, cross-attention, an MLP and three norms.
+    one = tiny(family="encoder_decoder", n_dec_layer=1, d_ff=64)
+    two = tiny(family="encoder_decoder", n_dec_layer=2, d_ff=64)
+    d = 32
+    assert two.num_params() - one.num_params() == 2 * 4 * d * d + 2 * d * 64 + 3 * 2 * d
 
 
 def test_gqa_and_mqa_change_params_not_shapes():
@@ -134,6 +166,15 @@ def test_yaml_round_trip(tmp_path):
     loaded = TransformerConfig.from_yaml(path)
     assert loaded == cfg
     assert build_model(loaded).num_params() == build_model(cfg).num_params()
+
+
+def test_encoder_decoder_yaml_round_trip_and_other_families_keep_their_keys(tmp_path):
+    cfg = tiny(family="encoder_decoder", n_dec_layer=1, d_ff=[32, 64, 48, 16])
+    cfg.to_yaml(tmp_path / "arch.yaml")
+    assert TransformerConfig.from_yaml(tmp_path / "arch.yaml") == cfg
+    assert cfg.to_dict()["n_dec_layer"] == 1 and "L3+1" in cfg.describe()
+    # Fields the other families do not use stay out of their dicts (trial attrs, YAML files).
+    assert "n_dec_layer" not in tiny().to_dict()
 
 
 # ---- init ----------------------------------------------------------------------------------
@@ -217,6 +258,23 @@ def test_flops_match_flop_counter(overrides):
         assert counter.get_total_flops() == cfg.flops_per_sequence(T, lm_head=False)
 
 
+@pytest.mark.parametrize("overrides", [dict(), dict(n_kv_head=1, mlp="swiglu", pos="alibi")])
+def test_encoder_decoder_flops_match_flop_counter(overrides):
+    """Encoder over T tokens plus decoder (self and cross) over T tokens, as the formula says."""
+    cfg = tiny(family="encoder_decoder", **overrides)
+    m = model(cfg)
+    x, mask = ids(batch=1), torch.ones(1, T, dtype=torch.long)
+    with torch.no_grad():
+        counter = FlopCounterMode(display=False)
+        with counter, sdpa_kernel(SDPBackend.MATH):
+            m(x, attention_mask=mask, decoder_input_ids=x)
+        assert counter.get_total_flops() == cfg.flops_per_sequence(T)
+        counter = FlopCounterMode(display=False)
+        with counter, sdpa_kernel(SDPBackend.MATH):
+            m.decode_hidden(x, m.hidden(x, attention_mask=mask), mask)
+        assert counter.get_total_flops() == cfg.flops_per_sequence(T, lm_head=False)
+
+
 # ---- attention patterns --------------------------------------------------------------------
 def _changed_after(x: torch.Tensor, t: int) -> torch.Tensor:
     """Copy of ``x`` with every token after position ``t`` replaced."""
@@ -235,6 +293,20 @@ def test_causal_families_do_not_see_the_future(family, pos):
         a, b = m(x), m(_changed_after(x, t))
         torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], atol=1e-5, rtol=0)
         assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :], atol=1e-4)
+
+
+@pytest.mark.parametrize("pos", POSITIONS)
+def test_encoder_decoder_decoder_is_causal_and_reads_the_whole_source(pos):
+    m = model(tiny(family="encoder_decoder", pos=pos))
+    x, y = ids(0), ids(1)
+    base = m(x, decoder_input_ids=y)
+    for t in (0, 5, 11):
+        out = m(x, decoder_input_ids=_changed_after(y, t))
+        torch.testing.assert_close(base[:, : t + 1], out[:, : t + 1], atol=1e-5, rtol=0)
+        assert not torch.allclose(base[:, t + 1 :], out[:, t + 1 :], atol=1e-4)
+    # The last source token reaches the first decoder position: the encoder is bidirectional.
+    out = m(_changed_after(x, T - 2), decoder_input_ids=y)
+    assert not torch.allclose(base[:, 0], out[:, 0], atol=1e-4)
 
 
 @pytest.mark.parametrize("pos", POSITIONS)
@@ -296,8 +368,8 @@ def test_pad_tokens_do_not_reach_real_tokens(family, pos):
     y = x.clone()
     y[mask == 0] = (x[mask == 0] + 7) % V
     a, b = (
-        m(x, attention_mask=mask, prefix_len=prefix),
-        m(y, attention_mask=mask, prefix_len=prefix),
+        m(x, attention_mask=mask, prefix_len=prefix, **dec(family, x)),
+        m(y, attention_mask=mask, prefix_len=prefix, **dec(family, x)),
     )
     real = mask.bool()
     torch.testing.assert_close(a[real], b[real], atol=1e-5, rtol=0)
@@ -312,7 +384,8 @@ def test_all_pad_row_stays_finite():
         m = model(tiny(family=family, pos=pos))
         mask = torch.ones(B, T, dtype=torch.long)
         mask[1] = 0
-        assert torch.isfinite(m(ids(), attention_mask=mask, prefix_len=torch.tensor([3, 0]))).all()
+        out = m(ids(), attention_mask=mask, prefix_len=torch.tensor([3, 0]), **dec(family, ids()))
+        assert torch.isfinite(out).all()
 
 
 def test_one_mask_per_forward_and_decoder_fast_path():
@@ -429,8 +502,111 @@ def test_cfg_is_kept():
         (dict(norm="batchnorm"), "norm"),
         (dict(pos="xpos"), "pos"),
         (dict(family="seq2seq"), "family"),
+        (dict(family="encoder_decoder", n_dec_layer=0), "n_dec_layer"),
+        (dict(family="decoder", n_dec_layer=2), "n_dec_layer"),
+        (dict(family="encoder_decoder", n_dec_layer=-1), "n_dec_layer"),
+        (dict(family="encoder_decoder", d_ff=[32, 64, 48]), "d_ff"),
     ],
 )
 def test_bad_architectures_name_the_knob(overrides, knob):
     with pytest.raises(ArchitectureError, match=knob):
         tiny(**overrides)
+
+
+# ---- the KV cache ------------------------------------------------------------------------------
+CAUSAL = ["decoder", "prefix_lm"]
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 1])
+@pytest.mark.parametrize("pos", POSITIONS)
+@pytest.mark.parametrize("family", CAUSAL)
+def test_cached_incremental_logits_equal_a_full_forward(family, pos, n_kv_head):
+    """Right-padded prompts, then steps of 1 and 2 tokens and a reordering of the rows: the
+    logits of every fed position equal a full forward of each row alone (its prompt as the
+    prefix for prefix_lm)."""
+    m = model(tiny(family=family, pos=pos, n_kv_head=n_kv_head, norm_position="post"))
+    lengths = [6, 3, 5]  # prompt of each row
+    rows = [ids(seed=i, batch=1)[0, :12].tolist() for i in range(3)]  # prompt + continuation
+    width = max(lengths)
+    prompt = torch.zeros(3, width, dtype=torch.long)
+    mask = torch.zeros(3, width, dtype=torch.long)
+    for r, n in enumerate(lengths):
+        prompt[r, :n], mask[r, :n] = torch.tensor(rows[r][:n]), 1
+    prefix = torch.tensor(lengths) if family == "prefix_lm" else None
+
+    def full(r: int, upto: int) -> torch.Tensor:  # logits of row r's tokens [0, upto)
+        x = torch.tensor([rows[r][:upto]])
+        p = torch.tensor([lengths[r]]) if family == "prefix_lm" else None
+        return m(x, prefix_len=p)[0]  # (upto, V)
+
+    with torch.no_grad():
+        cache = m.build_kv_cache(3, width + 6)
+        got = m(prompt, attention_mask=mask, prefix_len=prefix, cache=cache)  # (3, width, V)
+        for r, n in enumerate(lengths):
+            torch.testing.assert_close(got[r, :n], full(r, n), atol=1e-5, rtol=1e-5)
+        fed = list(lengths)
+        for step, order in ((1, [0, 1, 2]), (2, [0, 1, 2]), (1, [2, 0, 0])):
+            cache.reorder(torch.tensor(order))
+            rows, lengths, fed = (
+                [rows[o] for o in order],
+                [lengths[o] for o in order],
+                [fed[o] for o in order],
+            )
+            new = torch.tensor([row[n : n + step] for row, n in zip(rows, fed, strict=True)])
+            got = m(new, cache=cache)  # (3, step, V)
+            for r, n in enumerate(fed):
+                torch.testing.assert_close(got[r], full(r, n + step)[n:], atol=1e-5, rtol=1e-5)
+            fed = [n + step for n in fed]
+    assert cache.slot == width + 4
+
+
+@pytest.mark.parametrize("n_kv_head", [4, 1])
+@pytest.mark.parametrize("pos", POSITIONS)
+def test_encoder_decoder_cached_decoding_equals_a_full_forward(pos, n_kv_head):
+    """Right-padded sources of different lengths; the decoder fed 2 tokens, then 1, 2 and 1
+    with a reordering of the rows: every fed position's logits equal a full forward of each
+    row alone, so cross-attention keys (computed once) and the source mask follow the rows."""
+    m = model(tiny(family="encoder_decoder", pos=pos, n_kv_head=n_kv_head))
+    src_len = [9, 4, 12]
+    sources = [ids(seed=i, batch=1)[0, :n] for i, n in enumerate(src_len)]
+    targets = [ids(seed=10 + i, batch=1)[0, :8].tolist() for i in range(3)]
+    src = torch.zeros(3, max(src_len), dtype=torch.long)
+    mask = torch.zeros_like(src)
+    for r, n in enumerate(src_len):
+        src[r, :n], mask[r, :n] = sources[r], 1
+
+    def full(r: int, upto: int) -> torch.Tensor:  # decoder logits of row r alone
+        return m(sources[r][None], decoder_input_ids=torch.tensor([targets[r][:upto]]))[0]
+
+    with torch.no_grad():
+        memory = m.hidden(src, attention_mask=mask)  # (3, S, d)
+        cache = m.build_kv_cache(3, 8)
+        fed = 0
+        order = [0, 1, 2]
+        for step, new_order in ((2, [0, 1, 2]), (1, [0, 1, 2]), (2, [2, 0, 0]), (1, [1, 2, 0])):
+            cache.reorder(torch.tensor(new_order))
+            order = [order[o] for o in new_order]
+            new = torch.tensor([targets[r][fed : fed + step] for r in order])
+            got = m.decode_hidden(new, memory if fed == 0 else None, mask, cache=cache)
+            got = m.logits_from_hidden(got)  # (3, step, V)
+            for k, r in enumerate(order):
+                torch.testing.assert_close(got[k], full(r, fed + step)[fed:], atol=1e-5, rtol=1e-5)
+            fed += step
+        assert cache.cross[0] is not None and cache.cross[0][0].shape[0] == 3
+
+
+def test_encoder_decoder_needs_decoder_ids_and_others_refuse_them():
+    m = model(tiny(family="encoder_decoder"))
+    assert m.hidden(ids()).shape == (B, T, 32)  # task heads read the encoder's states
+    with pytest.raises(ValueError, match="decoder_input_ids"):
+        m(ids())
+    with pytest.raises(ValueError, match="decoder_input_ids"):
+        model(tiny())(ids(), decoder_input_ids=ids())
+    with pytest.raises(ValueError, match="no decoder stack"):
+        model(tiny()).decode_hidden(ids(), None)
+
+
+def test_encoders_take_no_cache():
+    m = model(tiny(family="encoder"))
+    with pytest.raises(ValueError, match="encoder"):
+        m(ids(), cache=m.build_kv_cache(B, T))

@@ -271,3 +271,11 @@ def test_a_gqa_sub_network_reads_the_leading_rows_of_the_key_and_value_blocks():
     torch.testing.assert_close(qkv[:32], full[:32, :32])
     torch.testing.assert_close(qkv[32:48], full[64:80, :32])
     torch.testing.assert_close(qkv[48:], full[128:144, :32])
+
+
+def test_encoder_decoders_have_no_super_network():
+    enc_dec = TransformerConfig(family="encoder_decoder", vocab_size=50, n_dec_layer=1)
+    with pytest.raises(ArchitectureError, match="encoder_decoder.*strategy=standalone"):
+        SuperNetwork(enc_dec)
+    with pytest.raises(ArchitectureError, match="encoder_decoder"):
+        check_fits(TransformerConfig(vocab_size=50, n_layer=3), enc_dec)

@@ -16,17 +16,23 @@ from search_spaces import SearchSpaceError
 
 State = optuna.trial.TrialState
 SUITE = ["sentiment", "ner", "qa", "translation", "summarization"]
-CAUSAL = ("decoder", "prefix_lm")
+CAUSAL = ("decoder", "prefix_lm")  # the generating families of the tiny space
+GENERATING = ("decoder", "prefix_lm", "encoder_decoder")
 
 
 def test_families_follow_the_task_kinds(tiny_cfg):
     tasks = tiny_cfg(task="suite").tasks
     families = task_families(tasks)
     assert list(families) == SUITE
-    assert families["translation"] == families["summarization"] == CAUSAL
-    assert families["ner"] == ("decoder", "encoder", "prefix_lm")
-    assert allowed_families(tasks) == list(CAUSAL)
-    assert allowed_families(tiny_cfg(task="[qa,ner]").tasks) == ["decoder", "encoder", "prefix_lm"]
+    assert families["translation"] == families["summarization"] == GENERATING
+    assert families["ner"] == ("decoder", "encoder", "prefix_lm", "encoder_decoder")
+    assert allowed_families(tasks) == list(GENERATING)
+    assert allowed_families(tiny_cfg(task="[qa,ner]").tasks) == [
+        "decoder",
+        "encoder",
+        "prefix_lm",
+        "encoder_decoder",
+    ]
 
 
 def test_generation_keeps_encoders_out_of_the_search(tiny_cfg, caplog):
@@ -100,7 +106,7 @@ def test_train_refuses_an_encoder_for_generation(tiny_cfg, tmp_path):
         run_train(cfg)
     assert str(err.value) == (
         "arch: family 'encoder' cannot serve task 'translation' (kind generation needs decoder "
-        "or prefix_lm); choose another architecture or leave the task out, e.g. task=[ner]"
+        "or prefix_lm or encoder_decoder); choose another architecture or leave the task out, e.g. task=[ner]"
     )
 
 

@@ -116,20 +116,51 @@ def test_builtin_spaces_cover_the_requested_knobs():
         assert set(space.param("tie_embeddings").choices) == {True, False}
 
 
+def test_the_families_space_is_the_small_space_with_encoder_decoders():
+    small, families = load_space("small"), load_space("families")
+    assert families.param("family").choices == small.param("family").choices + ("encoder_decoder",)
+    assert families.param("n_dec_layer").when == {"family": ("encoder_decoder",)}
+    assert families.param("n_dec_layer").distribution() == IntDistribution(1, 2)
+    others = [p.name for p in families.params if p.name not in ("family", "n_dec_layer")]
+    assert others == [p.name for p in small.params if p.name != "family"]
+    assert all(families.param(n) == small.param(n) for n in others)
+
+
 # ---- sampling --------------------------------------------------------------------------------
 def test_per_layer_values_follow_n_layer():
-    space = load_space("small")
+    space = load_space("families")
     _, trials = run_trials(space, 50)
     seen = set()
     for trial, arch in trials:
-        n = arch["n_layer"]
-        seen.add(n)
+        seen.add(arch["n_layer"])
+        # One d_ff per block: an encoder_decoder's decoder blocks come after its encoder's.
+        dec = arch.get("n_dec_layer", 0)  # left out of the other families' architectures
+        assert (dec > 0) == (arch["family"] == "encoder_decoder")
+        assert ("n_dec_layer" in trial.params) == (dec > 0)
+        n = arch["n_layer"] + dec
         assert isinstance(arch["d_ff"], list) and len(arch["d_ff"]) == n
         names = sorted(k for k in trial.params if k.startswith("d_ff"))
         assert names == sorted(f"d_ff.{i}" for i in range(n))
         assert arch["d_ff"] == [trial.params[f"d_ff.{i}"] for i in range(n)]
         assert "d_ff" not in trial.params
     assert seen == {1, 2, 3}
+    assert {arch.get("n_dec_layer", 0) for _, arch in trials} == {0, 1, 2}
+
+
+def test_n_dec_layer_must_come_before_per_layer_entries():
+    entries = {
+        "family": {"type": "categorical", "choices": ["decoder", "encoder_decoder"]},
+        "n_layer": {"type": "int", "low": 1, "high": 2},
+        "d_ff": {"type": "int", "low": 64, "high": 128, "step": 64, "per_layer": True},
+        "n_dec_layer": {
+            "type": "int",
+            "low": 1,
+            "high": 2,
+            "when": {"family": ["encoder_decoder"]},
+        },
+    }
+    with pytest.raises(SearchSpaceError, match="n_dec_layer.*before the per-layer entries"):
+        SearchSpace.from_dict({"name": "t", "params": entries})
 
 
 def test_per_layer_with_fixed_n_layer():
