@@ -45,12 +45,10 @@ from omegaconf import DictConfig
 from nas import finalists as fin
 from nas.errors import ConfigError
 from nas.finalists import SURPLUS_ATTR, FinalistSettings
+from nas.record import FAIL_REASON, FINISHED, LIVE, State
 
 log = logging.getLogger("adaptnas")
 
-State = optuna.trial.TrialState
-LIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)
-FINISHED = (State.COMPLETE, State.PRUNED)
 # A worker whose trials keep failing (out of memory every time, say) stops instead of spinning.
 MAX_CONSECUTIVE_FAILURES = 5
 
@@ -340,7 +338,7 @@ class BudgetedObjective:
                 )
         if reason is not None:
             self.surplus = True
-            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr(FAIL_REASON, reason)
             trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
             raise SurplusTrial(reason)
         return self.objective(trial)
@@ -399,7 +397,7 @@ def fail_orphans(
             continue
         reason = f"worker process {pid} died"
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
             if not storage.set_trial_state_values(trial._trial_id, state=State.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -409,7 +407,7 @@ def fail_orphans(
         if callback is not None:
             frozen = copy.deepcopy(storage.get_trial(trial._trial_id))
             # The copy inherits the user attributes; the reason is the original's alone.
-            frozen.user_attrs.pop("fail_reason", None)
+            frozen.user_attrs.pop(FAIL_REASON, None)
             before = len(study.get_trials(deepcopy=False, states=(State.WAITING,)))
             callback(study, frozen)
             if len(study.get_trials(deepcopy=False, states=(State.WAITING,))) > before:
