@@ -23,8 +23,8 @@ from benchmarks.common import base_parser, set_threads, write_json  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from nas.cli import CONF_DIR  # noqa: E402
 from nas.engine import load_suite, prepare  # noqa: E402
-from nas.study import plain  # noqa: E402
 from nas.stages import finetune, pretrain  # noqa: E402
+from nas.study import plain  # noqa: E402
 from nas.trial import data_fields  # noqa: E402
 
 METHODS = ("full", "lora", "adapter", "probe")

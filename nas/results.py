@@ -27,6 +27,7 @@ from rich.table import Table
 from lightning_modules.config import params_human
 from lightning_modules.export import follow_umask
 from nas import finalists as fin
+from nas import record as rec
 from nas.record import State, TrialRecord
 
 
@@ -251,20 +252,20 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     runs = s.runs if s is not None else [t]
     record = TrialRecord.from_trial(t)
     doc = {
-        "architecture": record.arch.to_dict(),
+        rec.ARCHITECTURE: record.arch.to_dict(),
         "study": study.study_name,
         "trial": t.number,
-        "adaptability": s.mean if s is not None else t.values[0],
+        rec.ADAPTABILITY: s.mean if s is not None else t.values[0],
         "adaptability_sd": s.sd if s is not None else None,
         "n_seeds": len(runs),
         "seeds": [
-            {"trial": r.number, "seed": TrialRecord.from_trial(r).seed, "adaptability": r.values[0]}
+            {"trial": r.number, rec.SEED: r.user_attrs.get(rec.SEED), rec.ADAPTABILITY: r.values[0]}
             for r in runs
         ],
         "search_adaptability": t.values[0],
-        "task_scores": s.task_means() if s is not None else record.task_scores,
-        "test_metrics": record.test_metrics,
-        "n_params": record.n_params,
+        rec.TASK_SCORES: s.task_means() if s is not None else record.task_scores,
+        rec.TEST_METRICS: record.test_metrics,
+        rec.N_PARAMS: record.n_params,
     }
     if s is not None and s.n > 1:
         doc["test_scores_mean"] = s.task_means(test=True)

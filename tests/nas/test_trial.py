@@ -9,6 +9,7 @@ import pytest
 from lightning_modules.config import TransformerConfig
 from nas.engine import load_suite, prepare
 from nas.hooks import ScoreTest, TrialHook
+from nas.stages import adaptation_budget
 from nas.study import plain
 from nas.trial import adaptability, data_fields, run_trial
 
@@ -129,3 +130,19 @@ def test_curve_without_budgets_is_an_error(tiny_cfg):
     suite = load_suite(tiny_cfg(task="sentiment"))
     with pytest.raises(Exception, match="finetune.curve"):
         run_trial(_tiny_arch(suite), suite, cfg, seed=0)
+
+
+def test_a_task_budget_inherits_only_what_the_task_leaves_null(tiny_cfg):
+    extra = ["tasks.ner.steps=5", "tasks.ner.lr=0.01", "finetune.examples=40"]
+    cfg = plain(tiny_cfg(task="[sentiment,ner]", extra=extra))
+    cfg["tasks"]["sentiment"]["examples"] = None
+    ner, sentiment = adaptation_budget(cfg, "ner"), adaptation_budget(cfg, "sentiment")
+    f = cfg["finetune"]
+    assert (ner.steps, ner.lr, ner.batch_size) == (5, 0.01, f["batch_size"])
+    assert (sentiment.steps, sentiment.lr) == (f["steps"], f["lr"])
+    assert sentiment.examples == 40  # null: finetune's
+    assert ner.examples == cfg["tasks"]["ner"]["examples"]  # the task's own
+    assert ner.eval_batch_size == f["eval_batch_size"] and ner.curve == ()
+    curve = {**cfg, "objective": {**cfg["objective"], "adaptability": "curve"}}
+    curve["finetune"] = {**f, "curve": [32, 8]}
+    assert adaptation_budget(curve, "ner").curve == (8, 32)  # smallest first
