@@ -44,6 +44,7 @@ from nas.record import (
     FLOPS_PER_TOKEN,
     N_PARAMS,
     PRETRAIN_VAL_LOSS,
+    State,
     TrialRecord,
 )
 from nas.study import mask_url
@@ -396,7 +397,7 @@ class TrackingHook(TrialHook):
     def on_search_start(self, study: optuna.Study, cfg: dict[str, Any]) -> None:
         self.cfg = dict(cfg)
         self.group = study.study_name
-        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        done = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
         self.best = max((t.values[0] for t in done), default=-math.inf)
         if self.kind == "wandb":
             logger_cfg = self.cfg["logger"]
@@ -410,8 +411,8 @@ class TrackingHook(TrialHook):
                 folder,
                 f" (upload later: wandb sync {folder}/offline-run-*)" if mode == "offline" else "",
             )
-            if logger_cfg.get("study_run", True):
-                worker = int(self.cfg.get("worker", 0) or 0)
+            if logger_cfg["study_run"]:
+                worker = int(self.cfg["worker"])
                 # Fails early (bad project, key...) before any trial has run.
                 self.study_run = WandbRun(
                     logger_cfg,

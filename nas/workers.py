@@ -250,12 +250,12 @@ def assign_gpu(
 
 def setup_worker(cfg: DictConfig) -> WorkerInfo:
     """Apply this worker's torch threads and GPU (before anything touches CUDA) and say so."""
-    index = int(cfg.get("worker", 0) or 0)
-    threads = resolve_threads(cfg.get("threads", "auto"), local_workers(), available_cpus())
+    index = int(cfg.worker)
+    threads = resolve_threads(cfg.threads, local_workers(), available_cpus())
     torch.set_num_threads(threads)
     device = None
-    accelerator = str(cfg.get("trainer", {}).get("accelerator", "auto")).lower()
-    if cfg.get("gpu_per_worker", True) and accelerator in ("auto", "gpu", "cuda"):
+    accelerator = str(cfg.trainer.accelerator).lower()
+    if cfg.gpu_per_worker and accelerator in ("auto", "gpu", "cuda"):
         device = assign_gpu(index)
         if device is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = device
