@@ -53,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     sync,
     warn_if_loaded,
 )
+from nas.hooks import TrialHook  # noqa: E402
 
 COMPUTE = ("forward", "backward", "optimizer")
 # The smoke mode: two tasks and the tiny budgets of tests/conftest.py's TINY.
@@ -172,8 +173,8 @@ class PhaseTimer(pl.Callback):
         self.last_end = None
 
 
-class TimingHook:
-    """Trial hooks (``nas.hooks.TrialHook`` protocol) that cut the running totals per trial.
+class TimingHook(TrialHook):
+    """Trial hooks (``nas.hooks.TrialHook``) that cut the running totals per trial.
 
     ``TimingHook.pair`` gives two hooks sharing one record: the first goes before every other hook
     (its ``on_trial_start`` takes the snapshot), the second after them (its ``on_trial_end`` takes

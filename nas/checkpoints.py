@@ -14,7 +14,7 @@ Layout of one trial's folder::
     tasks/<task>.safetensors  the task's fine-tuned backbone + head (LoRA merged into it)
     tasks/<task>.adapter.safetensors   finetune.method=lora or adapter: the adapter + head alone
 
-The ranking reads the storage, in which every finished candidate has its ``adaptability`` user
+The ranking reads the storage, in which every finished trial has its ``adaptability`` user
 attribute before the hooks run, so workers sharing a study agree on which folders to keep.
 
 Each kept file is also an Optuna artifact of its trial (``<study_dir>/artifacts``, a
@@ -110,8 +110,8 @@ def remove_artifacts(study: optuna.Study, study_folder: Path, numbers: set[int])
                 pass
 
 
-def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
-    """``(number, adaptability, n_params)`` of every trial that finished its candidate run.
+def _ranked_trials(study: optuna.Study) -> list[tuple[int, float, float]]:
+    """``(number, adaptability, n_params)`` of every trial that finished its run.
 
     Complete trials, plus running ones whose objective already recorded a result (the current
     trial, and trials of other workers between recording and ``tell``).
@@ -143,7 +143,7 @@ def kept_trials(study: optuna.Study, keep_top_k: int, multi_objective: bool) -> 
     """
     if keep_top_k <= 0:
         return set()
-    cands = _candidates(study)
+    cands = _ranked_trials(study)
     if multi_objective:
         cands = [
             c

@@ -80,7 +80,12 @@ class FinalistSettings:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> FinalistSettings:
-        """Read and check ``cfg.finalists`` (one-line ``ConfigError`` naming the key)."""
+        """Read and check ``cfg.finalists`` (one-line ``ConfigError`` naming the key).
+
+        A config without the block (``nas/train.py``'s: one architecture) has no finalists.
+        """
+        if "finalists" not in cfg:
+            return cls(top_k=1, seeds=0)
         node = cfg["finalists"]
         values = {"top_k": node["top_k"], "seeds": node["seeds"]}
         for key, value in values.items():

@@ -43,7 +43,7 @@ ADAPTABILITY = ("mean", "worst", "auc", "curve")
 
 
 class TaskError(Exception):
-    """An ordinary exception raised while one task fine-tuned or scored a candidate.
+    """An ordinary exception raised while one task fine-tuned or scored an architecture.
 
     The original is kept as ``error`` and as ``__cause__`` (the traceback shows both).
 
@@ -65,7 +65,7 @@ PASS_THROUGH: tuple[type[BaseException], ...] = (
     DivergedError,
     TrialTimeout,
     TrialPruned,  # a pruning callback inside a stage
-    torch.cuda.OutOfMemoryError,  # the candidate's size, not the task: the objective frees memory
+    torch.cuda.OutOfMemoryError,  # the model's size, not the task: the objective frees memory
 )
 
 

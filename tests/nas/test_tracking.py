@@ -12,6 +12,7 @@ import pytest
 
 from nas.engine import load_suite, run_search
 from nas.errors import ConfigError
+from nas.hooks import TrialHook
 from nas.objective import Objective
 from nas.record import TrialRecord
 from nas.study import plain
@@ -180,7 +181,7 @@ def test_mask_secrets_reaches_nested_values():
     assert masked == {"a": ["x", {"url": "redis://me:***@host/0"}], "n": 3}
 
 
-class ExplodeAfterPretrain:
+class ExplodeAfterPretrain(TrialHook):
     """A hook that raises after pretraining: a bug in the middle of a trial."""
 
     def on_search_start(self, *a):
