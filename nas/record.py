@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from lightning_modules.config import TransformerConfig
+from lightning_modules.config import ArchitectureError, TransformerConfig
 
 State = optuna.trial.TrialState
 # Trials that count towards n_trials (pruned ones spent their budget too).
@@ -57,7 +57,8 @@ class TrialRecord:
     reached keep their empty defaults).
 
     Attributes:
-        arch: The architecture (``None``: a trial whose sample was invalid).
+        arch: The architecture (``None``: a trial whose sample was invalid, or a stored one
+            that this version cannot build; ``architecture`` keeps it as stored).
         n_params: Parameters of the pretrained model (backbone and LM head).
         flops_per_token: Forward FLOPs per token at the pretraining length.
         pretrain_val_loss: Held-out loss of the pretraining objective.
@@ -76,6 +77,7 @@ class TrialRecord:
         fail_reason: Why a pruned or failed trial ended.
         adaptability_per_mparam: The value under ``objective.per_trainable_param``.
         describe: The architecture in one line (from ``arch`` unless stored).
+        architecture: The architecture as a dict (``arch.to_dict()`` unless stored).
         number: The Optuna trial number (stored records only).
         state: The Optuna trial state (stored records only).
         pretrained: The pretrained language model (in memory only; for keeping weights).
@@ -99,6 +101,7 @@ class TrialRecord:
     fail_reason: str | None = None
     adaptability_per_mparam: float | None = None
     describe: str = ""
+    architecture: dict[str, Any] | None = None
     number: int | None = None
     state: State | None = None
     pretrained: Any = field(default=None, repr=False)
@@ -110,6 +113,8 @@ class TrialRecord:
                 self.n_params = self.arch.num_params()
             if not self.describe:
                 self.describe = self.arch.describe()
+            if self.architecture is None:
+                self.architecture = self.arch.to_dict()
 
     @property
     def test_scores(self) -> dict[str, float]:
@@ -167,7 +172,7 @@ class TrialRecord:
     def weights_doc(self) -> dict[str, Any]:
         """The scores kept beside a trial's weights (``nas.checkpoints``: ``scores.json``)."""
         return {
-            ARCHITECTURE: self.arch.to_dict() if self.arch is not None else None,
+            ARCHITECTURE: self.architecture,
             ADAPTABILITY: self.adaptability,
             TASK_SCORES: self.task_scores,
             TASK_METRICS: self.task_metrics,
@@ -190,7 +195,13 @@ class TrialRecord:
 
         Missing keys (a pruned or failed trial, a study of an older version) keep the defaults.
         """
-        arch_dict = attrs.get(ARCHITECTURE)
+        arch_dict = attrs.get(ARCHITECTURE) or None
+        arch = None
+        if arch_dict is not None:
+            try:
+                arch = TransformerConfig.from_dict(arch_dict)
+            except (ArchitectureError, TypeError):
+                pass  # a field this version renamed or dropped: the dict is kept as stored
         data_curves = {
             t: {int(k): v for k, v in c.items()} for t, c in (attrs.get(DATA_CURVES) or {}).items()
         }
@@ -198,7 +209,7 @@ class TrialRecord:
         loss = attrs.get(PRETRAIN_VAL_LOSS)
         flops = attrs.get(FLOPS_PER_TOKEN)
         return cls(
-            arch=TransformerConfig.from_dict(arch_dict) if arch_dict else None,
+            arch=arch,
             n_params=attrs.get(N_PARAMS),
             flops_per_token=math.nan if flops is None else flops,
             pretrain_val_loss=math.nan if loss is None else loss,
@@ -215,6 +226,7 @@ class TrialRecord:
             fail_reason=attrs.get(FAIL_REASON) or None,
             adaptability_per_mparam=attrs.get(PER_MPARAM),
             describe=attrs.get(DESCRIBE) or "",
+            architecture=arch_dict,
             number=number,
             state=state,
         )

@@ -252,7 +252,7 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     runs = s.runs if s is not None else [t]
     record = TrialRecord.from_trial(t)
     doc = {
-        rec.ARCHITECTURE: record.arch.to_dict(),
+        rec.ARCHITECTURE: record.architecture,
         "study": study.study_name,
         "trial": t.number,
         rec.ADAPTABILITY: s.mean if s is not None else t.values[0],

@@ -435,7 +435,7 @@ def validate_study(
 
     archs: list[dict[str, Any]] = []
     for rank, t in enumerate(top, start=1):
-        arch = TrialRecord.from_trial(t).arch
+        arch = TransformerConfig.from_dict(TrialRecord.from_trial(t).architecture)
         label = f"#{t.number}"
         pre = [runner(f"{label} pretrained", arch, dict(run), s, True) for s in seeds]
         scr = [runner(f"{label} not pretrained", arch, scratch_run, s, False) for s in seeds]

@@ -78,3 +78,10 @@ def test_a_trial_that_never_ran_reads_as_empty_not_as_an_error():
 def test_the_states_counted_by_are_defined_once():
     assert FINISHED == (State.COMPLETE, State.PRUNED)
     assert set(FINISHED) < set(LIVE) and State.FAIL not in LIVE
+
+
+def test_an_architecture_this_version_cannot_build_is_kept_as_stored():
+    old = {**ARCH.to_dict(), "rotary_base": 10000}  # a field some earlier version had
+    back = TrialRecord.from_attrs({"architecture": old, "describe": "decoder L1 d16"})
+    assert back.arch is None and back.architecture == old
+    assert back.describe == "decoder L1 d16"  # the leaderboard still reads it
