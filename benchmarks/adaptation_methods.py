@@ -23,8 +23,9 @@ from benchmarks.common import base_parser, set_threads, write_json  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from nas.cli import CONF_DIR  # noqa: E402
 from nas.engine import load_suite, prepare  # noqa: E402
+from nas.stages import finetune, pretrain  # noqa: E402
 from nas.study import plain  # noqa: E402
-from nas.trial import data_fields, finetune, pretrain  # noqa: E402
+from nas.trial import data_fields  # noqa: E402
 
 METHODS = ("full", "lora", "adapter", "probe")
 TINY = [
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
         row = {"method": method, "tasks": {}}
         for i, (name, task) in enumerate(suite.tasks.items(), start=1):
             t0 = time.perf_counter()
-            module = finetune(model, task, run, seed=i)
+            module, _ = finetune(model, task, run, seed=i)
             row["tasks"][name] = {
                 "trainable_params": module.trainable_params,
                 "score": module.curve[-1][1]["score"],

@@ -53,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     sync,
     warn_if_loaded,
 )
+from nas.hooks import TrialHook  # noqa: E402
 
 COMPUTE = ("forward", "backward", "optimizer")
 # The smoke mode: two tasks and the tiny budgets of tests/conftest.py's TINY.
@@ -162,7 +163,7 @@ class PhaseTimer(pl.Callback):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         now = self._now()
-        # Test splits are scored only for trials that enter the top k (nas.trial.score_test).
+        # Test splits are scored only for trials that enter the top k (nas.stages.score_test).
         split = getattr(pl_module, "eval_split", "validation")
         self._add("test_scoring" if split == "test" else "evaluation", "validation", now)
         if self.last_end is not None:
@@ -172,8 +173,8 @@ class PhaseTimer(pl.Callback):
         self.last_end = None
 
 
-class TimingHook:
-    """Trial hooks (``nas.hooks.TrialHook`` protocol) that cut the running totals per trial.
+class TimingHook(TrialHook):
+    """Trial hooks (``nas.hooks.TrialHook``) that cut the running totals per trial.
 
     ``TimingHook.pair`` gives two hooks sharing one record: the first goes before every other hook
     (its ``on_trial_start`` takes the snapshot), the second after them (its ``on_trial_end`` takes
@@ -221,19 +222,19 @@ class TimingHook:
 def instrumented(totals: dict[str, float], device: torch.device):
     """Time the search's trainers, fits, model builds, trials and hooks while the block runs.
 
-    Wraps ``nas.trial.make_trainer`` (each trainer gets a ``PhaseTimer`` and timed ``fit`` and
-    ``validate``), ``nas.trial.build_model``, ``nas.objective.run_candidate`` and the hooks that
+    Wraps ``nas.stages.make_trainer`` (each trainer gets a ``PhaseTimer`` and timed ``fit`` and
+    ``validate``), ``nas.stages.build_model``, ``nas.objective.run_trial`` and the hooks that
     ``nas.engine.build_hooks`` returns; the real functions run inside, and the originals are
     restored on exit. Yields the ``TimingHook`` that holds the per-trial totals.
     """
     import nas.engine
     import nas.objective
-    import nas.trial
+    import nas.stages
 
     originals = {
-        (nas.trial, "make_trainer"): nas.trial.make_trainer,
-        (nas.trial, "build_model"): nas.trial.build_model,
-        (nas.objective, "run_candidate"): nas.objective.run_candidate,
+        (nas.stages, "make_trainer"): nas.stages.make_trainer,
+        (nas.stages, "build_model"): nas.stages.build_model,
+        (nas.objective, "run_trial"): nas.objective.run_trial,
         (nas.engine, "build_hooks"): nas.engine.build_hooks,
     }
     timer = PhaseTimer(totals, device)
@@ -252,7 +253,7 @@ def instrumented(totals: dict[str, float], device: torch.device):
     def make_trainer(trainer_cfg, max_steps, val_every, **extra):
         t0 = time.perf_counter()
         callbacks = [*extra.pop("callbacks", []), timer]
-        trainer = originals[nas.trial, "make_trainer"](
+        trainer = originals[nas.stages, "make_trainer"](
             trainer_cfg, max_steps, val_every, callbacks=callbacks, **extra
         )
         totals["trainer_construction"] += time.perf_counter() - t0
@@ -267,9 +268,9 @@ def instrumented(totals: dict[str, float], device: torch.device):
                 setattr(hook, name, timed(getattr(hook, name), "hooks"))
         return [first, *hooks, last]
 
-    nas.trial.make_trainer = make_trainer
-    nas.trial.build_model = timed(originals[nas.trial, "build_model"], "model_build")
-    nas.objective.run_candidate = timed(originals[nas.objective, "run_candidate"], "run_candidate")
+    nas.stages.make_trainer = make_trainer
+    nas.stages.build_model = timed(originals[nas.stages, "build_model"], "model_build")
+    nas.objective.run_trial = timed(originals[nas.objective, "run_trial"], "run_trial")
     nas.engine.build_hooks = build_hooks
     try:
         yield last
@@ -456,10 +457,10 @@ def run_trials(cfg) -> dict[str, Any]:
         totals["fit_calls"] - sum(phases.values()) + totals["trainer_construction"]
     )
     phases["model_build_and_copy"] = (
-        totals["run_candidate"] - totals["fit_calls"] - totals["trainer_construction"]
+        totals["run_trial"] - totals["fit_calls"] - totals["trainer_construction"]
     )
     phases["hooks_weights_and_tracking"] = totals["hooks"]
-    phases["optuna_and_objective"] = wall - totals["run_candidate"] - totals["hooks"]
+    phases["optuna_and_objective"] = wall - totals["run_trial"] - totals["hooks"]
     return {"trials": trials, "phases": phases, "search_other_s": search_wall - wall}
 
 

@@ -1,7 +1,7 @@
 """Pretraining gain: the same adaptation from a pretrained and from an untrained backbone.
 
 For fixed hand-picked architectures of the ``small`` space, each seed runs the whole staged trial
-(``nas.trial.run_candidate``) twice at the configured budgets: once as the search does, once with
+(``nas.trial.run_trial``) twice at the configured budgets: once as the search does, once with
 ``pretrain.tokens=0`` (adaptation from the initialised backbone). The gain is the difference of
 the two means; it counts only against the spread between seeds (the issue's goal: gain >= 5 x
 seed sd). This is how the default budgets were chosen; ``nas/validate.py`` measures the same for
@@ -68,7 +68,7 @@ def run(args) -> dict[str, Any]:
     from nas.cli import CONF_DIR
     from nas.engine import load_suite, prepare
     from nas.study import plain
-    from nas.trial import data_fields, run_candidate
+    from nas.trial import data_fields, run_trial
 
     threads = set_threads(args.threads)
     prepare()
@@ -87,7 +87,7 @@ def run(args) -> dict[str, Any]:
                 run_cfg["pretrain"]["tokens"] = 0
             for seed in seeds:
                 wall, cpu = time.perf_counter(), time.process_time()
-                r = run_candidate(arch, suite, run_cfg, seed=seed)
+                r = run_trial(arch, suite, run_cfg, seed=seed)
                 runs.append(
                     {
                         "arch": name,

@@ -26,8 +26,10 @@ from lightning_modules.generate import beam_search, greedy  # noqa: E402
 from lightning_modules.model import build_model  # noqa: E402
 from nas.cli import CONF_DIR  # noqa: E402
 from nas.engine import load_suite, prepare  # noqa: E402
+from nas.hooks import TrialHook  # noqa: E402
+from nas.stages import make_trainer  # noqa: E402
 from nas.study import plain  # noqa: E402
-from nas.trial import data_fields, make_trainer, run_candidate  # noqa: E402
+from nas.trial import data_fields, run_trial  # noqa: E402
 
 
 def stage_times(args, overrides: list[str]) -> None:
@@ -54,12 +56,13 @@ def stage_times(args, overrides: list[str]) -> None:
     cpu: dict[str, float] = {}
     last = [time.process_time()]
 
-    def on_stage(stage: str, seconds: float, info: dict) -> None:
-        now = time.process_time()
-        cpu[stage], last[0] = now - last[0], now
+    class CPUTimes(TrialHook):
+        def on_stage(self, trial, stage: str, seconds: float, info: dict) -> None:
+            now = time.process_time()
+            cpu[stage], last[0] = now - last[0], now
 
     cpu_start = time.process_time()
-    result = run_candidate(arch, suite, run, seed=0, on_stage=on_stage)
+    result = run_trial(arch, suite, run, [CPUTimes()], seed=0)
     cpu["total"] = time.process_time() - cpu_start
     for stage, seconds in result.timings.items():
         scores = result.task_metrics.get(stage, {})

@@ -14,7 +14,7 @@ Layout of one trial's folder::
     tasks/<task>.safetensors  the task's fine-tuned backbone + head (LoRA merged into it)
     tasks/<task>.adapter.safetensors   finetune.method=lora or adapter: the adapter + head alone
 
-The ranking reads the storage, in which every finished candidate has its ``adaptability`` user
+The ranking reads the storage, in which every finished trial has its ``adaptability`` user
 attribute before the hooks run, so workers sharing a study agree on which folders to keep.
 
 Each kept file is also an Optuna artifact of its trial (``<study_dir>/artifacts``, a
@@ -43,11 +43,12 @@ from lightning_modules.export import (
     save_safetensors,
     save_task_weights,
 )
+from nas.finalists import is_repeat
 from nas.hooks import TrialHook
+from nas.record import State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 
-State = optuna.trial.TrialState
 WEIGHTS_DIR = "weights"
 WEIGHTS_ATTR = "weights"  # trial user attr: the folder, relative to the study folder
 ARTIFACTS_DIR = "artifacts"  # the study's optuna.artifacts.FileSystemArtifactStore
@@ -109,23 +110,25 @@ def remove_artifacts(study: optuna.Study, study_folder: Path, numbers: set[int])
                 pass
 
 
-def _candidates(study: optuna.Study) -> list[tuple[int, float, float]]:
-    """``(number, adaptability, n_params)`` of every trial that finished its candidate run.
+def _ranked_trials(study: optuna.Study) -> list[tuple[int, float, float]]:
+    """``(number, adaptability, n_params)`` of every trial that finished its run.
 
     Complete trials, plus running ones whose objective already recorded a result (the current
     trial, and trials of other workers between recording and ``tell``).
     """
     out = []
     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
-        if "finalist_of" in t.user_attrs:
+        if is_repeat(t):
             continue  # a finalist's repeat (nas/finalists.py): the winner's weights are its own
+        record = TrialRecord.from_trial(t)
         # objective.per_trainable_param: the trial's value is this, not the plain adaptability
-        score = t.user_attrs.get("adaptability_per_mparam", t.user_attrs.get("adaptability"))
+        score = record.rank_score()
         if t.state == State.COMPLETE and t.values:
             score = t.values[0]
         if score is None or math.isnan(score):
             continue
-        out.append((t.number, float(score), float(t.user_attrs.get("n_params", math.inf))))
+        n_params = math.inf if record.n_params is None else record.n_params
+        out.append((t.number, float(score), float(n_params)))
     return out
 
 
@@ -140,7 +143,7 @@ def kept_trials(study: optuna.Study, keep_top_k: int, multi_objective: bool) -> 
     """
     if keep_top_k <= 0:
         return set()
-    cands = _candidates(study)
+    cands = _ranked_trials(study)
     if multi_objective:
         cands = [
             c
@@ -165,7 +168,7 @@ def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=Non
 
     Args:
         folder: The target folder (``weights/trial_<n>``); replaced if it exists.
-        result: The trial's ``CandidateResult`` with its models still in memory.
+        result: The trial's ``TrialRecord`` with its models still in memory.
         meta: What ``meta.json`` records besides the tasks (architecture, scores, config).
         tokenizer: The run's ``tokenizers.Tokenizer`` (taken from a task when ``None``).
 
@@ -217,9 +220,9 @@ class KeepWeights(TrialHook):
         self.folder = Path(study_folder)
         self.keep_top_k = int(keep_top_k)
         self.cfg = cfg
-        self.multi = bool(cfg.get("objective", {}).get("multi_objective", False))
+        self.multi = bool(cfg["objective"]["multi_objective"])
 
-    def _meta(self, trial: optuna.Trial, result) -> dict[str, Any]:
+    def _meta(self, trial: optuna.Trial, result: TrialRecord) -> dict[str, Any]:
         run = {
             k: self.cfg.get(k)
             for k in ("search_space", "seed", "data", "tasks", "pretrain", "finetune", "objective")
@@ -231,16 +234,7 @@ class KeepWeights(TrialHook):
         return {
             "study": trial.study.study_name,
             "trial": trial.number,
-            "architecture": result.arch.to_dict(),
-            "adaptability": result.adaptability,
-            "task_scores": result.task_scores,
-            "task_metrics": result.task_metrics,
-            "test_metrics": result.test_metrics,
-            "n_params": result.n_params,
-            "flops_per_token": result.flops_per_token,
-            "pretrain_val_loss": result.pretrain_val_loss,
-            "timings": result.timings,
-            "steps": result.steps,
+            **result.weights_doc(),
             "config": run,
         }
 

@@ -20,6 +20,7 @@ from nas.finalists import FinalistSettings
 from nas.hooks import TrialHook
 from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.plots import write_plots_safely
+from nas.record import TrialRecord
 from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
 from nas.schema import (
     FinalistsConfig,
@@ -43,12 +44,12 @@ from nas.study import (
 from nas.sweep import sweep_arch
 from nas.task_families import check_arch_serves_tasks, restrict_to_tasks
 from nas.tracking import (
+    TrainRunHook,
     build_tracking_hooks,
     open_train_run,
-    result_attrs,
-    summary_from_attrs,
+    summary_of,
 )
-from nas.trial import ADAPTABILITY, CandidateResult, data_fields, run_candidate
+from nas.trial import ADAPTABILITY, data_fields, run_trial
 from nas.workers import (
     MAX_CONSECUTIVE_FAILURES,
     StopAfterFailures,
@@ -288,7 +289,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     return SearchResult(study=study, folder=folder, files=files, ran=ran)
 
 
-def run_train(cfg: DictConfig) -> CandidateResult:
+def run_train(cfg: DictConfig) -> TrialRecord:
     """Run one fully specified architecture (``arch=<yaml>``) through the staged trial."""
     check_config(cfg)
     from_params = bool(cfg.get("params"))  # a W&B sweep run: values of a search space's params
@@ -321,31 +322,24 @@ def run_train(cfg: DictConfig) -> CandidateResult:
     init_model = init_from_export(cfg.get("init_from"), arch, suite)
     tracked = open_train_run(plain(cfg), arch)  # logger=csv|wandb; a no-op for none
 
-    def on_stage(stage: str, sec: float, info: dict) -> None:
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items())
-        log.info("%s done in %.1fs (%s)", stage, sec, shown)
-        tracked.log_stage(stage, sec, info)
-
     try:
-        result = run_candidate(
+        result = run_trial(
             arch,
             suite,
             plain(cfg),
+            [TrainRunHook(tracked, test=bool(cfg.test))],
             seed=int(cfg.seed),
             init_model=init_model,
-            want_test=lambda _: bool(cfg.get("test", True)),
-            on_stage=on_stage,
-            logger_for=tracked.logger_for,
         )
     except BaseException as err:  # the tracked run is closed as failed, whatever stopped it
         tracked.finish("fail", {"state": "fail", "reason": f"{type(err).__name__}: {err}"})
         raise
-    tracked.finish("complete", summary_from_attrs(result_attrs(result), "complete"))
+    tracked.finish("complete", summary_of(result, "complete"))
     log.info(
         "adaptability %.4f; validation %s; test %s",
         result.adaptability,
         {k: round(v, 4) for k, v in result.task_scores.items()},
-        {k: round(v["score"], 4) for k, v in result.test_metrics.items()},
+        {k: round(v, 4) for k, v in result.test_scores.items()},
     )
     return result
 

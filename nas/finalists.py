@@ -50,13 +50,11 @@ from typing import Any
 import optuna
 
 from nas.errors import ConfigError
+from nas.record import LIVE, State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 
-State = optuna.trial.TrialState
 FrozenTrial = optuna.trial.FrozenTrial
-LIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)
-FINISHED = (State.COMPLETE, State.PRUNED)
 
 REPEAT_OF = "finalist_of"  # user attr of a repeat: the number of the trial it repeats
 REPEAT = "repeat"  # user attr of a repeat: 1..seeds
@@ -72,8 +70,8 @@ SEED_STRIDE = 100_003
 class FinalistSettings:
     """``finalists.top_k`` trials re-run ``finalists.seeds`` more times (0: off)."""
 
-    top_k: int = 3
-    seeds: int = 2
+    top_k: int
+    seeds: int
 
     @property
     def enabled(self) -> bool:
@@ -82,9 +80,14 @@ class FinalistSettings:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> FinalistSettings:
-        """Read and check ``cfg.finalists`` (one-line ``ConfigError`` naming the key)."""
-        node = cfg.get("finalists") or {}
-        values = {"top_k": node.get("top_k", 3), "seeds": node.get("seeds", 2)}
+        """Read and check ``cfg.finalists`` (one-line ``ConfigError`` naming the key).
+
+        A config without the block (``nas/train.py``'s: one architecture) has no finalists.
+        """
+        if "finalists" not in cfg:
+            return cls(top_k=1, seeds=0)
+        node = cfg["finalists"]
+        values = {"top_k": node["top_k"], "seeds": node["seeds"]}
         for key, value in values.items():
             low = 1 if key == "top_k" else 0
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -254,12 +257,13 @@ class SeedScores:
         """Sample standard deviation over the seeds (``None`` with one seed)."""
         return statistics.stdev(self.values) if self.n > 1 else None
 
-    def task_means(self, attr: str = "task_scores") -> dict[str, float]:
-        """Per-task mean over the seeds that have it (``test_metrics``: their ``score``)."""
+    def task_means(self, test: bool = False) -> dict[str, float]:
+        """Per-task mean over the seeds that have it (validation scores, or ``test`` scores)."""
         sums: dict[str, list[float]] = {}
         for t in self.runs:
-            for name, v in (t.user_attrs.get(attr) or {}).items():
-                sums.setdefault(name, []).append(v["score"] if isinstance(v, dict) else v)
+            record = TrialRecord.from_trial(t)
+            for name, v in (record.test_scores if test else record.task_scores).items():
+                sums.setdefault(name, []).append(v)
         return {name: statistics.fmean(vs) for name, vs in sums.items()}
 
 

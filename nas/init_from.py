@@ -16,7 +16,7 @@ log = logging.getLogger("adaptnas")
 
 
 def init_from_export(folder: Any, arch: TransformerConfig, suite) -> Any:
-    """``init_model`` for ``run_candidate`` that loads an export's pretrained weights.
+    """``init_model`` for ``run_trial`` that loads an export's pretrained weights.
 
     Args:
         folder: ``init_from=`` (an export folder, or a study's ``weights/trial_<n>``); ``None``

@@ -37,15 +37,18 @@ from lightning_modules.optim import DivergedError
 from nas import finalists as fin
 from nas.errors import describe
 from nas.hooks import TrialHook
-from nas.study import count_finished
-from nas.trial import (
-    CandidateResult,
-    Deadline,
-    TaskError,
-    TrialTimeout,
-    data_fields,
-    run_candidate,
+from nas.record import (
+    FAIL_REASON,
+    LOG_FILE,
+    PER_MPARAM,
+    SEED,
+    TASK_SCORES,
+    State,
+    TrialRecord,
+    has_test_metrics,
 )
+from nas.study import count_finished
+from nas.trial import Deadline, TaskError, TrialTimeout, data_fields, run_trial
 from search_spaces import SearchSpace
 
 log = logging.getLogger("adaptnas")
@@ -161,19 +164,19 @@ class Objective:
         self.hooks = list(hooks or [])
         self.n_trials = n_trials
         self.multi = bool(cfg["objective"]["multi_objective"])
-        self.top_k_test = int(cfg["objective"].get("test_top_k", 1))
+        self.top_k_test = int(cfg["objective"]["test_top_k"])
         # objective.per_trainable_param: the value is adaptability per million trainable
         # parameters, for running reports (analytic counts, tasks so far) and the final value.
-        self.per_param = bool(cfg["objective"].get("per_trainable_param", False))
-        self.spec = AdaptationSpec.from_config(cfg.get("finetune"))
-        self.trial_timeout = cfg.get("trial_timeout")
+        self.per_param = bool(cfg["objective"]["per_trainable_param"])
+        self.spec = AdaptationSpec.from_config(cfg["finetune"])
+        self.trial_timeout = cfg["trial_timeout"]
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.durations: list[float] = []
         self._handler: logging.FileHandler | None = None
         quiet_handled_failures()
 
     def _finished_values(self, study: optuna.Study) -> list[float]:
-        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        done = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
         return [t.values[0] for t in fin.search_trials(done)]
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
@@ -184,9 +187,9 @@ class Objective:
             # Whatever else ended the trial (Ctrl-C outside the stages, a bug in a hook or in
             # recording the result), the trial says why it failed and its log has the traceback.
             handled = isinstance(err, (optuna.TrialPruned, *TRIAL_FAULTS))
-            if not handled and "fail_reason" not in trial.user_attrs:
+            if not handled and FAIL_REASON not in trial.user_attrs:
                 interrupted = isinstance(err, KeyboardInterrupt)
-                trial.set_user_attr("fail_reason", "interrupted" if interrupted else describe(err))
+                trial.set_user_attr(FAIL_REASON, "interrupted" if interrupted else describe(err))
                 if not interrupted:
                     self._write_traceback(f"trial {trial.number}", err)
             raise
@@ -205,7 +208,7 @@ class Objective:
             count = f"{done + 1}/{self.n_trials}" if self.n_trials else f"#{done + 1}"
             prefix = f"trial {trial.number} ({count})"
             seed = int(self.cfg["seed"]) + trial.number
-        trial.set_user_attr("seed", seed)  # the model seed: what a repeat changes
+        trial.set_user_attr(SEED, seed)  # the model seed: what a repeat changes
         n_stages = 1 + len(self.suite.tasks)
         stages = {name: i for i, name in enumerate(["pretrain", *self.suite.tasks], start=1)}
         deadline = Deadline.after(self.trial_timeout) if self.trial_timeout else None
@@ -214,53 +217,25 @@ class Objective:
             arch = TransformerConfig.from_dict(params)
         except ArchitectureError as err:
             return self._prune(trial, f"invalid architecture: {err}", prefix)
-        trial.set_user_attr("architecture", arch.to_dict())
-        trial.set_user_attr("n_params", arch.num_params())
-        trial.set_user_attr("describe", arch.describe())
+        for key, value in TrialRecord.start_attrs(arch).items():
+            trial.set_user_attr(key, value)
         log.info("%s: %s, %s params", prefix, arch.describe(), params_human(arch.num_params()))
         for hook in self.hooks:
             hook.on_trial_start(trial, arch)
         trainable = task_trainable(arch, self.spec, self.suite.tasks) if self.per_param else {}
 
-        def on_stage(stage: str, seconds: float, info: dict) -> None:
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if k != "score")
-            step = f"{stages.get(stage, '?')}/{n_stages}"
-            log.info("%s: stage %s %s done in %.1fs (%s)", prefix, step, stage, seconds, shown)
-            for hook in self.hooks:
-                hook.on_stage(trial, stage, seconds, info)
-
-        def logger_for(stage: str):
-            loggers = [lg for h in self.hooks if (lg := h.logger_for(trial, stage)) is not None]
-            return loggers or False
-
-        def report(step: int, value: float, scores: dict[str, float]) -> None:
-            trial.set_user_attr("task_scores", dict(scores))  # pruned trials keep what they scored
-            if self.per_param:
-                value = per_million(value, [trainable[t] for t in scores])
-            if self.multi or repeat is not None:
-                # Optuna cannot prune multi-objective trials; a repeat measures the seed noise of
-                # a finalist, runs to the end and stays out of the pruner's comparisons.
-                return
-            trial.report(value, step)
-            if step < len(self.suite.tasks) and trial.should_prune():
-                task = list(scores)[-1]
-                raise optuna.TrialPruned(f"after {task} (running adaptability {value:.3f})")
-
+        watch = _Watch(self, trial, prefix, stages, n_stages, repeat, trainable)
         run_cfg, init_model = self.cfg, None
         if self.strategy is not None:  # inherited weights, strategy.continue_tokens of pretraining
             run_cfg, init_model = self.strategy.prepare(trial, arch, self.cfg)
         try:
-            result = run_candidate(
+            result = run_trial(
                 arch,
                 self.suite,
                 run_cfg,
+                [watch, *self.hooks],
+                trial=trial,
                 seed=seed,
-                report=report,
-                want_test=lambda score: (
-                    repeat[4] if repeat is not None else self._is_finalist(trial.study, score)
-                ),
-                on_stage=on_stage,
-                logger_for=logger_for,
                 init_model=init_model,
                 deadline=deadline,
             )
@@ -284,12 +259,14 @@ class Objective:
             # A bug: recorded on the trial, then it stops the search with its traceback.
             self._fail(trial, describe(err), prefix, err, terminal=False)
             raise
-        self._record(trial, result)
+        for key, value in result.to_attrs().items():
+            trial.set_user_attr(key, value)
         value = result.adaptability
         if self.per_param:
             value = per_million(value, result.trainable_params.values())
+            result.adaptability_per_mparam = value
             # before the hooks: weight keeping ranks the running trial by it (nas/checkpoints.py)
-            trial.set_user_attr("adaptability_per_mparam", value)
+            trial.set_user_attr(PER_MPARAM, value)
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
         self.durations.append(time.perf_counter() - t0)
@@ -303,13 +280,13 @@ class Objective:
         if fin.REPEAT_OF not in trial.user_attrs:
             return None
         of, r = int(trial.user_attrs[fin.REPEAT_OF]), int(trial.user_attrs[fin.REPEAT])
-        n_seeds = 1 + int((self.cfg.get("finalists") or {}).get("seeds", r))
+        n_seeds = 1 + int(self.cfg["finalists"]["seeds"])
         seed = int(self.cfg["seed"]) + of + fin.SEED_STRIDE * r
         storage = trial.study._storage
         original = storage.get_trial(
             storage.get_trial_id_from_study_id_trial_number(trial.study._study_id, of)
         )
-        return of, r, max(n_seeds, r + 1), seed, bool(original.user_attrs.get("test_metrics"))
+        return of, r, max(n_seeds, r + 1), seed, has_test_metrics(original)
 
     def _fail(
         self,
@@ -320,7 +297,7 @@ class Objective:
         terminal: bool = True,
     ) -> None:
         """Record why ``trial`` fails, log it (one line), append the traceback to its log file."""
-        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr(FAIL_REASON, reason)
         # Failed trials spend budget too: they count in the ETA's mean trial time.
         self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))
         where = f" (traceback in {self._handler.baseFilename})" if self._handler and err else ""
@@ -356,7 +333,7 @@ class Objective:
         for name in TRIAL_LOGGERS:
             logging.getLogger(name).addHandler(handler)
         self._handler = handler
-        trial.set_user_attr("log_file", str(path))
+        trial.set_user_attr(LOG_FILE, str(path))
         # A first line whatever the loggers' levels (INFO lines need logging configured for
         # INFO, as the entry points do; tracebacks of failures are written in any case).
         header = f"trial {trial.number} of study {trial.study.study_name}"
@@ -376,31 +353,13 @@ class Objective:
 
     def _prune(self, trial: optuna.Trial, reason: str, prefix: str):
         """Record why ``trial`` is pruned, log it and raise ``TrialPruned``."""
-        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr(FAIL_REASON, reason)
         # Pruned trials spend budget too: they count in the ETA's mean trial time.
         self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))
         log.info("%s: pruned: %s | %s", prefix, reason, self._progress(trial.study, None))
         for hook in self.hooks:
             hook.on_trial_end(trial, "pruned", None, reason)
         raise optuna.TrialPruned(reason)
-
-    @staticmethod
-    def _record(trial: optuna.Trial, r: CandidateResult) -> None:
-        trial.set_user_attr("n_params", r.n_params)
-        trial.set_user_attr("flops_per_token", r.flops_per_token)
-        trial.set_user_attr("pretrain_val_loss", r.pretrain_val_loss)
-        trial.set_user_attr("task_scores", r.task_scores)
-        trial.set_user_attr("task_metrics", r.task_metrics)
-        trial.set_user_attr("curves", r.curves)
-        if r.data_curves:  # JSON keys are strings: {"ner": {"64": 0.71, "256": 0.83}}
-            curves = {t: {str(k): v for k, v in c.items()} for t, c in r.data_curves.items()}
-            trial.set_user_attr("data_curves", curves)
-        trial.set_user_attr("adaptability", r.adaptability)
-        trial.set_user_attr("timings", {k: round(v, 3) for k, v in r.timings.items()})
-        trial.set_user_attr("steps", r.steps)
-        trial.set_user_attr("trainable_params", r.trainable_params)
-        if r.test_metrics:
-            trial.set_user_attr("test_metrics", r.test_metrics)
 
     def _progress(self, study: optuna.Study, score: float | None) -> str:
         """``best 0.412 | 7 to go, ETA 12m30s`` after the current trial (not yet in storage)."""
@@ -415,7 +374,7 @@ class Objective:
         return f"{best} | {remaining} to go, ETA {fmt_duration(eta)}"
 
     def _log_done(
-        self, trial: optuna.Trial, r: CandidateResult, prefix: str, repeat: bool = False
+        self, trial: optuna.Trial, r: TrialRecord, prefix: str, repeat: bool = False
     ) -> None:
         log.info(
             "%s: adaptability %.3f in %s | %s",
@@ -424,3 +383,39 @@ class Objective:
             fmt_duration(r.timings["total"]),
             "finalist repeat" if repeat else self._progress(trial.study, r.adaptability),
         )
+
+
+class _Watch(TrialHook):
+    """The objective's own hook on one trial: progress lines, pruning reports, the test decision.
+
+    First in the trial's hook list, so its line about a stage comes before the other hooks run.
+    """
+
+    def __init__(self, objective, trial, prefix, stages, n_stages, repeat, trainable):
+        self.objective, self.trial, self.prefix = objective, trial, prefix
+        self.stages, self.n_stages = stages, n_stages
+        self.repeat, self.trainable = repeat, trainable
+
+    def on_stage(self, trial, stage: str, seconds: float, info: dict) -> None:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items() if k != "score")
+        step = f"{self.stages.get(stage, '?')}/{self.n_stages}"
+        log.info("%s: stage %s %s done in %.1fs (%s)", self.prefix, step, stage, seconds, shown)
+
+    def on_report(self, trial, step: int, value: float, scores: dict[str, float]) -> None:
+        trial.set_user_attr(TASK_SCORES, dict(scores))  # pruned trials keep what they scored
+        o = self.objective
+        if o.per_param:
+            value = per_million(value, [self.trainable[t] for t in scores])
+        if o.multi or self.repeat is not None:
+            # Optuna cannot prune multi-objective trials; a repeat measures the seed noise of a
+            # finalist, runs to the end and stays out of the pruner's comparisons.
+            return
+        trial.report(value, step)
+        if step < len(o.suite.tasks) and trial.should_prune():
+            task = list(scores)[-1]
+            raise optuna.TrialPruned(f"after {task} (running adaptability {value:.3f})")
+
+    def wants_test(self, trial, adaptability: float) -> bool:
+        if self.repeat is not None:  # a repeat is tested when its finalist was
+            return self.repeat[4]
+        return self.objective._is_finalist(trial.study, adaptability)

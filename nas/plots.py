@@ -33,9 +33,10 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig
 
+from nas.record import State, TrialRecord
+
 log = logging.getLogger("adaptnas")
 
-State = optuna.trial.TrialState
 PLOTS = (
     "optimization_history",
     "param_importances",
@@ -198,13 +199,15 @@ def task_score_matrix(
 ) -> tuple[list[str], list[str], list[list[float]]]:
     """``(row labels, task names, scores)`` of the top trials (NaN where a task is missing)."""
     best = top_trials(study, top_k)
+    records = [TrialRecord.from_trial(t) for t in best]
     tasks: list[str] = []
-    for t in best:
-        tasks += [n for n in t.user_attrs.get("task_scores", {}) if n not in tasks]
+    for r in records:
+        tasks += [n for n in r.task_scores if n not in tasks]
     rows = [
-        f"#{t.number} {t.values[0]:.3f} {t.user_attrs.get('describe', '')}".strip() for t in best
+        f"#{t.number} {t.values[0]:.3f} {r.describe}".strip()
+        for t, r in zip(best, records, strict=True)
     ]
-    scores = [[t.user_attrs.get("task_scores", {}).get(n, math.nan) for n in tasks] for t in best]
+    scores = [[r.task_scores.get(n, math.nan) for n in tasks] for r in records]
     return rows, tasks, scores
 
 

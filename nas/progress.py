@@ -29,8 +29,7 @@ from rich.progress import (
 
 from lightning_modules.config import TransformerConfig
 from nas.hooks import TrialHook
-
-State = optuna.trial.TrialState
+from nas.record import FINISHED, State
 
 
 def interactive(stream: Any = None, environ: Any = None) -> bool:
@@ -70,9 +69,7 @@ class SearchProgress(TrialHook):
 
     # ---- hooks --------------------------------------------------------------------------------
     def on_search_start(self, study: optuna.Study, cfg: dict[str, Any]) -> None:
-        done = sum(
-            t.state in (State.COMPLETE, State.PRUNED) for t in study.get_trials(deepcopy=False)
-        )
+        done = sum(t.state in FINISHED for t in study.get_trials(deepcopy=False))
         complete = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
         if complete:
             self.best = max(t.values[0] for t in complete)
@@ -103,8 +100,8 @@ class SearchProgress(TrialHook):
     def on_stage(self, trial: optuna.Trial, stage: str, seconds: float, info: dict) -> None:
         self._update(f"trial {trial.number}", f"{stage} done ({seconds:.0f}s)")
 
-    def on_trial_end(self, trial, state, result, reason) -> None:
-        score = getattr(result, "adaptability", None) if state == "complete" else None
+    def on_trial_end(self, trial, state, record, reason) -> None:
+        score = record.adaptability if state == "complete" and record is not None else None
         if score is not None and not math.isnan(score):
             self.best = score if math.isnan(self.best) else max(self.best, score)
         counted = state in ("complete", "pruned")  # failed trials are run again
@@ -129,7 +126,7 @@ class SearchProgress(TrialHook):
 
 def stage_callbacks(trainer_cfg: Any) -> list:
     """Lightning callbacks for ``trainer.progress_bar``: ``rich`` gives ``RichProgressBar``."""
-    if str(trainer_cfg.get("progress_bar", False)).lower() != "rich":
+    if str(trainer_cfg["progress_bar"]).lower() != "rich":
         return []
     from pytorch_lightning.callbacks import RichProgressBar
 

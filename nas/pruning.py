@@ -32,7 +32,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
-State = optuna.trial.TrialState
+from nas.record import State
+
 _COMPETING = (State.COMPLETE, State.PRUNED, State.RUNNING)
 
 

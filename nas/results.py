@@ -27,8 +27,8 @@ from rich.table import Table
 from lightning_modules.config import params_human
 from lightning_modules.export import follow_umask
 from nas import finalists as fin
-
-State = optuna.trial.TrialState
+from nas import record as rec
+from nas.record import State, TrialRecord
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -50,7 +50,7 @@ def write_atomic(path: Path, text: str) -> None:
 def _score(t: optuna.trial.FrozenTrial) -> float:
     if t.state == State.COMPLETE:
         return t.values[0]
-    return t.user_attrs.get("adaptability", math.nan)
+    return TrialRecord.from_trial(t).adaptability
 
 
 def _round(v: float | None) -> float | str:
@@ -72,9 +72,10 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
     scores = fin.seed_scores(everything)
     chosen = {s.trial.number: i for i, s in enumerate(fin.ranked(study, everything))}
     trials = [t for t in everything if not (fin.is_repeat(t) and t.state == State.COMPLETE)]
+    records = {t.number: TrialRecord.from_trial(t) for t in trials}
     task_names: list[str] = []
-    for t in trials:
-        for name in t.user_attrs.get("task_scores", {}):
+    for record in records.values():
+        for name in record.task_scores:
             if name not in task_names:
                 task_names.append(name)
     order = {State.COMPLETE: 0, State.PRUNED: 1, State.FAIL: 2, State.RUNNING: 3, State.WAITING: 4}
@@ -98,12 +99,12 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
             "sd": "",
             "seeds": "",
         }
-        task_scores = t.user_attrs.get("task_scores", {})
-        test = {k: v["score"] for k, v in t.user_attrs.get("test_metrics", {}).items()}
+        record = records[t.number]
+        task_scores, test = record.task_scores, record.test_scores
         if s is not None:
             rank += 1
             row.update(rank=rank, adaptability=_round(s.mean), sd=_round(s.sd), seeds=s.n)
-            task_scores, test = s.task_means(), s.task_means("test_metrics")
+            task_scores, test = s.task_means(), s.task_means(test=True)
         elif t.state == State.COMPLETE:  # an adaptability of NaN
             rank += 1
             row.update(rank=rank, adaptability=round(t.values[0], 4), seeds=1)
@@ -111,14 +112,10 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
             row[name] = _round(task_scores.get(name))
         for name in task_names:
             row[f"test_{name}"] = _round(test.get(name))
-        row["params"] = t.user_attrs.get("n_params", "")
-        row["time_s"] = (
-            round(t.user_attrs.get("timings", {}).get("total", math.nan), 1)
-            if t.user_attrs.get("timings")
-            else ""
-        )
-        row["architecture"] = t.user_attrs.get("describe", "")
-        reason = t.user_attrs.get("fail_reason", "")
+        row["params"] = "" if record.n_params is None else record.n_params
+        row["time_s"] = round(record.timings.get("total", math.nan), 1) if record.timings else ""
+        row["architecture"] = record.describe
+        reason = record.fail_reason or ""
         if fin.is_repeat(t):
             of, r = fin.repeat_key(t)
             reason = f"repeat {r} of trial {of}" + (f": {reason}" if reason else "")
@@ -253,24 +250,25 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     """
     s = fin.seed_scores(study.get_trials(deepcopy=False)).get(t.number)
     runs = s.runs if s is not None else [t]
+    record = TrialRecord.from_trial(t)
     doc = {
-        "architecture": t.user_attrs["architecture"],
+        rec.ARCHITECTURE: record.architecture,
         "study": study.study_name,
         "trial": t.number,
-        "adaptability": s.mean if s is not None else t.values[0],
+        rec.ADAPTABILITY: s.mean if s is not None else t.values[0],
         "adaptability_sd": s.sd if s is not None else None,
         "n_seeds": len(runs),
         "seeds": [
-            {"trial": r.number, "seed": r.user_attrs.get("seed"), "adaptability": r.values[0]}
+            {"trial": r.number, rec.SEED: r.user_attrs.get(rec.SEED), rec.ADAPTABILITY: r.values[0]}
             for r in runs
         ],
         "search_adaptability": t.values[0],
-        "task_scores": s.task_means() if s is not None else t.user_attrs.get("task_scores", {}),
-        "test_metrics": t.user_attrs.get("test_metrics", {}),
-        "n_params": t.user_attrs.get("n_params"),
+        rec.TASK_SCORES: s.task_means() if s is not None else record.task_scores,
+        rec.TEST_METRICS: record.test_metrics,
+        rec.N_PARAMS: record.n_params,
     }
     if s is not None and s.n > 1:
-        doc["test_scores_mean"] = s.task_means("test_metrics")
+        doc["test_scores_mean"] = s.task_means(test=True)
     return yaml.safe_dump(doc, sort_keys=False)
 
 

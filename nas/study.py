@@ -21,11 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.storages._heartbeat import BaseHeartbeat
 
 from nas.errors import USER_ERRORS, ConfigError, first_line
+from nas.record import FINISHED
 
 log = logging.getLogger("adaptnas")
 
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$")
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 

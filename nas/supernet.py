@@ -455,13 +455,13 @@ def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) 
 
 
 def _device(trainer_cfg: Mapping[str, Any]) -> tuple[torch.device, bool]:
-    """The device and bf16 autocast that ``nas.trial.uses_gpu`` and ``precision_for`` pick.
+    """The device and bf16 autocast that ``nas.stages.uses_gpu`` and ``precision_for`` pick.
 
     Repeated here so that a super-network build does not import Lightning (seconds).
     """
-    accelerator = str(trainer_cfg.get("accelerator", "auto")).lower()
+    accelerator = str(trainer_cfg["accelerator"]).lower()
     gpu = torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda")
-    precision = str(trainer_cfg.get("precision", "auto"))
+    precision = str(trainer_cfg["precision"])
     return torch.device("cuda" if gpu else "cpu"), gpu and precision in ("auto", "bf16-mixed")
 
 
@@ -508,7 +508,7 @@ def pretrain_supernet(
     start = load_progress(progress, net, opt, sched) if progress.is_file() else 0
     if start:
         log.info("supernet: resuming from step %d/%d (%s)", start, steps, progress)
-    clip = trainer_cfg.get("gradient_clip_val", 1.0)
+    clip = trainer_cfg["gradient_clip_val"]
     limit = 3.0 * math.log(net.super_cfg.vocab_size)
     blocks = suite.train_blocks
     t0, shown = time.perf_counter(), start
@@ -568,8 +568,8 @@ def spec_of(
         "strategy": settings,
         "pretrain": dict(cfg["pretrain"]),
         "data": dict(cfg["data"]),
-        "gradient_clip_val": cfg["trainer"].get("gradient_clip_val", 1.0),
-        "seed": int(cfg.get("seed", 0) or 0),
+        "gradient_clip_val": cfg["trainer"]["gradient_clip_val"],
+        "seed": int(cfg["seed"]),
     }
 
 
@@ -665,7 +665,7 @@ def _build(net, space, data, suite, cfg, settings, spec, folder, on_checkpoint) 
         cfg["pretrain"],
         cfg["trainer"],
         folder,
-        seed=int(cfg.get("seed", 0) or 0),
+        seed=int(cfg["seed"]),
         on_checkpoint=on_checkpoint,
     )
     seconds = time.perf_counter() - t0
@@ -707,7 +707,7 @@ class SupernetStrategy:
         """The run config and ``init_model`` of one trial: sliced weights, brief pretraining.
 
         Returns:
-            ``(cfg with pretrain.tokens = continue_tokens, init_model)`` for ``run_candidate``.
+            ``(cfg with pretrain.tokens = continue_tokens, init_model)`` for ``run_trial``.
         """
         state = self.net.state_for(arch)  # also checks that arch fits (ArchitectureError)
         if trial is not None:

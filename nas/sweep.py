@@ -31,6 +31,7 @@ import yaml
 
 from lightning_modules.config import TransformerConfig
 from nas.errors import ConfigError
+from nas.record import ADAPTABILITY
 from search_spaces import Param, SearchSpace, SearchSpaceError, builtin_spaces, load_space
 
 METHODS = ("bayes", "random")
@@ -182,7 +183,7 @@ def sweep_config(
     config.update(
         program=PROGRAM,
         method=method,
-        metric={"name": "adaptability", "goal": "maximize"},
+        metric={"name": ADAPTABILITY, "goal": "maximize"},
         parameters=parameters,
         command=command,
     )

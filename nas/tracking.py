@@ -38,6 +38,15 @@ from pytorch_lightning.utilities import rank_zero_only
 from lightning_modules.config import TransformerConfig
 from nas.errors import ConfigError
 from nas.hooks import TrialHook
+from nas.record import (
+    ADAPTABILITY,
+    DESCRIBE,
+    FLOPS_PER_TOKEN,
+    N_PARAMS,
+    PRETRAIN_VAL_LOSS,
+    State,
+    TrialRecord,
+)
 from nas.study import mask_url
 
 log = logging.getLogger("adaptnas")
@@ -88,12 +97,16 @@ def run_config(cfg: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     return mask_secrets(out)
 
 
-def summary_from_attrs(attrs: Mapping[str, Any], state: str) -> dict[str, Any]:
-    """The summary of a trial (or a single run) from its user attrs.
+def _finite(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def summary_of(record: TrialRecord, state: str) -> dict[str, Any]:
+    """The summary of a trial (or a single run) from its record.
 
     Args:
-        attrs: Optuna user attrs as ``nas.objective`` records them (``adaptability``,
-            ``task_scores``, ``n_params``, ``fail_reason``...); missing ones are left out.
+        record: The trial's record (``TrialRecord.from_trial``, or ``run_trial``'s for a single
+            run); what it did not reach is left out.
         state: ``complete``, ``pruned`` or ``fail``.
 
     Returns:
@@ -101,33 +114,24 @@ def summary_from_attrs(attrs: Mapping[str, Any], state: str) -> dict[str, Any]:
         ``n_params``, ``flops_per_token``, ``pretrain_val_loss``, ``time/<stage>``, ``describe``.
     """
     out: dict[str, Any] = {"state": state}
-    if attrs.get("fail_reason"):
-        out["reason"] = attrs["fail_reason"]
-    for key in ("adaptability", "n_params", "flops_per_token", "pretrain_val_loss", "describe"):
-        value = attrs.get(key)
-        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+    if record.fail_reason:
+        out["reason"] = record.fail_reason
+    for key, value in (
+        (ADAPTABILITY, record.adaptability),
+        (N_PARAMS, record.n_params),
+        (FLOPS_PER_TOKEN, record.flops_per_token),
+        (PRETRAIN_VAL_LOSS, record.pretrain_val_loss),
+        (DESCRIBE, record.describe or None),
+    ):
+        if _finite(value):
             out[key] = value
-    for task, score in (attrs.get("task_scores") or {}).items():
+    for task, score in record.task_scores.items():
         out[f"score/{task}"] = score
-    for task, metrics in (attrs.get("test_metrics") or {}).items():
-        out[f"test/{task}"] = metrics["score"]
-    for stage, seconds in (attrs.get("timings") or {}).items():
-        out[f"time/{stage}"] = seconds
+    for task, score in record.test_scores.items():
+        out[f"test/{task}"] = score
+    for stage, seconds in record.timings.items():
+        out[f"time/{stage}"] = round(seconds, 3)
     return out
-
-
-def result_attrs(result: Any) -> dict[str, Any]:
-    """User-attr style fields of a ``CandidateResult`` (for single runs, which have no trial)."""
-    return {
-        "adaptability": result.adaptability,
-        "n_params": result.n_params,
-        "flops_per_token": result.flops_per_token,
-        "pretrain_val_loss": result.pretrain_val_loss,
-        "task_scores": result.task_scores,
-        "test_metrics": result.test_metrics,
-        "timings": {k: round(v, 3) for k, v in result.timings.items()},
-        "describe": result.arch.describe(),
-    }
 
 
 # ---- W&B mode ----------------------------------------------------------------------------------
@@ -290,9 +294,9 @@ class WandbRun(TrackedRun):
 
     def finish(self, state: str, summary: Mapping[str, Any]) -> None:
         try:
-            if "adaptability" in summary:
+            if ADAPTABILITY in summary:
                 # In history too: a W&B sweep reads its metric from the run; charts want a point.
-                self.run.log({"adaptability": summary["adaptability"]})
+                self.run.log({ADAPTABILITY: summary[ADAPTABILITY]})
             self.run.summary.update(dict(summary))
             if state != "complete":
                 self.run.tags = (*self.run.tags, state)
@@ -393,7 +397,7 @@ class TrackingHook(TrialHook):
     def on_search_start(self, study: optuna.Study, cfg: dict[str, Any]) -> None:
         self.cfg = dict(cfg)
         self.group = study.study_name
-        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        done = study.get_trials(deepcopy=False, states=(State.COMPLETE,))
         self.best = max((t.values[0] for t in done), default=-math.inf)
         if self.kind == "wandb":
             logger_cfg = self.cfg["logger"]
@@ -407,8 +411,8 @@ class TrackingHook(TrialHook):
                 folder,
                 f" (upload later: wandb sync {folder}/offline-run-*)" if mode == "offline" else "",
             )
-            if logger_cfg.get("study_run", True):
-                worker = int(self.cfg.get("worker", 0) or 0)
+            if logger_cfg["study_run"]:
+                worker = int(self.cfg["worker"])
                 # Fails early (bad project, key...) before any trial has run.
                 self.study_run = WandbRun(
                     logger_cfg,
@@ -463,10 +467,10 @@ class TrackingHook(TrialHook):
         if trial.number not in self.runs:
             self._open(trial, None)
         run = self.runs.pop(trial.number)
-        attrs = dict(trial.user_attrs)
+        stored = TrialRecord.from_trial(trial)
         if reason:
-            attrs["fail_reason"] = reason
-        summary = summary_from_attrs(attrs, state)
+            stored.fail_reason = reason
+        summary = summary_of(stored, state)
         summary["trial"] = trial.number
         if result is not None and state == "complete":
             self.best = max(self.best, result.adaptability)
@@ -475,10 +479,10 @@ class TrackingHook(TrialHook):
         _safely(f"trial {trial.number}: closing its run", run.finish, state, summary)
         if self.study_run is not None:
             row: dict[str, Any] = {"trial": trial.number, "pruned": int(state == "pruned")}
-            if "adaptability" in summary and state == "complete":
-                row["adaptability"] = summary["adaptability"]
-            if "n_params" in summary:
-                row["n_params"] = summary["n_params"]
+            if ADAPTABILITY in summary and state == "complete":
+                row[ADAPTABILITY] = summary[ADAPTABILITY]
+            if N_PARAMS in summary:
+                row[N_PARAMS] = summary[N_PARAMS]
             if self.best > -math.inf:
                 row["best_adaptability"] = self.best
             _safely("study run: logging a trial", self.study_run.run.log, row)
@@ -509,11 +513,34 @@ class TrackingHook(TrialHook):
                 {
                     "best_trial": best[0].number,
                     "best_adaptability": best[0].values[0],
-                    "best_architecture": best[0].user_attrs.get("describe", ""),
+                    "best_architecture": TrialRecord.from_trial(best[0]).describe,
                 }
             )
         run.finish()
         self.study_run = None
+
+
+class TrainRunHook(TrialHook):
+    """What a single run (``nas/train.py``) hands ``run_trial``: its tracked run and ``test``.
+
+    Args:
+        run: The tracked run (``open_train_run``).
+        test: Whether the adapted models are scored on the test splits (``test=true``).
+    """
+
+    def __init__(self, run: TrackedRun, test: bool):
+        self.run, self.test = run, test
+
+    def logger_for(self, trial: None, stage: str) -> Logger | None:
+        return self.run.logger_for(stage)
+
+    def on_stage(self, trial: None, stage: str, seconds: float, info: dict) -> None:
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in info.items())
+        log.info("%s done in %.1fs (%s)", stage, seconds, shown)
+        self.run.log_stage(stage, seconds, info)
+
+    def wants_test(self, trial: None, adaptability: float) -> bool:
+        return self.test
 
 
 def build_tracking_hooks(cfg: Mapping[str, Any]) -> list[TrialHook]:

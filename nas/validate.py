@@ -2,7 +2,7 @@
 
 Composes ``conf/validate.yaml`` and calls ``run_validate``; a search calls ``validate_after_search``
 at its end with ``validate.auto=true``. For the top ``validate.top_k`` trials of the study (by
-their search score) it re-runs the staged trial of ``nas.trial.run_candidate`` with the study's
+their search score) it re-runs the trial of ``nas.trial.run_trial`` with the study's
 own run config (``<study folder>/config.yaml``) and measures, per architecture and per task:
 
 * the score over ``validate.seeds`` seeds that the search never used (mean, sd);
@@ -42,14 +42,17 @@ from lightning_modules.config import ArchitectureError, TransformerConfig, param
 from lightning_modules.optim import DivergedError
 from nas.cli import CONF_DIR, entry, run_guarded
 from nas.errors import ConfigError, describe
+from nas.finalists import is_repeat
+from nas.hooks import ScoreTest
+from nas.record import State, TrialRecord, has_architecture
 from nas.results import write_atomic
+from nas.stages import adaptation_budget
 from nas.task_families import allowed_families
-from nas.trial import TaskError, run_candidate
+from nas.trial import TaskError, run_trial
 
 matplotlib.use("Agg")  # files only, never a window
 
 log = logging.getLogger("adaptnas")
-State = optuna.trial.TrialState
 
 FORMAT = "adaptnas-validity-v1"
 SEED_STRIDE = 100  # validation seeds are validate.seed + 100 k: a run uses seed + task index too
@@ -113,8 +116,8 @@ def scale_budget(run: Mapping[str, Any], factor: float) -> dict[str, Any]:
     out = copy.deepcopy(dict(run))
     out["pretrain"]["tokens"] = int(round(int(out["pretrain"]["tokens"]) * factor))
     out["finetune"]["steps"] = max(1, int(round(int(out["finetune"]["steps"]) * factor)))
-    for task in (out.get("tasks") or {}).values():
-        if task and task.get("steps"):
+    for task in out["tasks"].values():
+        if task["steps"] is not None:
             task["steps"] = max(1, int(round(int(task["steps"]) * factor)))
     return out
 
@@ -265,7 +268,7 @@ class _Runner:
         t0 = time.perf_counter()
         out: dict[str, Any] = {"seed": seed}
         try:
-            r = run_candidate(arch, self.suite, run, seed=seed, want_test=lambda _: test)
+            r = run_trial(arch, self.suite, run, [ScoreTest(test)], seed=seed)
         except RUN_FAULTS as err:  # one seed of one condition; the figures say n
             out.update(adaptability=None, tasks={}, failed=describe(err))
             log.warning("validate [%d/%d] %s seed %d: %s", self.done, self.total, label, seed, err)
@@ -274,7 +277,7 @@ class _Runner:
         out["adaptability"] = _num(r.adaptability)
         out["tasks"] = {k: _num(v) for k, v in r.task_scores.items()}
         if test:
-            out["test"] = {k: _num(v["score"]) for k, v in r.test_metrics.items()}
+            out["test"] = {k: _num(v) for k, v in r.test_scores.items()}
             scores = [v for v in out["test"].values() if v is not None]
             out["test_adaptability"] = statistics.fmean(scores) if scores else None
         out["seconds"] = round(time.perf_counter() - t0, 2)
@@ -363,7 +366,7 @@ def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=(State.COMPLETE,))
-        if t.user_attrs.get("architecture") and "finalist_of" not in t.user_attrs
+        if has_architecture(t) and not is_repeat(t)
     ]
     done.sort(key=lambda t: (-t.values[0], t.number))
     if len(done) < 2:
@@ -403,7 +406,7 @@ def validate_study(
     _check_settings(v)
     top = finalists(study, int(v["top_k"]))
     seeds = [int(v["seed"]) + SEED_STRIDE * k for k in range(int(v["seeds"]))]
-    search_seeds = {int(run.get("seed", 0) or 0) + t.number for t in study.trials}
+    search_seeds = {int(run["seed"]) + t.number for t in study.trials}
     if clash := sorted(set(seeds) & search_seeds):
         raise ConfigError(
             f"validate.seed={v['seed']}: seed {clash[0]} was a search seed (seed + trial number, "
@@ -432,7 +435,7 @@ def validate_study(
 
     archs: list[dict[str, Any]] = []
     for rank, t in enumerate(top, start=1):
-        arch = TransformerConfig.from_dict(t.user_attrs["architecture"])
+        arch = TransformerConfig.from_dict(TrialRecord.from_trial(t).architecture)
         label = f"#{t.number}"
         pre = [runner(f"{label} pretrained", arch, dict(run), s, True) for s in seeds]
         scr = [runner(f"{label} not pretrained", arch, scratch_run, s, False) for s in seeds]
@@ -446,7 +449,7 @@ def validate_study(
                 "architecture": arch.to_dict(),
                 "n_params": arch.num_params(),
                 "search_score": _num(t.values[0]),
-                "search_seed": int(run.get("seed", 0) or 0) + t.number,
+                "search_seed": int(run["seed"]) + t.number,
                 "pretrained": pre_doc,
                 "not_pretrained": scr_doc,
                 "gain": _gain(pre_doc, scr_doc, task_names),
@@ -575,13 +578,10 @@ def validate_study(
 
 
 def _budget(run: Mapping[str, Any]) -> dict[str, Any]:
-    tasks = run.get("tasks") or {}
     return {
         "pretrain_tokens": int(run["pretrain"]["tokens"]),
         "finetune_steps": int(run["finetune"]["steps"]),
-        "task_steps": {
-            t: int((c or {}).get("steps") or run["finetune"]["steps"]) for t, c in tasks.items()
-        },
+        "task_steps": {t: adaptation_budget(run, t).steps for t in run["tasks"]},
     }
 
 

@@ -45,12 +45,10 @@ from omegaconf import DictConfig
 from nas import finalists as fin
 from nas.errors import ConfigError
 from nas.finalists import SURPLUS_ATTR, FinalistSettings
+from nas.record import FAIL_REASON, FINISHED, LIVE, State
 
 log = logging.getLogger("adaptnas")
 
-State = optuna.trial.TrialState
-LIVE = (State.COMPLETE, State.PRUNED, State.RUNNING, State.WAITING)
-FINISHED = (State.COMPLETE, State.PRUNED)
 # A worker whose trials keep failing (out of memory every time, say) stops instead of spinning.
 MAX_CONSECUTIVE_FAILURES = 5
 
@@ -252,12 +250,12 @@ def assign_gpu(
 
 def setup_worker(cfg: DictConfig) -> WorkerInfo:
     """Apply this worker's torch threads and GPU (before anything touches CUDA) and say so."""
-    index = int(cfg.get("worker", 0) or 0)
-    threads = resolve_threads(cfg.get("threads", "auto"), local_workers(), available_cpus())
+    index = int(cfg.worker)
+    threads = resolve_threads(cfg.threads, local_workers(), available_cpus())
     torch.set_num_threads(threads)
     device = None
-    accelerator = str(cfg.get("trainer", {}).get("accelerator", "auto")).lower()
-    if cfg.get("gpu_per_worker", True) and accelerator in ("auto", "gpu", "cuda"):
+    accelerator = str(cfg.trainer.accelerator).lower()
+    if cfg.gpu_per_worker and accelerator in ("auto", "gpu", "cuda"):
         device = assign_gpu(index)
         if device is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = device
@@ -340,7 +338,7 @@ class BudgetedObjective:
                 )
         if reason is not None:
             self.surplus = True
-            trial.set_user_attr("fail_reason", reason)
+            trial.set_user_attr(FAIL_REASON, reason)
             trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
             raise SurplusTrial(reason)
         return self.objective(trial)
@@ -399,7 +397,7 @@ def fail_orphans(
             continue
         reason = f"worker process {pid} died"
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", reason)
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
             if not storage.set_trial_state_values(trial._trial_id, state=State.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
@@ -409,7 +407,7 @@ def fail_orphans(
         if callback is not None:
             frozen = copy.deepcopy(storage.get_trial(trial._trial_id))
             # The copy inherits the user attributes; the reason is the original's alone.
-            frozen.user_attrs.pop("fail_reason", None)
+            frozen.user_attrs.pop(FAIL_REASON, None)
             before = len(study.get_trials(deepcopy=False, states=(State.WAITING,)))
             callback(study, frozen)
             if len(study.get_trials(deepcopy=False, states=(State.WAITING,))) > before:

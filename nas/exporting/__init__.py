@@ -22,7 +22,7 @@ from nas.exporting.pipeline import (
     write_architecture_only,
 )
 from nas.exporting.retrain import retrain_commands, retrain_overrides
-from nas.exporting.selection import select_trials, trial_attrs
+from nas.exporting.selection import select_trials, trial_record
 
 __all__ = [
     "ExportResult",
@@ -35,6 +35,6 @@ __all__ = [
     "retrain_overrides",
     "run_export",
     "select_trials",
-    "trial_attrs",
+    "trial_record",
     "write_architecture_only",
 ]

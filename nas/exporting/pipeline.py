@@ -62,11 +62,12 @@ from nas.errors import ConfigError
 from nas.exporting.card import model_card
 from nas.exporting.hub import push_export
 from nas.exporting.retrain import retrain_commands
-from nas.exporting.selection import select_trials, trial_attrs
+from nas.exporting.selection import select_trials, trial_record
+from nas.record import State
 from nas.study import open_existing_study, recorded_run_config
 
 log = logging.getLogger("adaptnas")
-COMPLETE = optuna.trial.TrialState.COMPLETE
+COMPLETE = State.COMPLETE
 
 
 @dataclass
@@ -350,12 +351,12 @@ def write_architecture_only(
     trial: optuna.trial.FrozenTrial, study: optuna.Study, out: Path, run: dict[str, Any]
 ) -> Path:
     """For a trial without kept weights: its ``architecture.yaml`` so that it can be retrained."""
-    attrs = trial_attrs(trial)
-    arch = attrs.get("architecture")
+    record = trial_record(trial)
+    arch = record.architecture
     if arch is None:
         raise ConfigError(
             f"trial={trial.number} of study '{study.study_name}' has no architecture "
-            f"({attrs.get('fail_reason', trial.state.name.lower())})"
+            f"({record.fail_reason or trial.state.name.lower()})"
         )
     if out.exists() and any(out.iterdir()) and not (out / "architecture.yaml").is_file():
         raise ConfigError(f"out={out}: exists and is not an adaptnas export; pick another folder")
@@ -368,7 +369,7 @@ def write_architecture_only(
         "state": trial.state.name.lower(),
         "scores": {
             "adaptability": trial.values[0] if trial.values else None,
-            "validation": attrs.get("task_scores", {}),
+            "validation": record.task_scores,
         },
         "weights": None,
         "search": run,
@@ -442,12 +443,12 @@ def _no_weights(t: optuna.trial.FrozenTrial, study: optuna.Study, folder: Path, 
     """Write the trial's architecture to ``out``; the one-line message with the retrain command."""
     run = recorded_run_config(folder)
     arch_path = write_architecture_only(t, study, out, run)
-    tasks = list(trial_attrs(t).get("task_scores", {})) or list(run.get("tasks") or {})
+    tasks = list(trial_record(t).task_scores) or list(run.get("tasks") or {})
     seed = int(run.get("seed", 0) or 0) + t.number
     cmd = retrain_commands(arch_path, run, tasks, seed, None)["reproduce"]
     if t.state != COMPLETE:
         why = f"was {t.state.name.lower()}"
-        if reason := trial_attrs(t).get("fail_reason"):
+        if reason := trial_record(t).fail_reason:
             why += f" ({reason})"
     else:
         kept = sorted(

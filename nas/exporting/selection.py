@@ -7,12 +7,13 @@ from typing import Any
 import optuna
 
 from nas.errors import ConfigError
+from nas.record import TrialRecord
 
 
-def trial_attrs(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """What the search recorded of ``trial`` (its user attributes: architecture, task scores,
-    fail reason); the one place export reads them."""
-    return trial.user_attrs
+def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    """What the search recorded of ``trial`` (architecture, task scores, fail reason), read
+    through the one trial record; the one place export reads them."""
+    return TrialRecord.from_trial(trial)
 
 
 def select_trials(study: optuna.Study, which: Any) -> list[optuna.trial.FrozenTrial]:

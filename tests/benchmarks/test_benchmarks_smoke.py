@@ -150,7 +150,7 @@ def test_overhead_quick(tmp_path):
         "optuna_and_objective",
     }
     # Every phase is a real duration: the hooks' phases fit inside the timed fit() calls, the
-    # timed run_candidate inside the trial as Optuna clocked it.
+    # timed run_trial inside the trial as Optuna clocked it.
     assert all(finite(v) and v >= 0 for v in phases.values())
     assert phases["forward"] > 0 and phases["backward"] > 0 and phases["evaluation"] > 0
     assert 0 < data["overhead_share"] < 1

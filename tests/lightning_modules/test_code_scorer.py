@@ -16,7 +16,7 @@ from nas.engine import load_suite, prepare
 from nas.schema import check_task
 from nas.study import plain
 from nas.task_families import allowed_families
-from nas.trial import data_fields, run_candidate
+from nas.trial import data_fields, run_trial
 from tests.conftest import compose_config
 
 GOOD = "def f(x):\n    return x + 1\nassert f(1) == 2\n"
@@ -136,7 +136,7 @@ def test_gold_code_scores_one_and_a_tiny_candidate_scores_in_range(tiny_cfg):
             family=family, n_layer=1, n_dec_layer=n_dec_layer, d_model=32, n_head=2, d_ff=64,
             **data_fields(suite),
         )  # fmt: skip
-        result = run_candidate(arch, suite, plain(cfg), seed=0)
+        result = run_trial(arch, suite, plain(cfg), seed=0)
         assert 0.0 <= result.task_scores["code"] <= 1.0
         assert 0.0 <= result.adaptability <= 1.0
 

@@ -16,7 +16,8 @@ from lightning_modules.generate import beam_search, generate, generate_ids, gree
 from lightning_modules.model import LanguageModel, build_model
 from lightning_modules.tasks import TASK_KINDS, GenerationTask
 from lightning_modules.tasks.generation import IGNORE
-from nas.trial import finetune
+from nas.stages import finetune
+from tests.nas.run_config import run_config
 
 EOS_ID = 6  # [EOS] in SPECIAL_TOKENS order
 
@@ -264,14 +265,16 @@ def test_finetune_trains_the_whole_language_model(family, translation, tokenizer
     torch.manual_seed(0)
     pretrained = build_model(arch)
     before = {k: v.clone() for k, v in pretrained.state_dict().items()}
-    cfg = {
-        "finetune": {
+    cfg = run_config(
+        finetune={
             "steps": 6, "batch_size": 16, "eval_batch_size": 8, "lr": 3e-3,
-            "weight_decay": 0.01, "warmup_frac": 0.1,
+            "weight_decay": 0.01, "warmup_frac": 0.1, "evals": 1, "examples": None,
         },
-        "trainer": {"accelerator": "cpu", "precision": "32-true"},
-    }  # fmt: skip
-    module = finetune(pretrained, task, cfg, seed=0)
+        tasks={"translation": {"steps": None, "batch_size": None, "lr": None, "examples": None}},
+        trainer={"accelerator": "cpu", "precision": "32-true"},
+    )  # fmt: skip
+    module, steps = finetune(pretrained, task, cfg, seed=0)
+    assert steps == 6
     lm = module.backbone
     assert isinstance(lm, LanguageModel) and lm is not pretrained
     assert lm.lm_head.weight is lm.backbone.tok_emb.weight  # still tied

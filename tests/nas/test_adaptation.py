@@ -15,7 +15,7 @@ from nas.engine import check_config, load_suite, prepare, run_search
 from nas.errors import ConfigError
 from nas.exporting import run_export
 from nas.study import plain
-from nas.trial import data_fields, run_candidate
+from nas.trial import data_fields, run_trial
 from tests.conftest import compose_config, tiny_overrides
 
 # One task of each kind: sequence, token, span, generation.
@@ -44,7 +44,7 @@ def test_every_method_adapts_and_scores_every_task_kind(tiny_cfg, extra):
     suite = load_suite(cfg)
     arch = _arch(suite)
     run = plain(cfg)
-    result = run_candidate(arch, suite, run, seed=0)
+    result = run_trial(arch, suite, run, seed=0)
     spec = AdaptationSpec.from_config(run["finetune"])
     assert list(result.task_scores) == ["sentiment", "ner", "qa", "translation"]
     for name, score in result.task_scores.items():

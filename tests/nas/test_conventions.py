@@ -35,11 +35,13 @@ from nas.errors import ConfigError
 from nas.exporting import card_data, model_card, push_export
 from nas.exporting.pipeline import _prepare_out, _write_tokenizer
 from nas.progress import SearchProgress, interactive, stage_callbacks
+from nas.record import TrialRecord
 from nas.results import fit_columns, print_leaderboard, write_atomic
+from nas.stages import make_trainer
 from nas.study import open_study
 from nas.tracking import has_wandb_key
-from nas.trial import CandidateResult, make_trainer
 from tests.conftest import REPO, SEARCH_ONLY, compose_config, tiny_overrides
+from tests.nas.run_config import trainer_config
 from tests.nas.test_tracking import read_finished
 
 State = optuna.trial.TrialState
@@ -241,7 +243,7 @@ def test_kept_weights_are_optuna_artifacts(tmp_path):
     for score in (0.2, 0.5):
         trial = study.ask()
         trial.set_user_attr("adaptability", score)
-        result = CandidateResult(
+        result = TrialRecord(
             arch=arch, n_params=1, flops_per_token=1.0, adaptability=score,
             pretrained=build_model(arch),
         )  # fmt: skip
@@ -372,7 +374,7 @@ def test_progress_shows_trial_stage_eta_and_best():
     progress.on_trial_end(
         trial,
         "complete",
-        CandidateResult(arch=None, n_params=1, flops_per_token=1.0, adaptability=0.55),
+        TrialRecord(arch=None, n_params=1, flops_per_token=1.0, adaptability=0.55),
         None,
     )
     progress.on_search_end(study)
@@ -383,9 +385,9 @@ def test_rich_progress_bar_inside_a_stage_when_asked():
     from pytorch_lightning.callbacks import RichProgressBar
 
     assert stage_callbacks({"progress_bar": False}) == []
-    trainer = make_trainer({"progress_bar": "rich", "accelerator": "cpu"}, 2, val_every=2)
+    trainer = make_trainer(trainer_config(progress_bar="rich", accelerator="cpu"), 2, val_every=2)
     assert any(isinstance(c, RichProgressBar) for c in trainer.callbacks)
-    plain = make_trainer({"progress_bar": False, "accelerator": "cpu"}, 2, val_every=2)
+    plain = make_trainer(trainer_config(progress_bar=False, accelerator="cpu"), 2, val_every=2)
     assert plain.progress_bar_callback is None
 
 
@@ -449,14 +451,16 @@ def test_written_files_and_folders_follow_the_umask(tmp_path, mask):
         export_tmp = _prepare_out(tmp_path / "export")
         tok = load_or_train_tokenizer(["ada lives in paris"] * 10, 120, tmp_path / "cache")
         assert tok is not None
-        result = CandidateResult(
+        result = TrialRecord(
             arch=arch, n_params=1, flops_per_token=1.0, adaptability=0.5,
             pretrained=build_model(arch),
         )  # fmt: skip
         study = optuna.create_study(direction="maximize")
         trial = study.ask()
         trial.set_user_attr("adaptability", 0.5)
-        KeepWeights(tmp_path, 1, {}).on_trial_end(trial, "complete", result, None)
+        KeepWeights(tmp_path, 1, {"objective": {"multi_objective": False}}).on_trial_end(
+            trial, "complete", result, None
+        )
     files = [tmp_path / "leaderboard.csv", tmp_path / "w.safetensors"]
     files += list((tmp_path / "cache").glob("tokenizer-*.json"))
     files += [p for p in (tmp_path / "weights").rglob("*") if p.is_file()]

@@ -28,7 +28,7 @@ from nas.checkpoints import KeepWeights, kept_trials, trial_weights_dir
 from nas.engine import run_search, run_train
 from nas.errors import ConfigError
 from nas.exporting import retrain_commands, run_export, select_trials
-from nas.trial import CandidateResult
+from nas.record import TrialRecord
 from tests.conftest import REPO, compose_config, tiny_overrides
 
 State = optuna.trial.TrialState
@@ -71,8 +71,8 @@ def exported(tmp_path_factory):
 
 
 # ---- weight keeping ----------------------------------------------------------------------------
-def _candidate(arch: TransformerConfig, score: float) -> CandidateResult:
-    return CandidateResult(
+def _candidate(arch: TransformerConfig, score: float) -> TrialRecord:
+    return TrialRecord(
         arch=arch, n_params=arch.num_params(), flops_per_token=1.0, adaptability=score,
         pretrained=build_model(arch),
     )  # fmt: skip

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import nas.trial
+import nas.stages
 from lightning_modules.config import TransformerConfig
-from nas.trial import CPU_BF16_MIN_D_MODEL, cpu_bf16_units, make_trainer, precision_for
+from nas.stages import CPU_BF16_MIN_D_MODEL, cpu_bf16_units, make_trainer, precision_for
+from tests.nas.run_config import trainer_config
 
 
 def arch(d_model: int) -> TransformerConfig:
@@ -20,7 +21,7 @@ def cpu(monkeypatch):
 
     def make(units: bool) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        monkeypatch.setattr(nas.trial, "cpu_bf16_units", lambda: units)
+        monkeypatch.setattr(nas.stages, "cpu_bf16_units", lambda: units)
 
     return make
 
@@ -65,7 +66,7 @@ def test_a_gpu_always_gets_bf16_and_explicit_settings_are_kept(monkeypatch, cpu)
 
 def test_make_trainer_weighs_the_stage_model(cpu):
     cpu(True)
-    t = {"accelerator": "cpu", "precision": "auto"}
+    t = trainer_config(accelerator="cpu", precision="auto")
     assert str(make_trainer(t, 1, 1, arch=arch(512)).precision) == "bf16-mixed"
     assert str(make_trainer(t, 1, 1, arch=arch(64)).precision) == "32-true"
     assert str(make_trainer(t, 1, 1).precision) == "32-true"

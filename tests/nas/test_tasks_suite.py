@@ -106,7 +106,8 @@ def test_train_refuses_an_encoder_for_generation(tiny_cfg, tmp_path):
         run_train(cfg)
     assert str(err.value) == (
         "arch: family 'encoder' cannot serve task 'translation' (kind generation needs decoder "
-        "or prefix_lm or encoder_decoder); choose another architecture or leave the task out, e.g. task=[ner]"
+        "or prefix_lm or encoder_decoder); choose another architecture or leave the task out, "
+        "e.g. task=[ner]"
     )
 
 

@@ -12,7 +12,9 @@ import pytest
 
 from nas.engine import load_suite, run_search
 from nas.errors import ConfigError
+from nas.hooks import TrialHook
 from nas.objective import Objective
+from nas.record import TrialRecord
 from nas.study import plain
 from nas.tracking import (
     TrackingHook,
@@ -20,7 +22,7 @@ from nas.tracking import (
     open_run,
     read_wandb_run,
     run_config,
-    summary_from_attrs,
+    summary_of,
 )
 from search_spaces import load_space
 
@@ -150,7 +152,7 @@ def test_csv_logs_hold_the_same_metrics_as_wandb(tiny_cfg, tmp_path, offline_wan
     logged = {k for row in run["history"] for k in row if not k.startswith("_")} - internal
     assert logged == columns
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary == summary_from_attrs(trial.user_attrs, "complete") | {
+    assert summary == summary_of(TrialRecord.from_trial(trial), "complete") | {
         "trial": 0,
         "best_adaptability_so_far": trial.value,
     }
@@ -179,7 +181,7 @@ def test_mask_secrets_reaches_nested_values():
     assert masked == {"a": ["x", {"url": "redis://me:***@host/0"}], "n": 3}
 
 
-class ExplodeAfterPretrain:
+class ExplodeAfterPretrain(TrialHook):
     """A hook that raises after pretraining: a bug in the middle of a trial."""
 
     def on_search_start(self, *a):

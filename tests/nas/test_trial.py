@@ -1,4 +1,4 @@
-"""The staged trial: adaptability maths and a real tiny candidate end to end."""
+"""The trial: adaptability maths and a real tiny architecture end to end."""
 
 from __future__ import annotations
 
@@ -8,8 +8,20 @@ import pytest
 
 from lightning_modules.config import TransformerConfig
 from nas.engine import load_suite, prepare
+from nas.hooks import ScoreTest, TrialHook
+from nas.stages import adaptation_budget
 from nas.study import plain
-from nas.trial import adaptability, data_fields, run_candidate
+from nas.trial import adaptability, data_fields, run_trial
+
+
+class Reports(TrialHook):
+    """Keeps what ``run_trial`` reports after each task."""
+
+    def __init__(self):
+        self.reports: list[tuple] = []
+
+    def on_report(self, trial, step, value, scores):
+        self.reports.append((step, value, scores))
 
 
 def test_adaptability_methods_by_hand():
@@ -23,7 +35,7 @@ def test_adaptability_methods_by_hand():
         adaptability(scores, curves, "median")
 
 
-def test_candidate_runs_every_stage_and_is_reproducible(tiny_cfg):
+def test_a_trial_runs_every_stage_and_is_reproducible(tiny_cfg):
     extra = ["finetune.evals=2", "objective.adaptability=auc"]
     cfg = tiny_cfg(task="[sentiment,qa]", extra=extra)
     prepare()
@@ -31,16 +43,10 @@ def test_candidate_runs_every_stage_and_is_reproducible(tiny_cfg):
     arch = TransformerConfig(
         family="prefix_lm", n_layer=1, d_model=32, n_head=2, d_ff=64, **data_fields(suite)
     )
-    reports = []
-    first = run_candidate(
-        arch,
-        suite,
-        plain(cfg),
-        seed=3,
-        report=lambda *a: reports.append(a),
-        want_test=lambda s: True,
-    )
-    second = run_candidate(arch, suite, plain(cfg), seed=3)
+    hook = Reports()
+    first = run_trial(arch, suite, plain(cfg), [hook, ScoreTest()], seed=3)
+    second = run_trial(arch, suite, plain(cfg), seed=3)
+    reports = hook.reports
     assert list(first.task_scores) == ["sentiment", "qa"]  # the order of task=[...]
     assert [r[0] for r in reports] == [1, 2]
     assert reports[0][2] == {"sentiment": first.task_scores["sentiment"]}
@@ -83,10 +89,10 @@ def test_an_example_budget_changes_what_a_task_learns(tiny_cfg):
     cfg = tiny_cfg(task="ner", extra=["tasks.ner.examples=4"])
     prepare()
     suite = load_suite(cfg)
-    few = run_candidate(_tiny_arch(suite), suite, plain(cfg), seed=0)
+    few = run_trial(_tiny_arch(suite), suite, plain(cfg), seed=0)
     everything = plain(cfg)
     everything["tasks"]["ner"]["examples"] = None
-    full = run_candidate(_tiny_arch(suite), suite, everything, seed=0)
+    full = run_trial(_tiny_arch(suite), suite, everything, seed=0)
     assert few.steps["ner"] == full.steps["ner"] == 8  # same steps, other data
     assert few.task_metrics["ner"] != full.task_metrics["ner"]
 
@@ -95,7 +101,7 @@ def test_no_pretraining_adapts_from_the_initialised_backbone(tiny_cfg):
     cfg = plain(tiny_cfg(task="sentiment", extra=["pretrain.tokens=0"]))
     prepare()
     suite = load_suite(tiny_cfg(task="sentiment"))
-    result = run_candidate(_tiny_arch(suite), suite, cfg, seed=0)
+    result = run_trial(_tiny_arch(suite), suite, cfg, seed=0)
     assert result.steps["pretrain"] == 0
     assert math.isnan(result.pretrain_val_loss)
     assert 0.0 <= result.task_scores["sentiment"] <= 1.0
@@ -106,7 +112,7 @@ def test_curve_scores_the_mean_over_example_budgets(tiny_cfg):
     cfg = plain(tiny_cfg(task="[sentiment,ner]", extra=extra))
     prepare()
     suite = load_suite(tiny_cfg(task="[sentiment,ner]"))
-    result = run_candidate(_tiny_arch(suite), suite, cfg, seed=0)
+    result = run_trial(_tiny_arch(suite), suite, cfg, seed=0)
     for name in ("sentiment", "ner"):
         points = result.data_curves[name]
         assert sorted(points) == [8, 32]
@@ -114,7 +120,8 @@ def test_curve_scores_the_mean_over_example_budgets(tiny_cfg):
         assert result.task_metrics[name]["score@8"] == points[8]
         assert result.steps[name] == 2 * 8  # one adaptation of 8 steps per budget
     assert result.adaptability == pytest.approx(sum(result.task_scores.values()) / 2)
-    single = run_candidate(_tiny_arch(suite), suite, {**cfg, "objective": {"adaptability": "mean"}})
+    mean = {**cfg, "objective": {**cfg["objective"], "adaptability": "mean"}}
+    single = run_trial(_tiny_arch(suite), suite, mean)
     assert single.data_curves == {}
 
 
@@ -122,4 +129,20 @@ def test_curve_without_budgets_is_an_error(tiny_cfg):
     cfg = plain(tiny_cfg(task="sentiment", extra=["objective.adaptability=curve"]))
     suite = load_suite(tiny_cfg(task="sentiment"))
     with pytest.raises(Exception, match="finetune.curve"):
-        run_candidate(_tiny_arch(suite), suite, cfg, seed=0)
+        run_trial(_tiny_arch(suite), suite, cfg, seed=0)
+
+
+def test_a_task_budget_inherits_only_what_the_task_leaves_null(tiny_cfg):
+    extra = ["tasks.ner.steps=5", "tasks.ner.lr=0.01", "finetune.examples=40"]
+    cfg = plain(tiny_cfg(task="[sentiment,ner]", extra=extra))
+    cfg["tasks"]["sentiment"]["examples"] = None
+    ner, sentiment = adaptation_budget(cfg, "ner"), adaptation_budget(cfg, "sentiment")
+    f = cfg["finetune"]
+    assert (ner.steps, ner.lr, ner.batch_size) == (5, 0.01, f["batch_size"])
+    assert (sentiment.steps, sentiment.lr) == (f["steps"], f["lr"])
+    assert sentiment.examples == 40  # null: finetune's
+    assert ner.examples == cfg["tasks"]["ner"]["examples"]  # the task's own
+    assert ner.eval_batch_size == f["eval_batch_size"] and ner.curve == ()
+    curve = {**cfg, "objective": {**cfg["objective"], "adaptability": "curve"}}
+    curve["finetune"] = {**f, "curve": [32, 8]}
+    assert adaptation_budget(curve, "ner").curve == (8, 32)  # smallest first

@@ -12,8 +12,10 @@ from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.tasks.base import tensor_loader
 from nas.engine import load_suite, prepare
+from nas.stages import compiled_backbone, device_loader, make_trainer, pretrain
 from nas.study import plain
-from nas.trial import compiled_backbone, data_fields, device_loader, make_trainer, pretrain
+from nas.trial import data_fields
+from tests.nas.run_config import trainer_config
 
 TINY_ARCH = dict(n_layer=1, d_model=16, n_head=2, d_ff=32)
 
@@ -25,7 +27,7 @@ def test_adamw_is_fused_in_full_precision_and_clipping_works_in_both(precision, 
     torch.manual_seed(0)
     model = build_model(TransformerConfig(vocab_size=64, max_seq_len=16, **TINY_ARCH))
     module = PretrainModule(model, {"mask": 4, "n_special": 7}, total_steps=3)
-    trainer = make_trainer({"accelerator": "cpu", "precision": precision}, 3, val_every=3)
+    trainer = make_trainer(trainer_config(accelerator="cpu", precision=precision), 3, val_every=3)
     blocks = torch.randint(7, 64, (12, 17), generator=torch.Generator().manual_seed(0))
     trainer.fit(module, train_dataloaders=tensor_loader(blocks, 4, True))
     opt = trainer.optimizers[0]
@@ -38,11 +40,11 @@ def test_adamw_is_fused_in_full_precision_and_clipping_works_in_both(precision, 
 def test_without_a_gpu_loaders_stay_unpinned_and_compile_off_changes_nothing():
     loader = tensor_loader(torch.zeros(8, 5, dtype=torch.long), 4, True)
     for accelerator in ("auto", "cpu"):
-        assert device_loader(loader, {"accelerator": accelerator}).pin_memory is (
+        assert device_loader(loader, trainer_config(accelerator=accelerator)).pin_memory is (
             torch.cuda.is_available() and accelerator == "auto"
         )
     model = build_model(TransformerConfig(vocab_size=64, max_seq_len=16, **TINY_ARCH))
-    with compiled_backbone(model, {"compile": False}) as same:
+    with compiled_backbone(model, trainer_config(compile=False)) as same:
         assert same is model and "forward" not in vars(model.backbone)
 
 

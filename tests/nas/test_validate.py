@@ -17,7 +17,7 @@ from lightning_modules.data.suite import build_suite
 from nas.engine import run_search
 from nas.errors import ConfigError
 from nas.study import plain
-from nas.trial import run_candidate
+from nas.trial import run_trial
 from nas.validate import (
     BASELINES,
     baseline_names,
@@ -166,15 +166,15 @@ def test_validation_writes_its_three_files_with_consistent_figures(validated):
 
 
 def test_validation_runs_reproduce_exactly(validated):
-    """CPU runs are deterministic: the figures are those of run_candidate with the study config."""
+    """CPU runs are deterministic: the figures are those of run_trial with the study config."""
     _, result, doc = validated
     run_cfg = OmegaConf.to_container(OmegaConf.load(result.folder / "config.yaml"), resolve=True)
     suite = build_suite(run_cfg["data"], run_cfg["tasks"])
     runner_up = doc["architectures"][1]
     arch = TransformerConfig.from_dict(runner_up["architecture"])
-    again = run_candidate(arch, suite, run_cfg, seed=SEEDS[1])
+    again = run_trial(arch, suite, run_cfg, seed=SEEDS[1])
     assert again.adaptability == runner_up["pretrained"]["adaptability"]["values"][1]
-    scratch = run_candidate(arch, suite, without_pretraining(run_cfg), seed=SEEDS[0])
+    scratch = run_trial(arch, suite, without_pretraining(run_cfg), seed=SEEDS[0])
     assert scratch.adaptability == runner_up["not_pretrained"]["adaptability"]["values"][0]
 
 
@@ -234,7 +234,7 @@ def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatc
     """Aggregation without training: a fake staged trial whose score is a function of its inputs."""
     import nas.validate as validate
     from lightning_modules.optim import DivergedError
-    from nas.trial import CandidateResult
+    from nas.record import TrialRecord
 
     run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS)))
     study = optuna.create_study(study_name="fake", direction="maximize")
@@ -244,20 +244,20 @@ def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatc
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch.to_dict()})
         )
 
-    def fake(arch, suite, cfg, seed=0, want_test=None, **_):
+    def fake(arch, suite, cfg, hooks=(), seed=0, **_):
         pretrained = cfg["pretrain"]["tokens"] > 0
         if arch.n_layer == 2 and not pretrained and seed == 1100:
             raise DivergedError("sentiment loss nan at step 3")
         score = 0.1 * arch.n_layer + seed / 1e5 + (0.2 if pretrained else 0.0)
-        r = CandidateResult(arch=arch, n_params=arch.num_params(), flops_per_token=0.0)
+        r = TrialRecord(arch=arch, flops_per_token=0.0)
         r.task_scores = {"sentiment": score, "ner": score}
         r.adaptability = score
         r.steps = {"pretrain": cfg["pretrain"]["tokens"] // 512}
-        if want_test is not None and want_test(score):
+        if any(h.wants_test(None, score) for h in hooks):
             r.test_metrics = {t: {"score": score} for t in r.task_scores}
         return r
 
-    monkeypatch.setattr(validate, "run_candidate", fake)
+    monkeypatch.setattr(validate, "run_trial", fake)
     settings = {"top_k": 3, "seeds": 2, "seed": 1000, "scale": 4, "scale_seeds": 1,
                 "baselines": [], "param_tolerance": 0.15}  # fmt: skip
     result = validate.validate_study(study, tmp_path / "fake", run_cfg, settings)
