@@ -97,14 +97,21 @@ def sweep_parameter(p: Param) -> tuple[dict[str, Any], str | None]:
     )
 
 
-def max_layers(space: SearchSpace) -> int:
-    """The most blocks an architecture of ``space`` can have (per-layer entries need as many)."""
-    if "n_layer" in space.fixed:
-        return int(space.fixed["n_layer"])
-    p = space.param("n_layer")
+def _most(space: SearchSpace, name: str, default: int) -> int:
+    if name in space.fixed:
+        return int(space.fixed[name] or 0)
+    if name not in {q.name for q in space.params}:
+        return default
+    p = space.param(name)
     if p.type == "categorical":
         return int(max(c for c in p.choices if c is not None))
     return int(p.high)
+
+
+def max_layers(space: SearchSpace) -> int:
+    """The most blocks an architecture of ``space`` can have (per-layer entries need as many):
+    ``n_layer`` plus, for an ``encoder_decoder``, ``n_dec_layer`` decoder blocks."""
+    return _most(space, "n_layer", 1) + _most(space, "n_dec_layer", 0)
 
 
 def space_ref(space_arg: str) -> str:
@@ -149,7 +156,7 @@ def sweep_config(
                 parameters[f"{PREFIX}.{p.name}.{i}"] = dict(spec)
             notes.append(
                 f"{PREFIX}.{p.name}.0 .. {PREFIX}.{p.name}.{n - 1}: one per possible block "
-                f"(n_layer up to {n}); a run uses the first n_layer and ignores the rest"
+                f"(blocks up to {n}); a run uses the ones it has and ignores the rest"
             )
         else:
             parameters[f"{PREFIX}.{p.name}"] = spec

@@ -104,12 +104,12 @@ def test_sampled_values_build_valid_architectures(name):
         assert isinstance(arch, TransformerConfig) and arch.num_params() > 0
         assert arch.vocab_size == DATA["vocab_size"]
         # What the space says these values mean, built independently of nas/sweep.py.
-        n_layer = values.get("params.n_layer", space.fixed.get("n_layer"))
         want = dict(space.fixed)
         for p in space.params:
             enabled = all(values[f"params.{k}"] in v for k, v in p.when.items())
-            if p.per_layer:  # the first n_layer values; the rest are ignored
-                want[p.name] = [values[f"params.{p.name}.{i}"] for i in range(n_layer)]
+            if p.per_layer:  # one value per block (encoder_decoder: both stacks); rest ignored
+                blocks = want["n_layer"] + (want.get("n_dec_layer") or 0)
+                want[p.name] = [values[f"params.{p.name}.{i}"] for i in range(blocks)]
             elif not enabled:  # the condition failed: the sampled value is ignored
                 want[p.name] = p.fallback
             else:
