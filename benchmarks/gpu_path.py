@@ -309,7 +309,7 @@ def staged_trial(args, on_gpu: bool, reduced: bool, peaks: dict) -> dict[str, An
     from hydra import compose, initialize_config_dir
 
     from nas.cli import CONF_DIR
-    from nas.study import plain
+    from nas.config import plain
 
     d_model, n_layer, n_head, d_ff = REDUCED_TRIAL_ARCH if reduced else TRIAL_ARCH
     overrides = ["task=suite", "storage=memory", *(REDUCED_TRIAL if reduced else [])]

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from lightning_modules.config import TransformerConfig
+from nas.config import plain
 from nas.engine import load_suite, prepare
-from nas.study import plain
 from nas.trial import adaptability, data_fields, run_candidate
 
 

@@ -11,8 +11,8 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.tasks.base import tensor_loader
+from nas.config import plain
 from nas.engine import load_suite, prepare
-from nas.study import plain
 from nas.trial import compiled_backbone, data_fields, device_loader, make_trainer, pretrain
 
 TINY_ARCH = dict(n_layer=1, d_model=16, n_head=2, d_ff=32)
