@@ -598,17 +598,20 @@ class StrategyConfig:
     """
 
     name: str = "standalone"
+    # Super-network pretraining tokens = this x pretrain.tokens (>= 10x a candidate's).
     tokens_factor: float = 10.0
-    tokens: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    sandwich_random: int = 2
-    distill: bool = False
-    distill_weight: float = 0.5
-    temperature: float = 1.0
+    tokens: int | None = None  # or an explicit token budget
+    batch_size: int | None = None  # sequences per step; null = pretrain.batch_size
+    lr: float | None = None  # peak learning rate; null = pretrain.lr
+    sandwich_random: int = 2  # random sub-networks per step, besides the largest and the smallest
+    distill: bool = False  # in-place distillation: the largest's logits teach the others
+    distill_weight: float = 0.5  # share of the distillation term in the others' losses
+    temperature: float = 1.0  # softening of the distillation's distributions
+    # Steps between checkpoints (weights, optimizer, step): resumable after a kill.
     checkpoint_every: int = 25
+    # Pretraining tokens of each extracted candidate; 0 = adapt the inherited weights.
     continue_tokens: int = 0
-    fixed: dict[str, Any] = field(default_factory=dict)
+    fixed: dict[str, Any] = field(default_factory=dict)  # knob: value(s) on top of supernet:
 
 
 def _check_tasks(tasks: Mapping[str, Any]) -> dict[str, TaskConfig]:
