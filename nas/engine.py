@@ -172,12 +172,14 @@ def run_search(cfg: DictConfig) -> SearchResult:
             worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
             t0 = time.perf_counter()
             suite = load_suite(cfg)
-            public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
+            # What trials and hooks (W&B, ...) see: resolved once, no storage password.
+            run = _masked(cfg)
+            public = OmegaConf.create(run)
             hooks = build_hooks(public)
             # supernet: built (or resumed) by the first worker, loaded by the others.
-            strategy = open_strategy(plain(public), space, suite, folder)
+            strategy = open_strategy(run, space, suite, folder)
             objective = Objective(
-                plain(public),
+                run,
                 suite,
                 space,
                 n_trials=int(target) if target else None,
@@ -196,7 +198,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
         settings.record(study)  # how the winner is chosen, for reports rebuilt later
         for hook in hooks:
-            hook.on_search_start(study, plain(public))
+            hook.on_search_start(study, run)
         callbacks: list = []
         try:
             if target is not None:
@@ -328,8 +330,9 @@ def run_train(cfg: DictConfig) -> CandidateResult:
     return result
 
 
-def _masked(cfg: DictConfig) -> DictConfig:
-    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    if copy.get("storage") and copy.storage.get("url"):
-        copy.storage.url = mask_url(str(copy.storage.url))
-    return copy
+def _masked(cfg: DictConfig) -> dict:
+    """``cfg`` resolved as plain values, with the password of ``storage.url`` masked."""
+    run = plain(cfg)
+    if run.get("storage") and run["storage"].get("url"):
+        run["storage"]["url"] = mask_url(str(run["storage"]["url"]))
+    return run
