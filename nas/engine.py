@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
         The config as its typed schema object.
     """
     try:
+        if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):  # built by hand, not composed
+            schema = SearchConfig if "sampler" in cfg else TrainConfig
+            cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         typed = OmegaConf.to_object(cfg)
         metrics = {kind: task.metrics for kind, task in TASK_KINDS.items()}
         for name, block in typed.tasks.items():
