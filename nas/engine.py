@@ -280,6 +280,8 @@ def run_train(cfg: DictConfig) -> CandidateResult:
             "arch: give the architecture YAML, "
             "e.g. arch=outputs/studies/<name>/best_architecture.yaml"
         )
+    if from_params and OmegaConf.is_missing(cfg, "arch"):
+        cfg.arch = None  # a sweep run: the params give the architecture
     check_config(cfg)
     # Read before the data is built: a wrong file fails at once and leaves no tokenizer cache.
     given = None if from_params else TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
