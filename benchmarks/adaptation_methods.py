@@ -22,23 +22,16 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks.common import base_parser, set_threads, write_json  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from nas.cli import CONF_DIR  # noqa: E402
+from nas.config import TINY as TINY_BUDGETS  # noqa: E402
+from nas.config import plain  # noqa: E402
 from nas.engine import load_suite, prepare  # noqa: E402
 from nas.stages import finetune, pretrain  # noqa: E402
-from nas.study import plain  # noqa: E402
 from nas.trial import data_fields  # noqa: E402
 
 METHODS = ("full", "lora", "adapter", "probe")
 TINY = [
     "task=[sentiment,ner,qa,translation]",
-    "data.vocab_size=384",
-    "data.seq_len=32",
-    "data.val_blocks=4",
-    "data.corpus.n_sentences=1200",
-    "pretrain.tokens=4096",
-    "pretrain.batch_size=16",
-    "finetune.steps=8",
-    "finetune.batch_size=16",
-    "finetune.eval_batch_size=64",
+    *TINY_BUDGETS,
     "tasks.qa.source.n_train=96",
     "tasks.qa.source.n_val=32",
     "tasks.qa.max_len=96",

@@ -49,6 +49,54 @@ def base_parser(name: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def budget_parser(
+    name: str, description: str, *, seeds: int, presets: Iterable[str]
+) -> argparse.ArgumentParser:
+    """The options of a benchmark of searches under a time budget (search efficiency, supernet).
+
+    ``base_parser``'s, plus ``--budget``, ``--clock``, ``--seeds`` (default ``seeds``), ``--seed``
+    and ``--preset`` (one of ``presets``, default ``bench``).
+    """
+    p = base_parser(name, description)
+    p.add_argument("--budget", type=float, default=300.0, help="seconds per search")
+    p.add_argument(
+        "--clock",
+        default="cpu",
+        choices=["cpu", "wall"],
+        help="what the budget counts: this process's CPU seconds (default; steady under load, "
+        "the wall time of an idle machine with --threads 1) or wall seconds",
+    )
+    p.add_argument("--seeds", type=int, default=seeds, help="number of seeds")
+    p.add_argument("--seed", type=int, default=0, help="first seed")
+    p.add_argument(
+        "--preset",
+        default="bench",
+        choices=list(presets),
+        help="budgets: bench (trials of seconds) or default (conf/ as is)",
+    )
+    return p
+
+
+def budget_args(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    quick_budget: float,
+    quick_seeds: int | None = None,
+) -> argparse.Namespace:
+    """Parse ``budget_parser`` options: ``--quick`` shrinks the budget (and seeds) left at their
+    defaults; the CPU clock counts one torch thread unless ``--threads`` says otherwise (CPU
+    seconds of one thread: the wall time of an idle machine)."""
+    args = parser.parse_args(argv)
+    if args.quick and args.budget == parser.get_default("budget"):
+        args.budget = quick_budget
+    if quick_seeds and args.quick and args.seeds == parser.get_default("seeds"):
+        args.seeds = quick_seeds
+    if args.threads is None and args.clock == "cpu":
+        args.threads = 1
+    return args
+
+
 def set_threads(threads: int | None) -> int:
     """Use ``threads`` torch threads (all cores when ``None``) and return the number in use."""
     n = threads or os.cpu_count() or 1

@@ -33,6 +33,7 @@ CPU (tiny sizes, no compile, a tiny staged trial) so that the script itself stay
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import tempfile
@@ -46,10 +47,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-import yaml  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    REPO,
     base_parser,
     fmt_si,
     machine,
@@ -62,6 +61,7 @@ from benchmarks.common import (  # noqa: E402
 from benchmarks.throughput import adaptnas_arch, make_runners, measure, parse_sizes  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from nas.engine import load_suite, prepare  # noqa: E402
+from nas.schema import TrainerConfig  # noqa: E402
 from nas.stages import precision_for  # noqa: E402
 from nas.trial import data_fields, run_trial  # noqa: E402
 
@@ -188,7 +188,7 @@ def run(args) -> dict[str, Any]:
             setattr(args, key, value)
     warn_if_loaded()
     precision = precision_for("auto") if args.precision == "auto" else args.precision
-    trainer_cfg = yaml.safe_load((REPO / "conf" / "trainer" / "default.yaml").read_text())
+    trainer_cfg = dataclasses.asdict(TrainerConfig())  # the schema's trainer defaults
     trainer_cfg["accelerator"] = "gpu" if on_gpu else "cpu"
     shapes = ((8192, 8192, 8192), (4096, 4096, 4096), (4096, 4096, 1024)) if on_gpu else None
     if reduced and not on_gpu:
@@ -310,7 +310,7 @@ def staged_trial(args, on_gpu: bool, reduced: bool, peaks: dict) -> dict[str, An
     from hydra import compose, initialize_config_dir
 
     from nas.cli import CONF_DIR
-    from nas.study import plain
+    from nas.config import plain
 
     d_model, n_layer, n_head, d_ff = REDUCED_TRIAL_ARCH if reduced else TRIAL_ARCH
     overrides = ["task=suite", "storage=memory", *(REDUCED_TRIAL if reduced else [])]

@@ -53,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     sync,
     warn_if_loaded,
 )
+from nas.config import TINY as TINY_BUDGETS  # noqa: E402
 from nas.hooks import TrialHook  # noqa: E402
 
 COMPUTE = ("forward", "backward", "optimizer")
@@ -60,15 +61,7 @@ COMPUTE = ("forward", "backward", "optimizer")
 QUICK_OVERRIDES = [
     "task=[sentiment,qa]",
     "search_space=tiny",
-    "data.vocab_size=384",
-    "data.seq_len=32",
-    "data.val_blocks=4",
-    "data.corpus.n_sentences=1200",
-    "pretrain.tokens=4096",
-    "pretrain.batch_size=16",
-    "finetune.steps=8",
-    "finetune.batch_size=16",
-    "finetune.eval_batch_size=64",
+    *TINY_BUDGETS,
     "tasks.qa.source.n_train=96",
     "tasks.qa.source.n_val=32",
     "tasks.qa.source.n_test=32",
@@ -320,8 +313,8 @@ def measure_suite(cfg) -> dict[str, float]:
     """Seconds for each step of building the suite (as ``build_suite`` does), cold and cached."""
     from lightning_modules.data import suite as suite_mod
     from lightning_modules.data.tokenizer import EOS, load_or_train_tokenizer
+    from nas.config import plain
     from nas.engine import load_suite
-    from nas.study import plain
 
     data, tasks = plain(cfg.data), plain(cfg.tasks)
     seed = int(data.get("seed", 0))

@@ -66,8 +66,8 @@ def run(args) -> dict[str, Any]:
 
     from lightning_modules.config import TransformerConfig
     from nas.cli import CONF_DIR
+    from nas.config import plain
     from nas.engine import load_suite, prepare
-    from nas.study import plain
     from nas.trial import data_fields, run_trial
 
     threads = set_threads(args.threads)

@@ -49,7 +49,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 import optuna  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    base_parser,
+    budget_args,
+    budget_parser,
     machine,
     median,
     print_table,
@@ -414,23 +415,8 @@ def _print(p: dict[str, Any]) -> None:
 
 def build_parser():
     """The command-line options."""
-    p = base_parser("search_efficiency", __doc__.split("\n\n")[0])
-    p.add_argument("--budget", type=float, default=300.0, help="seconds per search")
-    p.add_argument(
-        "--clock",
-        default="cpu",
-        choices=["cpu", "wall"],
-        help="what the budget counts: this process's CPU seconds (default; steady under load, "
-        "the wall time of an idle machine with --threads 1) or wall seconds",
-    )
-    p.add_argument("--seeds", type=int, default=5, help="number of seeds")
-    p.add_argument("--seed", type=int, default=0, help="first seed")
-    p.add_argument(
-        "--preset",
-        default="bench",
-        choices=[k for k in PRESETS if k != "quick"],
-        help="budgets: bench (trials of seconds) or default (conf/ as is)",
-    )
+    presets = [k for k in PRESETS if k != "quick"]
+    p = budget_parser("search_efficiency", __doc__.split("\n\n")[0], seeds=5, presets=presets)
     p.add_argument(
         "--pruner",
         default=None,
@@ -458,12 +444,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print its tables, write its JSON; returns the payload."""
-    args = build_parser().parse_args(argv)
-    if args.quick and args.budget == build_parser().get_default("budget"):
-        args.budget = 6.0
-    if args.threads is None and args.clock == "cpu":
-        args.threads = 1  # CPU seconds of one thread: the wall time of an idle machine
-    return run_and_write(run, args)
+    return run_and_write(run, budget_args(build_parser(), argv, quick_budget=6.0))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,10 @@ from lightning_modules.config import TransformerConfig  # noqa: E402
 from lightning_modules.generate import beam_search, greedy  # noqa: E402
 from lightning_modules.model import build_model  # noqa: E402
 from nas.cli import CONF_DIR  # noqa: E402
+from nas.config import plain  # noqa: E402
 from nas.engine import load_suite, prepare  # noqa: E402
 from nas.hooks import TrialHook  # noqa: E402
 from nas.stages import make_trainer  # noqa: E402
-from nas.study import plain  # noqa: E402
 from nas.trial import data_fields, run_trial  # noqa: E402
 
 

@@ -4,7 +4,7 @@ Four runners train the same shape (batch, sequence length, vocabulary, width, de
 width) on the same random token blocks, side by side in one process:
 
 * ``adaptnas``: the trial path itself: ``PretrainModule`` under ``nas.stages.make_trainer`` (the
-  Lightning trainer every trial uses, with ``conf/trainer/default.yaml``);
+  Lightning trainer every trial uses, with the ``trainer`` defaults of ``nas/schema.py``);
 * ``plain``: the same model, loss and optimizer in a plain PyTorch loop (Lightning's cost is the
   gap between these two);
 * ``gpt2_hf``: ``transformers``' ``GPT2LMHeadModel`` (SDPA attention, no pretrained weights) in a
@@ -38,7 +38,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,9 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 import pytorch_lightning as pl  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-import yaml  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
-    REPO,
     base_parser,
     fmt_si,
     machine,
@@ -71,6 +69,7 @@ from lightning_modules.optim import adamw_with_schedule, check_loss  # noqa: E40
 from lightning_modules.pretrain import PretrainModule  # noqa: E402
 from lightning_modules.tasks.base import tensor_loader  # noqa: E402
 from nas.engine import prepare  # noqa: E402
+from nas.schema import TrainerConfig  # noqa: E402
 from nas.stages import device_loader, make_trainer, precision_for  # noqa: E402
 
 RUNNERS = ("adaptnas", "plain", "gpt2_hf", "gpt2_hf_fused")
@@ -389,7 +388,7 @@ def run(args) -> dict[str, Any]:
         # 'medium' lets oneDNN feed fp32 matmuls to AMX in bf16 (like TF32 on a GPU).
         torch.set_float32_matmul_precision(args.matmul_precision)
     device = torch.device(args.device if args.device != "auto" else _auto_device())
-    trainer_cfg = yaml.safe_load((REPO / "conf" / "trainer" / "default.yaml").read_text())
+    trainer_cfg = asdict(TrainerConfig())  # conf/trainer/default.yaml's: the schema's
     warn_if_loaded()
     quick = args.quick
     peak_kwargs: dict[str, Any] = {"device": device, "repeats": 2 if quick else 5}

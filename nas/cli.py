@@ -2,7 +2,9 @@
 
 Hydra reports a bad override with several lines (and a hint about HYDRA_FULL_ERROR); users who
 mistype ``sampler=tpee`` deserve one line that names the culprit. So a single run composes the
-config once up front and turns Hydra's exceptions into that line; a multirun is left to Hydra.
+config here, once (``run_once``), turns Hydra's exceptions into that line and runs the job as
+``hydra.main`` would; a multirun and Hydra's flags are left to Hydra. ``precheck`` composes only,
+for callers that want the check without the run.
 """
 
 from __future__ import annotations
@@ -133,9 +135,7 @@ def precheck(config_name: str, argv: list[str]) -> None:
     with the rest, so a mistake in such a file is one line too; other ``hydra`` overrides and
     flags (``--multirun``, ``--help``, ``--config-dir``, ``hydra/launcher=...``) are left to Hydra.
     """
-    if any(a.startswith("-") for a in argv):
-        return
-    if any(_hydra_override(a) and not a.startswith("hydra.searchpath=") for a in argv):
+    if _left_to_hydra(argv):
         return
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
@@ -179,11 +179,74 @@ def run_guarded(fn: Callable, cfg) -> object:
         raise SystemExit(130) from None
 
 
-def entry(main: Callable[[], None], config_name: str) -> None:
-    """Run a Hydra ``main`` after the one-line precheck of its overrides.
+def _left_to_hydra(argv: list[str]) -> bool:
+    """Whether Hydra's own ``main`` handles this command line (flags, ``hydra`` overrides)."""
+    if any(a.startswith("-") for a in argv):  # --multirun, --help, --cfg, --config-dir, ...
+        return True
+    return any(_hydra_override(a) and not a.startswith("hydra.searchpath=") for a in argv)
 
-    The ``adaptnas-*`` console commands (pyproject.toml) call this through each entry point's
-    ``cli()``, exactly as ``python nas/<name>.py`` does.
+
+def run_once(main: Callable[[], None], config_name: str, argv: list[str]) -> None:
+    """Compose ``config_name`` once and run ``main``'s task function on it as Hydra's run does.
+
+    What ``hydra.main`` does for a single run (``Hydra.run``: compose, then ``run_job`` in the run
+    folder with Hydra's logging), except that a composition error is the one line of
+    ``describe_hydra_error`` rather than Hydra's report, so the config need not be composed a
+    second time just to check it.
     """
-    precheck(config_name, sys.argv[1:])
-    main()
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.hydra import Hydra
+    from hydra._internal.utils import (
+        create_automatic_config_search_path,
+        detect_calling_file_or_module_from_task_function,
+        detect_task_name,
+    )
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext
+
+    task = main.__wrapped__  # type: ignore[attr-defined]  # hydra.main keeps it (functools.wraps)
+    calling_file, calling_module = detect_calling_file_or_module_from_task_function(task)
+    hydra = Hydra.create_main_hydra2(
+        task_name=detect_task_name(calling_file, calling_module),
+        config_search_path=create_automatic_config_search_path(
+            calling_file, calling_module, str(CONF_DIR)
+        ),
+    )
+    try:
+        cfg = hydra.compose_config(
+            config_name, argv, run_mode=RunMode.RUN, with_log_configuration=True
+        )
+        twice = _tasks_selected_twice(config_name, argv)
+    except (HydraException, OmegaConfBaseException) as err:
+        fail(describe_hydra_error(err, config_name))
+    if twice:
+        where = next((a for a in argv if a.lstrip("+~").startswith("task=")), "task")
+        fail(f"{where}: task '{twice}' is selected twice (a task runs once; drop the repeat)")
+    if cfg.hydra.mode is None:
+        cfg.hydra.mode = RunMode.RUN
+    callbacks = Callbacks(cfg)
+    callbacks.on_run_start(config=cfg, config_name=config_name)
+    ret = run_job(
+        hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=callbacks),
+        task_function=task,
+        config=cfg,
+        job_dir_key="hydra.run.dir",
+        job_subdir_key=None,
+    )
+    callbacks.on_run_end(config=cfg, config_name=config_name, job_return=ret)
+    _ = ret.return_value  # a failed job raises its exception here
+
+
+def entry(main: Callable[[], None], config_name: str) -> None:
+    """Run a Hydra ``main``: one composition, one-line errors (``run_once``).
+
+    Flags and ``hydra`` overrides (``--multirun``, ``--help``, ``--cfg``,
+    ``hydra/launcher=...``) go to Hydra's own ``main``. The ``adaptnas-*`` console commands
+    (pyproject.toml) call this through each entry point's ``cli()``, exactly as
+    ``python nas/<name>.py`` does.
+    """
+    argv = sys.argv[1:]
+    if _left_to_hydra(argv):
+        main()
+    else:
+        run_once(main, config_name, argv)

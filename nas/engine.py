@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.data.suite import Suite, build_suite
 from lightning_modules.tasks import TASK_KINDS
 from nas import finalists as fin
+from nas.config import plain
 from nas.errors import ConfigError
 from nas.finalists import FinalistSettings
 from nas.hooks import TrialHook
@@ -22,21 +25,13 @@ from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.plots import write_plots_safely
 from nas.record import TrialRecord
 from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
-from nas.schema import (
-    FinalistsConfig,
-    FinetuneConfig,
-    ObjectiveConfig,
-    PretrainConfig,
-    check_task,
-    check_values,
-)
+from nas.schema import SearchConfig, TrainConfig, check_task
 from nas.study import (
     StudyFootprint,
     count_finished,
     default_study_name,
     mask_url,
     open_study,
-    plain,
     scrub_saved_secrets,
     storage_url,
     study_dir,
@@ -72,50 +67,37 @@ class SearchResult:
     ran: int
 
 
-def check_config(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
     """Validate values that Hydra cannot, before any work (one-line ``ConfigError``).
 
-    Every key of ``pretrain``, ``finetune``, ``objective`` and of each task block is held to its
-    schema in ``nas.schema`` (type and range; a task block to the schema of its kind, so a
-    misspelt key fails too); the message names the key.
+    ``OmegaConf.to_object`` instantiates the schema of ``nas.schema``: each section's
+    ``__post_init__`` holds its keys to their rules (type and range) and every task block becomes
+    the typed config of its kind (so a misspelt key fails too); the message names the key.
+
+    Returns:
+        The config as its typed schema object.
     """
-    for key in ("n_trials", "data.seq_len", "data.vocab_size"):
-        value = OmegaConf.select(cfg, key)
-        if value is None and key == "n_trials":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{key}={value!r} must be a positive integer")
-    for key in ("timeout", "trial_timeout"):
-        value = cfg.get(key)
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
-        ):
-            raise ConfigError(f"{key}={value!r} must be a positive number of seconds (or null)")
-    sections = {
-        "pretrain": PretrainConfig,
-        "finetune": FinetuneConfig,
-        "objective": ObjectiveConfig,
-        "finalists": FinalistsConfig,
-    }
     try:
-        for section, schema in sections.items():
-            # Keys an option file leaves out take the schema's default, which meets its rule;
-            # a budget without one (None) is caught here as "must be a positive integer".
-            values = {f.name: None for f in fields(schema) if f.default is None}
-            check_values(schema, {**values, **plain(cfg.get(section) or {})}, section)
+        if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):  # built by hand, not composed
+            schema = SearchConfig if "sampler" in cfg else TrainConfig
+            cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        typed = OmegaConf.to_object(cfg)
         metrics = {kind: task.metrics for kind, task in TASK_KINDS.items()}
-        for name, block in plain(cfg.get("tasks") or {}).items():
+        for name, block in typed.tasks.items():
             check_task(name, block, metrics)
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key}: no value (give {err.full_key}=...)") from None
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if cfg.objective.adaptability not in ADAPTABILITY:
+    if typed.objective.adaptability not in ADAPTABILITY:
         raise ConfigError(
-            f"objective.adaptability={cfg.objective.adaptability!r} is not one of "
+            f"objective.adaptability={typed.objective.adaptability!r} is not one of "
             f"{', '.join(ADAPTABILITY)}"
         )
-    if not cfg.get("tasks"):
+    if not typed.tasks:
         raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
     FinalistSettings.from_cfg(cfg)
+    return typed
 
 
 def load_suite(cfg: DictConfig) -> Suite:
@@ -195,12 +177,14 @@ def run_search(cfg: DictConfig) -> SearchResult:
             worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
             t0 = time.perf_counter()
             suite = load_suite(cfg)
-            public = _masked(cfg)  # what trials and hooks (W&B, ...) see: no storage password
+            # What trials and hooks (W&B, ...) see: resolved once, no storage password.
+            run = _masked(cfg)
+            public = OmegaConf.create(run)
             hooks = build_hooks(public)
             # supernet: built (or resumed) by the first worker, loaded by the others.
-            strategy = open_strategy(plain(public), space, suite, folder)
+            strategy = open_strategy(run, space, suite, folder)
             objective = Objective(
-                plain(public),
+                run,
                 suite,
                 space,
                 n_trials=int(target) if target else None,
@@ -219,7 +203,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
         settings.record(study)  # how the winner is chosen, for reports rebuilt later
         for hook in hooks:
-            hook.on_search_start(study, plain(public))
+            hook.on_search_start(study, run)
         callbacks: list = []
         try:
             if target is not None:
@@ -291,13 +275,15 @@ def run_search(cfg: DictConfig) -> SearchResult:
 
 def run_train(cfg: DictConfig) -> TrialRecord:
     """Run one fully specified architecture (``arch=<yaml>``) through the staged trial."""
-    check_config(cfg)
     from_params = bool(cfg.get("params"))  # a W&B sweep run: values of a search space's params
     if not from_params and (OmegaConf.is_missing(cfg, "arch") or not cfg.arch):
         raise ConfigError(
             "arch: give the architecture YAML, "
             "e.g. arch=outputs/studies/<name>/best_architecture.yaml"
         )
+    if from_params and OmegaConf.is_missing(cfg, "arch"):
+        cfg.arch = None  # a sweep run: the params give the architecture
+    check_config(cfg)
     # Read before the data is built: a wrong file fails at once and leaves no tokenizer cache.
     given = None if from_params else TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
     prepare()
@@ -344,8 +330,9 @@ def run_train(cfg: DictConfig) -> TrialRecord:
     return result
 
 
-def _masked(cfg: DictConfig) -> DictConfig:
-    copy = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    if copy.get("storage") and copy.storage.get("url"):
-        copy.storage.url = mask_url(str(copy.storage.url))
-    return copy
+def _masked(cfg: DictConfig) -> dict:
+    """``cfg`` resolved as plain values, with the password of ``storage.url`` masked."""
+    run = plain(cfg)
+    if run.get("storage") and run["storage"].get("url"):
+        run["storage"]["url"] = mask_url(str(run["storage"]["url"]))
+    return run

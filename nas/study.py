@@ -20,6 +20,7 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages._heartbeat import BaseHeartbeat
 
+from nas.config import plain
 from nas.errors import USER_ERRORS, ConfigError, first_line
 from nas.record import FINISHED
 
@@ -477,13 +478,6 @@ def count_finished(study: optuna.Study) -> int:
     from nas.finalists import search_trials
 
     return len(search_trials(study.get_trials(deepcopy=False, states=FINISHED)))
-
-
-def plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
-    """A resolved plain-dict copy of a config node."""
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    return dict(cfg)
 
 
 # ---- an existing study: report, export, validate ------------------------------------------------

@@ -45,6 +45,8 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
+from nas.config import TINY as TINY_BUDGETS  # noqa: E402
+
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
 
@@ -57,15 +59,7 @@ TINY = [
     "finalists.seeds=0",  # exactly n_trials finished trials: no finalist repeats on top
     "threads=1",
     "plots=false",
-    "data.vocab_size=384",
-    "data.seq_len=32",
-    "data.val_blocks=4",
-    "data.corpus.n_sentences=1200",
-    "pretrain.tokens=4096",
-    "pretrain.batch_size=16",
-    "finetune.steps=8",
-    "finetune.batch_size=16",
-    "finetune.eval_batch_size=64",
+    *TINY_BUDGETS,
     "tasks.sentiment.steps=null",
     "tasks.sentiment.source.n_train=96",
     "tasks.sentiment.source.n_val=32",

@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from nas.cli import CONF_DIR
+from nas.config import TINY as TINY_BUDGETS
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -16,15 +17,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # Budgets that make a trial take about a second or two on 2 CPU cores.
 TINY = [
     "search_space=tiny",
-    "data.vocab_size=384",
-    "data.seq_len=32",
-    "data.val_blocks=4",
-    "data.corpus.n_sentences=1200",
-    "pretrain.tokens=4096",
-    "pretrain.batch_size=16",
-    "finetune.steps=8",
-    "finetune.batch_size=16",
-    "finetune.eval_batch_size=64",
+    *TINY_BUDGETS,
     "plots=false",  # 2-8 s a search; tests/nas/test_report.py covers them
     "finalists.seeds=0",  # no repeats of the top trials; tests/nas/test_finalists.py turns them on
 ]

@@ -12,9 +12,9 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.data.code import code_splits, program
 from lightning_modules.tasks import TASK_KINDS, CodeTask
 from nas.cli import precheck
+from nas.config import plain
 from nas.engine import load_suite, prepare
 from nas.schema import check_task
-from nas.study import plain
 from nas.task_families import allowed_families
 from nas.trial import data_fields, run_trial
 from tests.conftest import compose_config

@@ -11,10 +11,10 @@ import torch
 import adaptnas
 from lightning_modules.adaptation import AdaptationSpec, task_trainable
 from lightning_modules.config import TransformerConfig
+from nas.config import plain
 from nas.engine import check_config, load_suite, prepare, run_search
 from nas.errors import ConfigError
 from nas.exporting import run_export
-from nas.study import plain
 from nas.trial import data_fields, run_trial
 from tests.conftest import compose_config, tiny_overrides
 

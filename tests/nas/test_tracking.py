@@ -10,12 +10,12 @@ from pathlib import Path
 import optuna
 import pytest
 
+from nas.config import plain
 from nas.engine import load_suite, run_search
 from nas.errors import ConfigError
 from nas.hooks import TrialHook
 from nas.objective import Objective
 from nas.record import TrialRecord
-from nas.study import plain
 from nas.tracking import (
     TrackingHook,
     mask_secrets,

@@ -7,10 +7,10 @@ import math
 import pytest
 
 from lightning_modules.config import TransformerConfig
+from nas.config import plain
 from nas.engine import load_suite, prepare
 from nas.hooks import ScoreTest, TrialHook
 from nas.stages import adaptation_budget
-from nas.study import plain
 from nas.trial import adaptability, data_fields, run_trial
 
 

@@ -11,9 +11,9 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.tasks.base import tensor_loader
+from nas.config import plain
 from nas.engine import load_suite, prepare
 from nas.stages import compiled_backbone, device_loader, make_trainer, pretrain
-from nas.study import plain
 from nas.trial import data_fields
 from tests.nas.run_config import trainer_config
 

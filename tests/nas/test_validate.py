@@ -14,9 +14,9 @@ from scipy import stats
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.suite import build_suite
+from nas.config import plain
 from nas.engine import run_search
 from nas.errors import ConfigError
-from nas.study import plain
 from nas.trial import run_trial
 from nas.validate import (
     BASELINES,

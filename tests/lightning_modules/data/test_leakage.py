@@ -18,7 +18,7 @@ from lightning_modules.data.leakage import (
     sentences,
 )
 from lightning_modules.data.suite import BUILTIN_TASKS, build_suite, corpus_texts, task_splits
-from nas.study import plain
+from nas.config import plain
 from tests.conftest import SHARED_DATA, compose_config
 
 
