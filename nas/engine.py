@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from lightning_modules.config import TransformerConfig, params_human
-from lightning_modules.data.suite import Suite, build_suite
+from lightning_modules.suite import Suite, build_suite
 from lightning_modules.tasks import TASK_KINDS
 from nas import finalists as fin
 from nas.config import plain

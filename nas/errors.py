@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lightning_modules.config import ArchitectureError
-from lightning_modules.data.suite import DataError
 from lightning_modules.export import ExportError
+from lightning_modules.suite import DataError
 from search_spaces import SearchSpaceError
 
 

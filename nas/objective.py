@@ -32,8 +32,8 @@ import torch
 
 from lightning_modules.adaptation import AdaptationSpec, per_million, task_trainable
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
-from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
+from lightning_modules.suite import Suite
 from nas import finalists as fin
 from nas.errors import describe
 from nas.hooks import TrialHook

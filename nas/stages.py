@@ -30,10 +30,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import Suite
 from lightning_modules.finetune import FinetuneModule
 from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
+from lightning_modules.suite import Suite
 from lightning_modules.tasks.base import tensor_loader
 
 log = logging.getLogger("adaptnas")

@@ -27,8 +27,8 @@ import torch
 from optuna.exceptions import TrialPruned
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import Suite
 from lightning_modules.optim import DivergedError
+from lightning_modules.suite import Suite
 from nas import stages
 from nas.errors import describe
 from nas.hooks import TrialHook

@@ -398,7 +398,7 @@ def validate_study(
         ConfigError: A bad setting, fewer than 2 completed trials, or validation seeds that the
             search used.
     """
-    from lightning_modules.data.suite import build_suite
+    from lightning_modules.suite import build_suite
     from nas.engine import prepare
 
     v = dict(settings)

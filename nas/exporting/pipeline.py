@@ -39,7 +39,6 @@ import yaml
 from omegaconf import DictConfig
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import build_suite
 from lightning_modules.data.tokenizer import with_task_template
 from lightning_modules.export import (
     ADAPTATION_KEY,
@@ -56,6 +55,7 @@ from lightning_modules.export import (
     read_metadata,
 )
 from lightning_modules.model import LanguageModel
+from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
 from nas.checkpoints import FORMAT, WEIGHTS_DIR, trial_weights_dir
 from nas.errors import ConfigError

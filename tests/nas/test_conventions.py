@@ -22,7 +22,6 @@ from omegaconf import OmegaConf
 from rich.console import Console
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import build_suite
 from lightning_modules.data.tokenizer import (
     load_or_train_tokenizer,
     same_vocabulary,
@@ -30,6 +29,7 @@ from lightning_modules.data.tokenizer import (
 )
 from lightning_modules.export import save_safetensors
 from lightning_modules.model import build_model
+from lightning_modules.suite import build_suite
 from nas.checkpoints import ARTIFACTS_ATTR, ARTIFACTS_DIR, KeepWeights, trial_weights_dir
 from nas.errors import ConfigError
 from nas.exporting import card_data, model_card, push_export

@@ -9,8 +9,8 @@ import optuna
 import pytest
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import DataError
 from lightning_modules.model import build_model
+from lightning_modules.suite import DataError
 from nas.engine import run_search
 from nas.errors import ConfigError
 from search_spaces import SearchSpaceError

@@ -19,10 +19,10 @@ import torch
 
 import adaptnas
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import build_suite
 from lightning_modules.data.tokenizer import EOS, same_vocabulary
 from lightning_modules.export import TOLERANCE, load_transformers
 from lightning_modules.model import build_model
+from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
 from nas.checkpoints import KeepWeights, kept_trials, trial_weights_dir
 from nas.engine import run_search, run_train

@@ -14,9 +14,9 @@ import torch
 
 import adaptnas
 from lightning_modules.data.code import text_to_code
-from lightning_modules.data.suite import build_suite
 from lightning_modules.data.tokenizer import EOS
 from lightning_modules.export import TOLERANCE, load_transformers
+from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
 from nas.engine import run_search
 from nas.exporting import run_export

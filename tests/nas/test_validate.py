@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from scipy import stats
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.suite import build_suite
+from lightning_modules.suite import build_suite
 from nas.config import plain
 from nas.engine import run_search
 from nas.errors import ConfigError

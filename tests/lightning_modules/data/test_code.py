@@ -20,7 +20,7 @@ from lightning_modules.data.code import (
 from lightning_modules.data.errors import DataError
 from lightning_modules.data.leakage import held_out_texts, remove_held_out
 from lightning_modules.data.sources import task_splits_from_source, training_texts
-from lightning_modules.data.suite import BUILTIN_TASKS, task_splits
+from lightning_modules.data.texts import BUILTIN_TASKS, task_splits
 from lightning_modules.data.tokenizer import train_tokenizer
 from lightning_modules.data.world import World
 

@@ -17,7 +17,8 @@ from lightning_modules.data.leakage import (
     remove_held_out,
     sentences,
 )
-from lightning_modules.data.suite import BUILTIN_TASKS, build_suite, corpus_texts, task_splits
+from lightning_modules.data.texts import BUILTIN_TASKS, corpus_texts, task_splits
+from lightning_modules.suite import build_suite
 from nas.config import plain
 from tests.conftest import SHARED_DATA, compose_config
 

@@ -13,7 +13,8 @@ from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import QAExample, TextExample
 from lightning_modules.data.sources import corpus_from_source, task_splits_from_source
 from lightning_modules.data.splitting import limit, split_off
-from lightning_modules.data.suite import build_suite, corpus_texts, task_splits
+from lightning_modules.data.texts import corpus_texts, task_splits
+from lightning_modules.suite import build_suite
 from nas.config import plain
 from tests.conftest import SHARED_DATA, compose_config
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lightning_modules.data.examples import PairExample
-from lightning_modules.data.suite import BUILTIN_TASKS, task_splits
+from lightning_modules.data.texts import BUILTIN_TASKS, task_splits
 from lightning_modules.data.world import World
 
 PHRASE = r"(?:lives in|was born in|works at|owns an?|likes|is \d+ years old)"

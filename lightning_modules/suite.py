@@ -2,7 +2,8 @@
 
 Building the suite costs seconds (generate or read, train the tokenizer, tokenise); a trial costs
 only its model. ``build_suite`` memoises on its arguments, so a long-lived worker process builds
-it once for all its trials.
+it once for all its trials. It joins the data package (texts, splits, tokenizer) with the task
+kinds (``lightning_modules/tasks``), which is why it lives above both.
 """
 
 from __future__ import annotations
@@ -14,26 +15,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from lightning_modules.data.code import code_splits
 from lightning_modules.data.errors import DataError
-from lightning_modules.data.examples import Splits
 from lightning_modules.data.leakage import held_out_texts, remove_held_out
-from lightning_modules.data.sources import (
-    corpus_from_source,
-    task_splits_from_source,
-    training_texts,
-)
+from lightning_modules.data.sources import training_texts
+from lightning_modules.data.texts import corpus_texts, make_blocks, task_splits
 from lightning_modules.data.tokenizer import EOS, MASK, SPECIAL_TOKENS, load_or_train_tokenizer
-from lightning_modules.data.world import World
 from lightning_modules.tasks import TASK_KINDS, Task
 
-__all__ = ["DataError", "Suite", "build_suite", "corpus_texts", "task_splits"]
-
-# ``code`` comes from its own generator (``data/code.py``), the others from the world.
-BUILTIN_TASKS = ("qa", "sentiment", "ner", "translation", "summarization", "code")
+__all__ = ["DataError", "Suite", "build_suite"]
 
 
 @dataclass
@@ -64,52 +55,6 @@ class Suite:
     @property
     def seq_len(self) -> int:
         return self.train_blocks.shape[1] - 1
-
-
-def corpus_texts(corpus: Mapping[str, Any], seed: int) -> list[str]:
-    """The pretraining documents named by a ``data.corpus`` config.
-
-    Types: ``builtin`` (the synthetic world), ``text`` (local text/JSONL files), ``hf`` (a
-    ``datasets`` split); see ``sources.corpus_from_source`` and docs/data.md.
-    """
-    kind = corpus.get("type", "builtin")
-    if kind == "builtin":
-        return World(seed=seed).corpus(n_sentences=int(corpus.get("n_sentences", 20000)))
-    return corpus_from_source(corpus)
-
-
-def task_splits(
-    name: str, source: Mapping[str, Any], seed: int, task_kind: str | None = None
-) -> Splits:
-    """The examples of task ``name`` from its ``source`` config.
-
-    Types: ``builtin`` (the synthetic world), ``squad``, ``classification`` (CSV/TSV/JSONL),
-    ``polarity``, ``conll``, ``parallel``, ``hf``; see ``sources.task_splits_from_source`` and
-    docs/data.md. ``task_kind`` (``span``, ``sequence``, ...) is checked against what a file source
-    yields and tells an ``hf`` source which examples to build.
-    """
-    kind = source.get("type", "builtin")
-    if kind != "builtin":
-        return task_splits_from_source(name, source, seed, task_kind)
-    which = source.get("name", name)
-    if which not in BUILTIN_TASKS:
-        raise DataError(
-            f"task '{name}': the built-in suite has no task '{which}' "
-            f"(known: {', '.join(BUILTIN_TASKS)})"
-        )
-    sizes = {k: int(source[k]) for k in ("n_train", "n_val", "n_test") if k in source}
-    if which == "code":
-        return code_splits(seed=seed, **sizes)
-    return getattr(World(seed=seed), which)(**sizes)
-
-
-def make_blocks(token_ids: list[list[int]], eos_id: int, seq_len: int) -> Tensor:
-    """Concatenate documents (each closed by EOS) and cut them into (N, seq_len + 1) blocks."""
-    flat = [t for doc in token_ids for t in (*doc, eos_id)]
-    n = len(flat) // (seq_len + 1)
-    if n < 2:
-        raise DataError(f"pretraining corpus has {len(flat)} tokens: too few for seq_len {seq_len}")
-    return torch.tensor(flat[: n * (seq_len + 1)], dtype=torch.long).view(n, seq_len + 1)
 
 
 def build_suite(
