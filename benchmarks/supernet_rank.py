@@ -9,7 +9,7 @@ built-in suite and budgets as they are) is built once; then:
 2. ``--archs`` distinct architectures are drawn from the supernet's narrowed space
    (``SubnetSampler.random``, seeded by ``--draw-seed``);
 3. each is scored (a) **inherited**: sliced from the super-network and adapted per task exactly
-   as a supernet trial does (``SupernetStrategy.prepare`` -> ``run_candidate``), and
+   as a supernet trial does (``SupernetStrategy.prepare`` -> ``run_trial``), and
    (b) **standalone**: the plain staged trial (pretrained from scratch with ``pretrain.tokens``,
    the same adaptation budget), with the same model seed; ``--seeds`` > 1 adds standalone
    seeds for the seed sd;
@@ -168,10 +168,10 @@ class Cache:
 
 
 def _trial(arch, suite, run_cfg, seed: int, init_model=None) -> dict[str, Any]:
-    from nas.trial import run_candidate
+    from nas.trial import run_trial
 
     t0 = time.process_time()
-    r = run_candidate(arch, suite, run_cfg, seed=seed, init_model=init_model)
+    r = run_trial(arch, suite, run_cfg, seed=seed, init_model=init_model)
     cpu = time.process_time() - t0
     return {
         "adaptability": float(r.adaptability),
@@ -194,8 +194,8 @@ def _standalone(cache: Cache, arch, suite, run_cfg, seed: int, shape) -> dict[st
 
 def setup(cfg):
     """The run config (plain), the supernet's narrowed space and the suite."""
+    from nas.config import plain
     from nas.engine import load_suite, prepare
-    from nas.study import plain
     from nas.supernet import strategy_space
     from nas.task_families import restrict_to_tasks
     from search_spaces import load_space
