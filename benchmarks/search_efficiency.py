@@ -59,6 +59,7 @@ from benchmarks.common import (  # noqa: E402
     warn_if_loaded,
 )
 from benchmarks.overhead import QUICK_OVERRIDES, compose  # noqa: E402
+from nas.hooks import TrialHook  # noqa: E402
 
 RANDOM = ["sampler=random", "pruner=none"]
 # Goals of issue 12: TPE + pruning reaches random's final best in at most half of random's time
@@ -118,7 +119,7 @@ def preset_overrides(preset: str, user: list[str]) -> list[str]:
     return [*spec["global"], *per_task, *user]
 
 
-class BudgetClock:
+class BudgetClock(TrialHook):
     """A trial hook (``nas.hooks.TrialHook`` protocol): when each trial ends, on which clock.
 
     ``cpu`` counts this process's CPU seconds: with one torch thread that is the wall time of an
