@@ -311,7 +311,7 @@ def compose(overrides: list[str]):
 
 def measure_suite(cfg) -> dict[str, float]:
     """Seconds for each step of building the suite (as ``build_suite`` does), cold and cached."""
-    from lightning_modules.data import suite as suite_mod
+    from lightning_modules.data import texts as suite_mod
     from lightning_modules.data.tokenizer import EOS, load_or_train_tokenizer
     from nas.config import plain
     from nas.engine import load_suite
