@@ -311,7 +311,8 @@ def compose(overrides: list[str]):
 
 def measure_suite(cfg) -> dict[str, float]:
     """Seconds for each step of building the suite (as ``build_suite`` does), cold and cached."""
-    from lightning_modules.data import texts as suite_mod
+    from lightning_modules import suite as suite_mod
+    from lightning_modules.data import texts as data_texts
     from lightning_modules.data.tokenizer import EOS, load_or_train_tokenizer
     from nas.config import plain
     from nas.engine import load_suite
@@ -320,10 +321,10 @@ def measure_suite(cfg) -> dict[str, float]:
     seed = int(data.get("seed", 0))
     clock = Clock()
     with clock.time("corpus generation"):
-        texts = suite_mod.corpus_texts(data.get("corpus", {}), seed)
+        texts = data_texts.corpus_texts(data.get("corpus", {}), seed)
     with clock.time("task generation"):
         for name, task_cfg in tasks.items():
-            suite_mod.task_splits(name, task_cfg.get("source", {}), seed)
+            data_texts.task_splits(name, task_cfg.get("source", {}), seed)
     with tempfile.TemporaryDirectory() as tmp:
         with clock.time("tokenizer training (no cache)"):
             load_or_train_tokenizer(texts, int(data["vocab_size"]), tmp)
@@ -332,7 +333,7 @@ def measure_suite(cfg) -> dict[str, float]:
     with clock.time("corpus tokenisation"):
         enc = tok.encode_batch(texts, add_special_tokens=False)
     with clock.time("blocks"):
-        suite_mod.make_blocks([e.ids for e in enc], tok.token_to_id(EOS), int(data["seq_len"]))
+        data_texts.make_blocks([e.ids for e in enc], tok.token_to_id(EOS), int(data["seq_len"]))
     # What a new worker process pays: build_suite from scratch with the tokenizer on disk.
     load_suite(cfg)  # makes sure the tokenizer is cached under paths.cache
     suite_mod._build_suite_cached.cache_clear()
