@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from lightning_modules.config import TransformerConfig, params_human
@@ -83,8 +83,14 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
             cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         typed = OmegaConf.to_object(cfg)
         metrics = {kind: task.metrics for kind, task in TASK_KINDS.items()}
+        full = {}
         for name, block in typed.tasks.items():
-            check_task(name, block, metrics)
+            full[name] = dataclasses.asdict(check_task(name, block, metrics))
+        # The run reads task blocks as plain values: give it every key of its kind's schema,
+        # so a key a task file leaves out takes the schema's default, not a KeyError.
+        if OmegaConf.to_container(cfg.tasks) != full:
+            with open_dict(cfg):
+                cfg.tasks = full
     except MissingMandatoryValue as err:
         raise ConfigError(f"{err.full_key}: no value (give {err.full_key}=...)") from None
     except ValueError as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,19 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` exactly as the entry point would."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose(config_name, overrides=overrides)
+
+
+@pytest.fixture(autouse=True)
+def default_sigint():
+    """Every test starts with Python's own Ctrl-C handler.
+
+    Lightning ignores SIGINT for the rest of the process once a ``KeyboardInterrupt`` reaches
+    ``Trainer.fit`` outside ``nas.trial.interruptible`` (its graceful shutdown), and an ignored
+    signal is inherited by every subprocess started later; the Ctrl-C tests of
+    tests/nas/test_faults.py would then depend on which tests ran before them.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture
