@@ -140,10 +140,14 @@ def precheck(config_name: str, argv: list[str]) -> None:
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             compose(config_name, overrides=argv)
-            twice = _tasks_selected_twice(config_name, argv)
+            _refuse_a_repeated_task(config_name, argv)
     except (HydraException, OmegaConfBaseException) as err:
         fail(describe_hydra_error(err, config_name))
-    if twice:
+
+
+def _refuse_a_repeated_task(config_name: str, argv: list[str]) -> None:
+    """Fail in one line when a task is selected twice (``task=[qa,qa]``)."""
+    if twice := _tasks_selected_twice(config_name, argv):
         where = next((a for a in argv if a.lstrip("+~").startswith("task=")), "task")
         fail(f"{where}: task '{twice}' is selected twice (a task runs once; drop the repeat)")
 
@@ -216,12 +220,9 @@ def run_once(main: Callable[[], None], config_name: str, argv: list[str]) -> Non
         cfg = hydra.compose_config(
             config_name, argv, run_mode=RunMode.RUN, with_log_configuration=True
         )
-        twice = _tasks_selected_twice(config_name, argv)
+        _refuse_a_repeated_task(config_name, argv)
     except (HydraException, OmegaConfBaseException) as err:
         fail(describe_hydra_error(err, config_name))
-    if twice:
-        where = next((a for a in argv if a.lstrip("+~").startswith("task=")), "task")
-        fail(f"{where}: task '{twice}' is selected twice (a task runs once; drop the repeat)")
     if cfg.hydra.mode is None:
         cfg.hydra.mode = RunMode.RUN
     callbacks = Callbacks(cfg)

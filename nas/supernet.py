@@ -41,7 +41,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -376,7 +375,7 @@ def _state_tensors(net: SuperNetwork) -> dict[str, torch.Tensor]:
 
 def save_progress(path: Path, net: SuperNetwork, opt, sched, step: int) -> None:
     """Write weights, optimizer and scheduler state and ``step`` to ``path`` atomically."""
-    from safetensors.torch import save_file
+    from lightning_modules.export.safetensors import save_atomic
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in _state_tensors(net).items()}
     opt_state = opt.state_dict()
@@ -394,14 +393,7 @@ def save_progress(path: Path, net: SuperNetwork, opt, sched, step: int) -> None:
         "optim_scalars": json.dumps(scalars),
         "scheduler": json.dumps(sched.state_dict(), default=lambda _: None),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomic(tensors, path, meta)
 
 
 def load_progress(path: Path, net: SuperNetwork, opt, sched) -> int:

@@ -144,6 +144,21 @@ def load_task_weights(cfg: TransformerConfig, task, path: str | Path) -> TaskMod
     return load_safetensors(model, path)
 
 
+def save_atomic(tensors: dict[str, Any], path: str | Path, metadata: dict[str, str]) -> None:
+    """Write a safetensors file so that a kill leaves the old file or the new one, never half."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def save_adapter(
     model: TaskModel, path: str | Path, spec: AdaptationSpec, metadata: dict[str, Any] | None = None
 ) -> None:
@@ -152,21 +167,13 @@ def save_adapter(
     With the pretrained model (``backbone.safetensors``) it rebuilds the task model
     (``load_adapter``): a LoRA task model's base weights are the pretrained ones, bit for bit.
     """
-    from safetensors.torch import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.cpu() for k, v in lora_state_dict(model).items()}
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     meta[ADAPTATION_KEY] = spec.to_json()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_atomic(state, path, meta)
 
 
 def load_adapter(lm: LanguageModel, task, path: str | Path, merge: bool = False) -> TaskModel:
