@@ -77,6 +77,7 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
     Returns:
         The config as its typed schema object.
     """
+    given = cfg  # the caller's config: the completed task blocks are written back to it
     try:
         if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):  # built by hand, not composed
             schema = SearchConfig if "sampler" in cfg else TrainConfig
@@ -88,9 +89,9 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
             full[name] = dataclasses.asdict(check_task(name, block, metrics))
         # The run reads task blocks as plain values: give it every key of its kind's schema,
         # so a key a task file leaves out takes the schema's default, not a KeyError.
-        if OmegaConf.to_container(cfg.tasks) != full:
-            with open_dict(cfg):
-                cfg.tasks = full
+        if OmegaConf.to_container(given.tasks) != full:
+            with open_dict(given):
+                given.tasks = full
     except MissingMandatoryValue as err:
         raise ConfigError(f"{err.full_key}: no value (give {err.full_key}=...)") from None
     except ValueError as err:
