@@ -68,6 +68,32 @@ class PretrainModule(pl.LightningModule):
         self._val_sum += float(loss) * batch.shape[0]
         self._val_n += batch.shape[0]
 
+    @torch.no_grad()
+    def held_out_loss(self, blocks: torch.Tensor, batch_size: int) -> float:
+        """The validation loss on ``blocks`` now, in the middle of a fit (a pruning rung).
+
+        The same number a validation pass would give (same batches, the same seeded masks and
+        prefix lengths), computed without a DataLoader and without touching the global random
+        state: a trial that reports at a rung trains on exactly as one that does not.
+
+        Args:
+            blocks: Held-out token blocks (M, seq_len + 1).
+            batch_size: Rows per forward pass (the pretraining batch size).
+        """
+        was_training = self.model.training
+        self.model.eval()
+        gen = torch.Generator().manual_seed(1234)  # as on_validation_epoch_start
+        total, n = 0.0, 0
+        try:
+            for i in range(0, len(blocks), batch_size):
+                batch = blocks[i : i + batch_size].to(self.device)  # (B, seq_len + 1)
+                loss = pretraining_loss(self.model, batch, self.special_ids, generator=gen)
+                total += float(loss) * batch.shape[0]
+                n += batch.shape[0]
+        finally:
+            self.model.train(was_training)
+        return total / max(1, n)
+
     def on_validation_epoch_end(self) -> None:
         val = self._val_sum / max(1, self._val_n)
         self.val_losses.append((self.global_step, val))

@@ -32,6 +32,17 @@ class TrialHook:
     def on_stage(self, trial: optuna.Trial | None, stage: str, seconds: float, info: dict) -> None:
         """After each stage with its metrics."""
 
+    def pretrain_rungs(self, trial: optuna.Trial | None) -> tuple[float, ...]:
+        """Fractions of pretraining after which this hook wants ``on_pretrain_rung`` (none)."""
+        return ()
+
+    def on_pretrain_rung(
+        self, trial: optuna.Trial | None, fraction: float, val_loss: float
+    ) -> None:
+        """When ``fraction`` of the pretraining steps is done (one asked for by some hook's
+        ``pretrain_rungs``), with the held-out pretraining loss then. May raise
+        ``optuna.TrialPruned`` to stop the trial before the rest of its pretraining."""
+
     def on_report(
         self, trial: optuna.Trial | None, step: int, value: float, scores: dict[str, float]
     ) -> None:

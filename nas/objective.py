@@ -37,6 +37,7 @@ from lightning_modules.suite import Suite
 from nas import finalists as fin
 from nas.errors import describe
 from nas.hooks import TrialHook
+from nas.pruning import PRETRAIN_STEP, rung_value
 from nas.record import (
     FAIL_REASON,
     LOG_FILE,
@@ -401,14 +402,30 @@ class _Watch(TrialHook):
         step = f"{self.stages.get(stage, '?')}/{self.n_stages}"
         log.info("%s: stage %s %s done in %.1fs (%s)", self.prefix, step, stage, seconds, shown)
 
+    def _pruning(self) -> bool:
+        # Optuna cannot prune multi-objective trials; a repeat measures the seed noise of a
+        # finalist, runs to the end and stays out of the pruner's comparisons.
+        return not (self.objective.multi or self.repeat is not None)
+
+    def pretrain_rungs(self, trial) -> tuple[float, ...]:
+        at = getattr(trial.study.pruner, "pretrain_at", None)  # nas.pruning.TaskHalvingPruner
+        return (at,) if at is not None and self._pruning() else ()
+
+    def on_pretrain_rung(self, trial, fraction: float, val_loss: float) -> None:
+        if not self._pruning():
+            return
+        trial.report(rung_value(val_loss), PRETRAIN_STEP)
+        if trial.should_prune():
+            raise optuna.TrialPruned(
+                f"after {fraction:.0%} of pretraining (held-out loss {val_loss:.3f})"
+            )
+
     def on_report(self, trial, step: int, value: float, scores: dict[str, float]) -> None:
         trial.set_user_attr(TASK_SCORES, dict(scores))  # pruned trials keep what they scored
         o = self.objective
         if o.per_param:
             value = per_million(value, [self.trainable[t] for t in scores])
-        if o.multi or self.repeat is not None:
-            # Optuna cannot prune multi-objective trials; a repeat measures the seed noise of a
-            # finalist, runs to the end and stays out of the pruner's comparisons.
+        if not self._pruning():
             return
         trial.report(value, step)
         if step < len(o.suite.tasks) and trial.should_prune():

@@ -62,6 +62,9 @@ class TrialRecord:
         n_params: Parameters of the pretrained model (backbone and LM head).
         flops_per_token: Forward FLOPs per token at the pretraining length.
         pretrain_val_loss: Held-out loss of the pretraining objective.
+        pretrain_rungs: Held-out loss at each fraction of pretraining some hook asked for
+            (``TrialHook.pretrain_rungs``; in memory only, the pruner's rung values are the
+            trial's intermediate values).
         task_scores: Per task, the primary metric in [0, 1] on validation.
         task_metrics: Per task, every metric on validation.
         curves: Per task, the validation score at each evaluation of fine-tuning.
@@ -88,6 +91,7 @@ class TrialRecord:
     n_params: int | None = None
     flops_per_token: float = math.nan
     pretrain_val_loss: float = math.nan
+    pretrain_rungs: dict[float, float] = field(default_factory=dict)
     task_scores: dict[str, float] = field(default_factory=dict)
     task_metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     curves: dict[str, list[float]] = field(default_factory=dict)

@@ -21,7 +21,7 @@ import math
 import random
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +123,53 @@ class DeadlineCallback(pl.Callback):
 def _deadline_callbacks(deadline: Deadline | None, stage: str) -> dict[str, Any]:
     """``make_trainer`` keyword arguments that enforce ``deadline`` (none without one)."""
     return {"callbacks": [DeadlineCallback(deadline, stage)]} if deadline is not None else {}
+
+
+# ---- rungs inside pretraining ----------------------------------------------------------------
+
+
+def rung_steps(fractions: Sequence[float], steps: int) -> dict[int, float]:
+    """Optimizer step -> fraction of pretraining, for the rungs that fall inside it.
+
+    A fraction ``f`` is reached after ``round(f * steps)`` steps (at least one). Rungs at or past
+    the last step are dropped: a trial pretrained to the end reports its score after the tasks.
+    """
+    out: dict[int, float] = {}
+    for f in sorted(fractions):
+        if not 0.0 < f < 1.0:
+            raise ValueError(f"pretraining rung {f!r} must be a fraction in (0, 1)")
+        step = max(1, round(f * steps))
+        if step < steps:
+            out.setdefault(step, f)
+    return out
+
+
+class PretrainRungs(pl.Callback):
+    """At given steps of pretraining, measures the held-out loss and calls ``on_rung``.
+
+    ``on_rung(fraction, val_loss)`` may raise (``optuna.TrialPruned``): the fit stops there, and
+    the trial has spent only that fraction of its pretraining. Otherwise the fit goes on from
+    where it was, the same model, optimizer state and schedule: a trial promoted past a rung
+    ends exactly as one that never stopped to be measured.
+    """
+
+    def __init__(
+        self,
+        at: Mapping[int, float],
+        blocks: torch.Tensor,
+        batch_size: int,
+        on_rung: Callable[[float, float], None],
+    ):
+        self.at, self.blocks, self.batch_size, self.on_rung = dict(at), blocks, batch_size, on_rung
+        self.seen: dict[float, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: D102
+        fraction = self.at.get(trainer.global_step)  # optimizer steps done
+        if fraction is None or fraction in self.seen:
+            return
+        loss = pl_module.held_out_loss(self.blocks, self.batch_size)
+        self.seen[fraction] = loss
+        self.on_rung(fraction, loss)
 
 
 # ---- trainers --------------------------------------------------------------------------------
@@ -258,12 +305,16 @@ def pretrain(
     logger=False,
     init_model: Callable[[Any], None] | None = None,
     deadline: Deadline | None = None,
+    rungs: Sequence[float] = (),
+    on_rung: Callable[[float, float], None] | None = None,
 ):
     """Stage 1: pretrain a fresh model on the suite's corpus with an equal token budget.
 
     ``init_model(model)``, when given, loads weights into the freshly built model first (a
     retrain that resumes from an export: ``nas/train.py init_from=<folder>``). ``deadline``, when
-    given, is checked after every batch (``TrialTimeout``).
+    given, is checked after every batch (``TrialTimeout``). ``on_rung(fraction, val_loss)`` is
+    called when each fraction of ``rungs`` of the pretraining steps is done (``PretrainRungs``;
+    it may raise to stop the trial there).
 
     Returns:
         ``(model, val_loss, steps)``.
@@ -287,15 +338,12 @@ def pretrain(
         total_steps=steps,
         warmup_frac=float(p["warmup_frac"]),
     )
-    trainer = make_trainer(
-        t,
-        steps,
-        val_every=steps,
-        arch=arch,
-        logger=logger,
-        **_deadline_callbacks(deadline, "pretrain"),
-    )
     batch = int(p["batch_size"])
+    extra = _deadline_callbacks(deadline, "pretrain")
+    if on_rung is not None and (at := rung_steps(rungs, steps)):
+        watch = PretrainRungs(at, suite.val_blocks, batch, on_rung)
+        extra["callbacks"] = [*extra.get("callbacks", []), watch]
+    trainer = make_trainer(t, steps, val_every=steps, arch=arch, logger=logger, **extra)
     train = device_loader(tensor_loader(suite.train_blocks, batch, True, seed), t)
     val = device_loader(tensor_loader(suite.val_blocks, batch, False), t)
     with compiled_backbone(model, t):

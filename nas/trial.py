@@ -171,8 +171,11 @@ def run_trial(
         cfg: The run config, which sets every budget (``pretrain``, ``finetune``, ``trainer``,
             ``objective``, ``tasks``).
         hooks: Told of each stage (``on_stage``), asked for its Lightning loggers
-            (``logger_for``), told the running adaptability after each task (``on_report``,
-            which may raise ``optuna.TrialPruned``) and asked whether the adapted models are
+            (``logger_for``), told the held-out loss at the pretraining fractions they ask for
+            (``pretrain_rungs`` -> ``on_pretrain_rung``, which may raise ``optuna.TrialPruned``
+            and so spare the rest of pretraining), told the running adaptability after each
+            task (``on_report``, which may raise ``optuna.TrialPruned``) and asked whether the
+            adapted models are
             scored on test (``wants_test``: any hook saying yes is enough), in list order.
         trial: What the hooks are called with (the Optuna trial of a search; ``None`` for a
             single run). This module never looks into it.
@@ -224,6 +227,11 @@ def _run(
         for hook in hooks:
             hook.on_stage(trial, stage, record.timings[stage], info)
 
+    def on_rung(fraction: float, val_loss: float) -> None:
+        record.pretrain_rungs[fraction] = val_loss
+        for hook in hooks:
+            hook.on_pretrain_rung(trial, fraction, val_loss)
+
     start = time.perf_counter()
     check("pretrain")
     model, record.pretrain_val_loss, record.steps["pretrain"] = stages.pretrain(
@@ -234,6 +242,8 @@ def _run(
         logger=logger_for("pretrain"),
         init_model=init_model,
         deadline=deadline,
+        rungs=sorted({f for h in hooks for f in h.pretrain_rungs(trial)}),
+        on_rung=on_rung,
     )
     record.pretrained = model
     record.timings["pretrain"] = time.perf_counter() - start

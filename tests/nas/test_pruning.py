@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
@@ -130,3 +132,109 @@ def test_a_search_of_the_suite_prunes_at_the_rungs(tiny_cfg):
         study.trials[3].user_attrs["fail_reason"]
         == "after translation (running adaptability 0.247)"
     )
+
+
+def drive_with_pretraining(study: optuna.Study, rows: list[tuple[str, float, list[float]]]):
+    """As ``drive``, each trial first reporting its pretraining-rung value at step 0.
+
+    A row is ``(family, value at step 0, running values after each task)``; returns the step each
+    trial stopped at (``None``: it completed).
+    """
+    stopped: dict[int, int | None] = {}
+    for family, rung, values in rows:
+        trial = study.ask({"family": optuna.distributions.CategoricalDistribution(["a", "b"])})
+        assert trial.params["family"] == family  # enqueued by the caller
+        stopped[trial.number] = None
+        for step, value in [(0, rung), *enumerate(values, start=1)]:
+            trial.report(value, step)
+            if step < len(values) and trial.should_prune():
+                stopped[trial.number] = step
+                break
+        if stopped[trial.number] is None:
+            study.tell(trial, values[-1])
+        else:
+            study.tell(trial, state=State.PRUNED)
+    return stopped
+
+
+def test_the_pretraining_rung_compares_trials_of_one_family_only():
+    pruner = TaskHalvingPruner(rungs=[0, 2], reduction_factor=2, min_trials=2, pretrain_at=0.3)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    rows = [
+        ("a", 0.10, [0.5, 0.5, 0.5]),  # 0: first of family a: on; rung 2 n=1: on
+        ("b", 0.02, [0.6, 0.6, 0.6]),  # 1: first of b (a's 0.10 is no rival): on; rung 2 best
+        ("a", 0.05, [0.9, 0.9, 0.9]),  # 2: a's n=2 keeps 1 (>= 0.10): stops at step 0
+        ("b", 0.03, [0.3, 0.3, 0.3]),  # 3: b's n=2 keeps 1 (>= 0.03): on; rung 2: all families
+        ("a", 0.20, [0.7, 0.7, 0.7]),  #    compete, n=3 keeps 2 (>= 0.5): stops. 4: on, on
+    ]
+    for family, _, _ in rows:
+        study.enqueue_trial({"family": family})
+    assert drive_with_pretraining(study, rows) == {0: None, 1: None, 2: 0, 3: 2, 4: None}
+    # Without a group the step-0 values all compete: trial 1 (0.02 < 0.10) stops there.
+    flat = TaskHalvingPruner(
+        rungs=[0, 2], reduction_factor=2, min_trials=2, pretrain_at=0.3, pretrain_group=None
+    )
+    study = optuna.create_study(direction="maximize", pruner=flat)
+    for family, _, _ in rows[:2]:
+        study.enqueue_trial({"family": family})
+    assert drive_with_pretraining(study, rows[:2]) == {0: None, 1: 0}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rungs": [0, 2]}, "rung 0 is the pretraining rung"),
+        ({"rungs": [2], "pretrain_at": 0.3}, "rung 0 is the pretraining rung"),
+        ({"rungs": [0, 2], "pretrain_at": 1.0}, "pretrain_at=1.0 must be a fraction in (0, 1)"),
+        ({"rungs": [0, 2], "pretrain_at": "half"}, "pretrain_at='half' must be a fraction"),
+    ],
+)
+def test_the_pretraining_rung_needs_both_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TaskHalvingPruner(**kwargs)
+
+
+def test_a_search_prunes_inside_pretraining_within_each_family(tiny_cfg):
+    """The real objective with ``pruner=pretrain_halving``: rung 0 acts within a family.
+
+    The same seven random architectures as above (the sampler draws every parameter first), so
+    the task rungs stop the same trials where they get that far; trials 5 and 6 now stop after a
+    third of their pretraining instead of after NER.
+    """
+    from nas.engine import run_search
+
+    extra = [
+        "pruner=pretrain_halving",
+        "pruner.min_trials=2",
+        "sampler=random",
+        "n_trials=7",
+        "storage=memory",
+        "study_name=pretrain-halving",
+    ]
+    study = run_search(tiny_cfg(extra=extra)).study
+    last = {t.number: (t.state.name, max(t.intermediate_values)) for t in study.trials}
+    assert last == {
+        0: ("COMPLETE", 5),
+        1: ("COMPLETE", 5),
+        2: ("PRUNED", 2),
+        3: ("PRUNED", 4),
+        4: ("PRUNED", 2),
+        5: ("PRUNED", 0),
+        6: ("PRUNED", 0),
+    }
+    family = {t.number: t.params["family"] for t in study.trials}
+    at_rung = {n: study.trials[n].intermediate_values[0] for n in family}
+    # Trial 5 (decoder) is not the best decoder of n=3 at rung 0 (trials 1, 2, 5); trial 6
+    # (prefix-LM) is not in the best 2 of the 4 prefix-LMs (0, 3, 4, 6).
+    decoders = sorted((at_rung[n] for n in family if family[n] == "decoder"), reverse=True)
+    assert family[5] == "decoder" and at_rung[5] < decoders[0]
+    prefix = sorted((at_rung[n] for n in family if family[n] == "prefix_lm"), reverse=True)
+    assert family[6] == "prefix_lm" and at_rung[6] < prefix[1]
+    reason = study.trials[5].user_attrs["fail_reason"]
+    assert reason == "after 33% of pretraining (held-out loss 5.832)"
+    # The rung's value is the held-out likelihood exp(-loss) the reason quotes.
+    assert at_rung[5] == pytest.approx(math.exp(-5.832), abs=1e-5)
+    # Promoted trials end as they would without the rung (the halving search above: 0.383 and
+    # 0.402 after two tasks; same architectures, seeds and budgets).
+    assert study.trials[0].intermediate_values[2] == pytest.approx(0.3829, abs=1e-4)
+    assert study.trials[1].intermediate_values[2] == pytest.approx(0.4020, abs=1e-4)

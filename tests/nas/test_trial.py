@@ -146,3 +146,85 @@ def test_a_task_budget_inherits_only_what_the_task_leaves_null(tiny_cfg):
     curve = {**cfg, "objective": {**cfg["objective"], "adaptability": "curve"}}
     curve["finetune"] = {**f, "curve": [32, 8]}
     assert adaptation_budget(curve, "ner").curve == (8, 32)  # smallest first
+
+
+class Rungs(TrialHook):
+    """Asks for the held-out loss at fractions of pretraining; stops the trial at ``stop_at``."""
+
+    def __init__(self, at: tuple[float, ...], stop_at: float | None = None):
+        self.at, self.stop_at = at, stop_at
+        self.seen: list[tuple[float, float]] = []
+
+    def pretrain_rungs(self, trial):
+        return self.at
+
+    def on_pretrain_rung(self, trial, fraction, val_loss):
+        self.seen.append((fraction, val_loss))
+        if fraction == self.stop_at:
+            import optuna
+
+            raise optuna.TrialPruned("stopped at the rung")
+
+
+def test_rungs_inside_pretraining_measure_without_changing_the_trial(tiny_cfg):
+    # 4096 tokens of 16 x 32: 8 pretraining steps; rungs at 1/4 and 1/2 are steps 2 and 4.
+    composed = tiny_cfg(task="[ner]")
+    prepare()
+    suite, cfg = load_suite(composed), plain(composed)
+    arch = _tiny_arch(suite)
+    hook = Rungs((0.25, 0.5))
+    watched = run_trial(arch, suite, cfg, [hook], seed=5)
+    plain_run = run_trial(arch, suite, cfg, seed=5)
+    assert [f for f, _ in hook.seen] == [0.25, 0.5]
+    assert watched.pretrain_rungs == dict(hook.seen)
+    first, second = (loss for _, loss in hook.seen)
+    assert second < first  # the model learns between the rungs
+    # A promoted trial goes on from where it was measured: the very same model and scores.
+    assert watched.pretrain_val_loss == plain_run.pretrain_val_loss
+    assert watched.task_scores == plain_run.task_scores
+    assert not plain_run.pretrain_rungs
+
+
+def test_a_rung_loss_is_the_validation_loss_at_that_step(tiny_cfg):
+    composed = tiny_cfg(task="[ner]")
+    prepare()
+    suite, cfg = load_suite(composed), plain(composed)
+    arch = _tiny_arch(suite)
+    from nas.stages import pretrain
+
+    hook = Rungs((0.5,))
+    model, final_loss, steps = pretrain(
+        arch,
+        suite,
+        cfg,
+        5,
+        rungs=(0.5, 0.999),
+        on_rung=lambda f, v: hook.on_pretrain_rung(None, f, v),
+    )
+    assert steps == 8 and [f for f, _ in hook.seen] == [0.5]  # 0.999 rounds to the last step
+    # After the fit, the same measurement on the final model gives the stage's validation loss.
+    from lightning_modules.pretrain import PretrainModule
+
+    module = PretrainModule(model, suite.special_ids)
+    assert module.held_out_loss(suite.val_blocks, 16) == pytest.approx(final_loss, rel=1e-6)
+
+
+def test_pruning_at_a_rung_stops_pretraining_there(tiny_cfg):
+    import optuna
+
+    composed = tiny_cfg(task="[ner]")
+    prepare()
+    suite, cfg = load_suite(composed), plain(composed)
+    hook = Rungs((0.25, 0.5), stop_at=0.25)
+    with pytest.raises(optuna.TrialPruned, match="stopped at the rung"):
+        run_trial(_tiny_arch(suite), suite, cfg, [hook], seed=5)
+    assert [f for f, _ in hook.seen] == [0.25]  # never reached the second rung
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.5, 1.5])
+def test_rung_fractions_lie_inside_pretraining(bad):
+    from nas.stages import rung_steps
+
+    with pytest.raises(ValueError, match=f"pretraining rung {bad!r} must be a fraction"):
+        rung_steps([bad], 8)
+    assert rung_steps([0.25, 0.5, 0.99], 8) == {2: 0.25, 4: 0.5}
