@@ -443,7 +443,11 @@ def _seq2seq_parity(hf_model, lm: LanguageModel, batches: Sequence[dict[str, Ten
 
 def hf_greedy(hf_model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
     """``generate`` (greedy) of a seq2seq ``transformers`` model, as ``generate.greedy`` returns
-    it: per prompt the new tokens, without the decoder's start token, ``[EOS]`` and padding."""
+    it: per prompt the new tokens, without the decoder's start token, ``[EOS]`` and padding.
+
+    The copy's decoder starts from ``[SEP]`` (``decoder_start_token_id``) and ours from each
+    prompt's last token: the same for the ``[BOS] source [SEP]`` prompts generation builds.
+    """
     from lightning_modules.generate import _mask, _pad
 
     ids, lengths = _pad(prompts, torch.device("cpu"))  # (B, P), (B,) right-padded
@@ -452,7 +456,9 @@ def hf_greedy(hf_model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -
         out = hf_model.generate(
             input_ids=ids,
             attention_mask=_mask(lengths, ids.shape[1]),
-            max_new_tokens=max_new_tokens,
+            # The decoder's length counts its start token (max_length, not max_new_tokens,
+            # which would clash with the config's max_length).
+            max_length=1 + max_new_tokens,
             do_sample=False,
             num_beams=1,
         )  # (B, 1 + n): the start token first

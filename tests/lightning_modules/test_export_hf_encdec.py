@@ -29,7 +29,7 @@ from lightning_modules.heads import build_head
 from lightning_modules.model import build_model
 
 V = 101
-EOS_ID, SEP_ID = SPECIAL_TOKENS.index(EOS), SPECIAL_TOKENS.index(SEP)
+EOS_ID, SEP_ID, BOS_ID = (SPECIAL_TOKENS.index(t) for t in (EOS, SEP, "[BOS]"))
 
 
 def cfg(**overrides) -> TransformerConfig:
@@ -68,8 +68,7 @@ def batch(b: int, t: int, seed: int = 0) -> dict[str, torch.Tensor]:
 def prompts(seed: int = 3) -> list[list[int]]:
     """``[BOS] source [SEP]`` prompts of different lengths (a right-padded batch)."""
     gen = torch.Generator().manual_seed(seed)
-    bos = SPECIAL_TOKENS.index("[BOS]")
-    return [[bos, *torch.randint(7, V, (n,), generator=gen).tolist(), SEP_ID] for n in (3, 9, 6)]
+    return [[BOS_ID, *torch.randint(7, V, (n,), generator=gen).tolist(), SEP_ID] for n in (3, 9, 6)]
 
 
 T5 = dict(norm="rmsnorm", pos="none")
@@ -124,6 +123,8 @@ def test_generation_task_and_lora_export_through_the_format(tmp_path):
     model = TaskModel(lm, lm.lm_head, "generation")
     stream = batch(3, 14, seed=6)
     stream["prefix_len"] = torch.tensor([4, 6, 9])
+    for row, k in enumerate(stream["prefix_len"].tolist()):  # [BOS] source [SEP] target
+        stream["input_ids"][row, 0], stream["input_ids"][row, k - 1] = BOS_ID, SEP_ID
     # A task's prompt ends in [SEP], the decoder's first token (generate and split_stream).
     stream["input_ids"][torch.arange(3), stream["prefix_len"] - 1] = SEP_ID
     fmt = HFFormat()
