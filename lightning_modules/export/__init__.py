@@ -7,7 +7,8 @@ copy against the PyTorch model it came from (``parity``):
   its head (LoRA merged; the adapter alone beside it). Never pickle: loading reads tensors only.
 * ``onnx.py``: one graph per task, dynamic batch and sequence axes, compared with onnxruntime on
   real inputs.
-* ``hf.py``: where the variant is exactly a Llama or a GPT-2, the weights mapped onto it and the
+* ``hf.py``: where the variant is exactly a Llama, a GPT-2 or (``hf_encdec.py``) a T5, Blenderbot
+  or Pegasus encoder-decoder, the weights mapped onto it and the
   logits compared after a round trip through ``from_pretrained``.
 
 This package imports nothing from ``nas``: a model trained without a search exports the same way

@@ -1,9 +1,11 @@
-"""Hugging Face ``transformers``: the variants that are exactly a Llama or a GPT-2.
+"""Hugging Face ``transformers``: the variants that are exactly a Llama, a GPT-2 or, for
+``family=encoder_decoder``, a T5, Blenderbot, Pegasus or Marian.
 
 Where the variant is exactly a Llama (causal decoder, RoPE, RMSNorm, SwiGLU) or a GPT-2 (causal
-decoder, learned positions, LayerNorm, GELU/ReLU), the weights are mapped onto it and the logits
-compared after a round trip through ``from_pretrained``. Otherwise ``hf_family`` says which knob
-prevents it.
+decoder, learned positions, LayerNorm, GELU/ReLU), or an encoder-decoder that one of the seq2seq
+classes reproduces (``hf_encdec``), the weights are mapped onto it and the logits compared after a
+round trip through ``from_pretrained`` (an encoder-decoder's greedy ``generate`` too). Otherwise
+``hf_family`` says which knob prevents it. LoRA is merged into the weights first.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightning_modules.adaptation import merged
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, UNK
+from lightning_modules.data.tokenizer import BOS, EOS, PAD, SEP, SPECIAL_TOKENS, UNK
 from lightning_modules.export._base import (
     ExportError,
     ExportFormat,
@@ -25,6 +28,17 @@ from lightning_modules.export._base import (
     is_generative,
     task_graph,
 )
+from lightning_modules.export.hf_encdec import (
+    ENCDEC_LM_CLASS,
+    ENCDEC_PREFIX,
+    encdec_config,
+    encdec_family,
+    encdec_generation_config,
+    encdec_state,
+    split_for_decoder,
+    t5_state,
+)
+from lightning_modules.generate import greedy
 from lightning_modules.model import LanguageModel, Transformer
 
 
@@ -32,8 +46,9 @@ def hf_family(cfg: TransformerConfig) -> tuple[str | None, str]:
     """Which ``transformers`` model ``cfg`` is exactly, or why none is.
 
     Returns:
-        ``("llama", "")``, ``("gpt2", "")``, or ``(None, reason)`` where the reason names the
-        knob (``knob=value``) that prevents the mapping.
+        ``("llama", "")``, ``("gpt2", "")``, for an encoder-decoder ``("t5", "")``,
+        ``("blenderbot", "")``, ``("pegasus", "")`` or ``("marian", "")``, or ``(None, reason)``
+        where the reason names the knob (``knob=value``) that prevents the mapping.
     """
     if cfg.family == "prefix_lm":
         return None, (
@@ -41,7 +56,7 @@ def hf_family(cfg: TransformerConfig) -> tuple[str | None, str]:
             "and causally after it"
         )
     if cfg.family == "encoder_decoder":
-        return None, "family=encoder_decoder: the T5/BART export is not implemented yet"
+        return encdec_family(cfg)
     if cfg.family == "encoder":
         return None, (
             "family=encoder: BERT normalises its embeddings (a LayerNorm after word + position) "
@@ -66,8 +81,21 @@ def hf_family(cfg: TransformerConfig) -> tuple[str | None, str]:
     return None, (f"pos={cfg.pos}: transformers' Llama needs pos=rope and GPT-2 needs pos=learned")
 
 
-def hf_head_problem(kind: str | None) -> str:
-    """Why a task head has no ``transformers`` counterpart (empty when it has one)."""
+def hf_head_problem(kind: str | None, cfg: TransformerConfig | None = None) -> str:
+    """Why a task head has no ``transformers`` counterpart (empty when it has one).
+
+    ``cfg`` narrows it to the architecture: an encoder-decoder's understanding heads read its
+    encoder, which only ``T5ForTokenClassification`` (the T5 encoder + a token classifier) does.
+    """
+    if cfg is not None and cfg.family == "encoder_decoder" and kind not in (None, "sequence"):
+        if is_generative(kind):
+            return ""
+        if kind == "token" and hf_family(cfg)[0] == "t5":
+            return ""
+        return (
+            f"head kind {kind!r} of an encoder_decoder: transformers reads the encoder alone "
+            "with a token classifier only, and only for T5 (T5ForTokenClassification)"
+        )
     if kind in (None, "token", "span") or is_generative(kind):
         return ""
     if kind == "sequence":
@@ -195,6 +223,10 @@ def _gpt2_state(bb: Transformer) -> dict[str, Tensor]:
 def _hf_class(family: str, kind: str | None):
     import transformers as tf
 
+    if family in ENCDEC_PREFIX:
+        if kind == "token":
+            return getattr(tf, ENCDEC_PREFIX[family] + "ForTokenClassification")
+        return getattr(tf, ENCDEC_LM_CLASS[family])  # the language model, generation, code
     prefix = {"llama": "Llama", "gpt2": "GPT2"}[family]
     suffix = {
         None: "LMHeadModel" if family == "gpt2" else "ForCausalLM",
@@ -210,9 +242,10 @@ def to_transformers(model: LanguageModel | TaskModel, labels: Sequence[str] | No
     """The ``transformers`` model that computes exactly what ``model`` computes.
 
     Args:
-        model: The pretrained ``LanguageModel`` (-> ``LlamaForCausalLM`` / ``GPT2LMHeadModel``) or
-            a ``TaskModel``: ``token`` -> ``*ForTokenClassification``, ``span`` ->
-            ``*ForQuestionAnswering``, ``generation`` and ``code`` -> the causal LM.
+        model: The pretrained ``LanguageModel`` (-> ``LlamaForCausalLM`` / ``GPT2LMHeadModel``;
+            an encoder-decoder -> ``T5ForConditionalGeneration``, ...) or a ``TaskModel``:
+            ``token`` -> ``*ForTokenClassification``, ``span`` -> ``*ForQuestionAnswering``,
+            ``generation`` and ``code`` -> the (causal or seq2seq) LM. LoRA is merged first.
         labels: Label names of a token task (for ``id2label``).
 
     Returns:
@@ -226,9 +259,13 @@ def to_transformers(model: LanguageModel | TaskModel, labels: Sequence[str] | No
     family, reason = hf_family(cfg)
     if family is None:
         raise ExportError(f"no transformers model: {reason}")
-    if problem := hf_head_problem(kind):
+    if problem := hf_head_problem(kind, cfg):
         raise ExportError(f"no transformers model: {problem}")
-    model = _cpu(model)
+    # LoRA wrappers keep the base weight as ``.weight``: without merging, the copy would be the
+    # pretrained model's, not the fine-tuned one.
+    model = merged(_cpu(model))
+    if family in ENCDEC_PREFIX:
+        return _to_seq2seq(model, family, kind, labels)
     lm = model.backbone if is_generative(kind) else model if kind is None else None
     backbone = lm.backbone if lm is not None else model.backbone
     num_labels = None
@@ -253,9 +290,49 @@ def to_transformers(model: LanguageModel | TaskModel, labels: Sequence[str] | No
     return hf.eval()
 
 
+def _token_extra(model: TaskModel, labels: Sequence[str] | None) -> dict[str, Any]:
+    num_labels = model.head.classifier.out_features
+    names = list(labels or [str(i) for i in range(num_labels)])
+    return {
+        "num_labels": num_labels,
+        "id2label": dict(enumerate(names)),
+        "label2id": {n: i for i, n in enumerate(names)},
+    }
+
+
+def _to_seq2seq(model, family: str, kind: str | None, labels: Sequence[str] | None):
+    """``to_transformers`` for an encoder-decoder (``model`` already merged and on the CPU)."""
+    cfg = model.cfg
+    hf_cfg = encdec_config(cfg, family)
+    if kind == "token":  # T5ForTokenClassification: the T5 encoder + dropout + a classifier
+        for key, value in _token_extra(model, labels).items():
+            setattr(hf_cfg, key, value)
+        hf = _hf_class(family, kind)(hf_cfg)
+        state = {"transformer." + k: v for k, v in t5_state(model.backbone, True).items()}
+        state |= {
+            "classifier.weight": model.head.classifier.weight,
+            "classifier.bias": model.head.classifier.bias,
+        }
+        with torch.no_grad():
+            _load_exact(hf, state)
+        return hf.eval()
+    lm = model.backbone if is_generative(kind) else model
+    hf = _hf_class(family, kind)(hf_cfg)
+    head = None if cfg.tie_embeddings else lm.lm_head.weight
+    with torch.no_grad():
+        _load_exact(hf, encdec_state(lm.backbone, family, head))
+    if cfg.tie_embeddings:
+        hf.tie_weights()
+    hf.generation_config = encdec_generation_config(cfg)
+    return hf.eval()
+
+
 def _load_exact(module: nn.Module, state: dict[str, Tensor]) -> None:
-    """Copy ``state`` into ``module``; every parameter must be covered, nothing left over."""
-    own = dict(module.named_parameters())
+    """Copy ``state`` into ``module``; every parameter must be covered, nothing left over.
+
+    Tied parameters count under each of their names (the state gives each the same tensor).
+    """
+    own = dict(module.named_parameters(remove_duplicate=False))
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     if missing or extra:
@@ -321,6 +398,8 @@ def transformers_parity(
     """
     kind = model.kind if isinstance(model, TaskModel) else None
     model = _cpu(model)  # the transformers model is on the CPU (to_transformers)
+    if model.cfg.family == "encoder_decoder" and kind != "token":
+        return _seq2seq_parity(hf_model, model.backbone if kind else model, batches)
     graph = task_graph(model) if kind is not None else None
     worst = 0.0
     for batch in batches:
@@ -340,6 +419,70 @@ def transformers_parity(
     return worst
 
 
+def _seq2seq_parity(hf_model, lm: LanguageModel, batches: Sequence[dict[str, Tensor]]) -> float:
+    """Teacher-forced decoder logits of both models on the same encoder and decoder inputs
+    (``split_for_decoder``), compared at real decoder positions."""
+    worst = 0.0
+    for batch in batches:
+        x = split_for_decoder(batch)
+        with torch.no_grad():
+            theirs = hf_model(
+                input_ids=x["input_ids"],
+                attention_mask=x["attention_mask"],
+                decoder_input_ids=x["decoder_input_ids"],
+            ).logits  # (B, Td, V)
+            ours = lm(
+                x["input_ids"],
+                attention_mask=x["attention_mask"],
+                decoder_input_ids=x["decoder_input_ids"],
+            )  # (B, Td, V)
+        real = x["decoder_mask"].bool()
+        worst = max(worst, float((theirs.float() - ours.float())[real].abs().max()))
+    return worst
+
+
+def hf_greedy(hf_model, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[list[int]]:
+    """``generate`` (greedy) of a seq2seq ``transformers`` model, as ``generate.greedy`` returns
+    it: per prompt the new tokens, without the decoder's start token, ``[EOS]`` and padding.
+
+    The copy's decoder starts from ``[SEP]`` (``decoder_start_token_id``) and ours from each
+    prompt's last token: the same for the ``[BOS] source [SEP]`` prompts generation builds.
+    """
+    from lightning_modules.generate import _mask, _pad
+
+    ids, lengths = _pad(prompts, torch.device("cpu"))  # (B, P), (B,) right-padded
+    eos = hf_model.generation_config.eos_token_id
+    with torch.no_grad():
+        out = hf_model.generate(
+            input_ids=ids,
+            attention_mask=_mask(lengths, ids.shape[1]),
+            # The decoder's length counts its start token (max_length, not max_new_tokens,
+            # which would clash with the config's max_length).
+            max_length=1 + max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+        )  # (B, 1 + n): the start token first
+    rows = []
+    for row in out[:, 1:].tolist():
+        rows.append(row[: row.index(eos)] if eos in row else row)
+    return rows
+
+
+def _prompts(batch: dict[str, Tensor], n: int = 4) -> list[list[int]]:
+    """Up to ``n`` prompts: a generation batch's ``[BOS] source [SEP]`` (its first
+    ``prefix_len`` tokens), else ``[BOS]`` + the first real tokens of a text block + ``[SEP]``."""
+    ids, mask = batch["input_ids"][:n].long().cpu(), batch["attention_mask"][:n].long().cpu()
+    if "prefix_len" in batch:
+        return [
+            row[:k].tolist() for row, k in zip(ids, batch["prefix_len"][:n].tolist(), strict=True)
+        ]
+    bos, sep = SPECIAL_TOKENS.index(BOS), SPECIAL_TOKENS.index(SEP)
+    return [
+        [bos, *row[: max(1, min(8, int(m.sum())))].tolist(), sep]
+        for row, m in zip(ids, mask, strict=True)
+    ]
+
+
 # Why a task model of this adaptation method has no transformers counterpart.
 METHOD_PROBLEMS = {"adapter": "finetune.method=adapter: adapters do not merge (full or lora)"}
 
@@ -357,7 +500,7 @@ class HFFormat(ExportFormat):
     def problem(self, model: nn.Module, method: str | None = None) -> str:
         if method in METHOD_PROBLEMS:  # no transformers class has bottleneck adapters
             return METHOD_PROBLEMS[method]
-        return hf_head_problem(model.kind if isinstance(model, TaskModel) else None)
+        return hf_head_problem(model.kind if isinstance(model, TaskModel) else None, model.cfg)
 
     def write(
         self, model: nn.Module, folder: Path, name: str, example: dict[str, Tensor], **kwargs: Any
@@ -374,8 +517,19 @@ class HFFormat(ExportFormat):
         return family, model.kind if isinstance(model, TaskModel) else None
 
     def parity(self, path: Path, model: nn.Module, batches: Sequence[dict[str, Tensor]]) -> float:
-        hf_model = load_transformers(path, *self._family_kind(model))
-        return transformers_parity(hf_model, model, batches)
+        """Largest logit difference; an encoder-decoder LM must also ``generate`` our greedy
+        decode of up to 4 prompts from ``batches`` (else ``ExportError``)."""
+        family, kind = self._family_kind(model)
+        hf_model = load_transformers(path, family, kind)
+        diff = transformers_parity(hf_model, model, batches)
+        if family in ENCDEC_PREFIX and kind != "token":
+            lm = _cpu(model.backbone if kind else model)
+            prompts = _prompts(batches[0])
+            new = max(1, min(8, model.cfg.max_seq_len - max(map(len, prompts))))
+            ours = greedy(lm, prompts, new, SPECIAL_TOKENS.index(EOS))
+            if hf_greedy(hf_model, prompts, new) != ours:
+                raise ExportError(f"{path}: transformers' greedy generate differs from ours")
+        return diff
 
     def entry(self, path: Path, folder: Path, model: nn.Module) -> Any:
         cls = _hf_class(*self._family_kind(model))
