@@ -125,8 +125,6 @@ def test_generation_task_and_lora_export_through_the_format(tmp_path):
     stream["prefix_len"] = torch.tensor([4, 6, 9])
     for row, k in enumerate(stream["prefix_len"].tolist()):  # [BOS] source [SEP] target
         stream["input_ids"][row, 0], stream["input_ids"][row, k - 1] = BOS_ID, SEP_ID
-    # A task's prompt ends in [SEP], the decoder's first token (generate and split_stream).
-    stream["input_ids"][torch.arange(3), stream["prefix_len"] - 1] = SEP_ID
     fmt = HFFormat()
     assert fmt.unsupported(arch) == "" and fmt.problem(model, "lora") == ""
     out = fmt.write(model, tmp_path, "translate", stream)
