@@ -328,11 +328,10 @@ def export_seq2seq(model: TaskModel, folder: str | Path, example: dict[str, Tens
     dec_ids = ids[:, :2].clone()  # (B, T)
     feeds: list[Tensor] = [dec_ids, mask]
     for i in range(cfg.n_dec_layer):
-        past = [torch.randn(B, hkv, 2, hd) for _ in range(2)]  # (B, Hkv, P, hd) key, value
-        feeds += [*past, *(t.clone() for t in cross[2 * i : 2 * i + 2])]
-    # Every feed its own storage: torch.export merges inputs that alias (one tensor passed
-    # twice, or the key and value views of one projection) into one graph input, and the
-    # names would then shift onto the wrong tensors.
+        # A fresh tensor per input: the exporter merges inputs that are one tensor object, and
+        # every block would then read the first block's cache.
+        past = [torch.zeros(B, hkv, 2, hd) for _ in range(2)]  # (B, Hkv, P, hd)
+        feeds += [*past, cross[2 * i].clone(), cross[2 * i + 1].clone()]
     dec_seq = torch.export.Dim("decoder_sequence", max=cfg.max_seq_len)
     past_seq = torch.export.Dim("past_sequence", max=cfg.max_seq_len - 1)
     dec_dyn: dict[str, Any] = {
