@@ -347,3 +347,24 @@ def test_encoder_decoder_onnx_graphs_decode_like_pytorch(tmp_path, overrides):
     with torch.no_grad():
         lm.backbone.dec_blocks[0].cross.proj.weight.mul_(2.0)
     assert fmt.parity(folder, model, [example]) > TOLERANCE
+
+
+@pytest.mark.slow
+def test_encoder_decoder_onnx_graphs_carry_bottleneck_adapters(tmp_path):
+    """Adapters cannot merge: the graphs run them, in the encoder and the decoder blocks."""
+    from lightning_modules.adaptation import AdaptationSpec, insert_modules, merged
+
+    arch = cfg(family="encoder_decoder", max_seq_len=16, n_layer=1, n_dec_layer=1, pos="rope")
+    lm = insert_modules(perturbed(build_model(arch), seed=5), AdaptationSpec(method="adapter"))
+    with torch.no_grad():  # adapters start as the identity: move them off it
+        for name, p in lm.named_parameters():
+            if ".adapter.up." in name:
+                p.normal_(0.0, 0.5)
+    model = TaskModel(merged(lm).eval(), lm.lm_head, "code")
+    example = batch(2, 8, seed=6)
+    example["prefix_len"] = torch.tensor([3, 6])
+    folder = OnnxFormat().write(model, tmp_path, "code", example)
+    assert OnnxFormat().parity(folder, model, [example]) < TOLERANCE
+    with torch.no_grad():
+        lm.backbone.dec_blocks[0].mlp.w2.adapter.up.weight.mul_(2.0)
+    assert OnnxFormat().parity(folder, model, [example]) > TOLERANCE
