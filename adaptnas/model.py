@@ -248,10 +248,18 @@ class ExportedModel:
         return texts
 
     def onnx_session(self, task: str):
-        """An onnxruntime session of the task's graph (inputs ``input_ids``, ``attention_mask``)."""
+        """An onnxruntime session of the task's graph (inputs ``input_ids``, ``attention_mask``).
+
+        An ``encoder_decoder``'s generation task has two graphs: a ``Seq2SeqSession`` of both
+        (``encode``, ``start``, ``step``; ``lightning_modules.export.onnx_greedy`` decodes).
+        """
         rel = (self.info["files"].get("onnx") or {}).get(task)
         if rel is None:
             raise ValueError(f"task {task!r} has no ONNX graph in this export")
+        if isinstance(rel, dict):
+            from lightning_modules.export import Seq2SeqSession
+
+            return Seq2SeqSession((self.folder / rel["encoder"]).parent)
         return onnx_session(self.folder / rel)
 
     def encode(self, task: str, inputs: list[Any]) -> dict[str, torch.Tensor]:

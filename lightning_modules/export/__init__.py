@@ -6,7 +6,7 @@ copy against the PyTorch model it came from (``parity``):
 * ``safetensors.py``: the pretrained language model and, per task, the fine-tuned backbone plus
   its head (LoRA merged; the adapter alone beside it). Never pickle: loading reads tensors only.
 * ``onnx.py``: one graph per task, dynamic batch and sequence axes, compared with onnxruntime on
-  real inputs.
+  real inputs (a generating ``encoder_decoder``: an encoder graph and a decoder-step graph).
 * ``hf.py``: where the variant is exactly a Llama, a GPT-2 or (``hf_encdec.py``) a T5, Blenderbot
   or Pegasus encoder-decoder, the weights mapped onto it and the
   logits compared after a round trip through ``from_pretrained``.
@@ -40,10 +40,15 @@ from lightning_modules.export.hf import (
 )
 from lightning_modules.export.onnx import (
     OnnxFormat,
+    Seq2SeqSession,
     export_onnx,
+    export_seq2seq,
     graph_io,
+    onnx_greedy,
     onnx_parity,
     onnx_session,
+    seq2seq_io,
+    seq2seq_parity,
 )
 from lightning_modules.export.safetensors import (
     ADAPTATION_KEY,
@@ -76,9 +81,11 @@ __all__ = [
     "HFFormat",
     "OnnxFormat",
     "SafetensorsFormat",
+    "Seq2SeqSession",
     "TaskModel",
     "build_task_model",
     "export_onnx",
+    "export_seq2seq",
     "follow_umask",
     "graph_io",
     "hf_family",
@@ -89,6 +96,7 @@ __all__ = [
     "load_safetensors",
     "load_task_weights",
     "load_transformers",
+    "onnx_greedy",
     "onnx_parity",
     "onnx_session",
     "read_metadata",
@@ -96,6 +104,8 @@ __all__ = [
     "save_safetensors",
     "save_task_weights",
     "save_transformers",
+    "seq2seq_io",
+    "seq2seq_parity",
     "task_graph",
     "to_transformers",
     "transformers_parity",

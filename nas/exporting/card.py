@@ -113,6 +113,12 @@ def _file_rows(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
             )
         )
     for rel in doc["files"]["onnx"].values():
+        if isinstance(rel, dict):  # an encoder_decoder's generation task: two graphs, one check
+            folder = rel["encoder"].rsplit("/", 1)[0]
+            diff = f"{checks[folder]:.2e}"
+            rows.append((rel["encoder"], "ONNX encoder: states and cross-attention K/V", diff))
+            rows.append((rel["decoder"], "ONNX decoder step, self-attention KV cache in/out", diff))
+            continue
         rows.append((rel, "ONNX, dynamic batch and sequence", f"{checks[rel]:.2e}"))
     for entry in doc["files"]["transformers"].values():
         path = entry["path"]

@@ -11,6 +11,8 @@ One export folder holds::
     tasks/<task>.safetensors  per task: the fine-tuned backbone + head (LoRA merged into it)
     tasks/<task>.adapter.safetensors  finetune.method=lora/adapter: the adapter + head alone
     onnx/<task>.onnx          per task: the graph, dynamic batch and sequence axes
+    onnx/<task>/encoder.onnx  an encoder_decoder's generation/code task: the encoder graph and
+    onnx/<task>/decoder.onnx  the decoder-step graph (self-attention cache in and out)
     transformers/<name>/      where the variant maps: ``lm`` and the tasks whose head maps
     README.md                 the model card (``card.py``)
 

@@ -35,6 +35,8 @@ from lightning_modules.export import (
     to_transformers,
     transformers_parity,
 )
+from lightning_modules.export.onnx import Seq2SeqSession, onnx_greedy, seq2seq_io
+from lightning_modules.generate import greedy
 from lightning_modules.heads import build_head
 from lightning_modules.model import LanguageModel, Transformer, build_model
 
@@ -274,19 +276,96 @@ def test_a_code_task_model_maps_like_a_generation_one(tmp_path):
     assert graph_io(prefix) == (["input_ids", "attention_mask", "prefix_len"], ["logits"])
 
 
-@pytest.mark.parametrize("kind", ["sequence", "generation"])
-def test_encoder_decoder_export_fails_in_one_line_without_writing(tmp_path, kind):
+def test_encoder_decoder_has_onnx_and_no_transformers_refusal():
     arch = cfg(family="encoder_decoder", n_dec_layer=1)
     lm = build_model(arch)
-    head = build_head(kind, arch, 3) if kind == "sequence" else torch.nn.Identity()
-    model = TaskModel(lm if kind == "generation" else lm.backbone, head, kind)
-    ids = torch.randint(7, V, (2, 6))
-    with pytest.raises(ExportError, match="^family=encoder_decoder: ONNX export is not") as err:
-        export_onnx(model, tmp_path / "m.onnx", {"input_ids": ids, "attention_mask": ids > 0})
-    assert "\n" not in str(err.value) and not (tmp_path / "m.onnx").exists()
+    # The export pipeline writes ONNX for an encoder_decoder (two graphs when it generates).
+    assert OnnxFormat().unsupported(arch) == ""
     # RoPE has no transformers encoder-decoder (test_export_hf_encdec.py has those that map).
     family, reason = hf_family(arch)
     assert family is None and reason.startswith("pos=rope")
-    # The export pipeline skips both formats with these reasons instead of failing.
-    assert OnnxFormat().unsupported(arch).startswith("family=encoder_decoder")
     assert HFFormat().unsupported(arch) == reason
+    gen = TaskModel(lm, lm.lm_head, "generation")
+    with pytest.raises(ExportError, match="two graphs"):
+        graph_io(gen)
+    assert seq2seq_io(1)["decoder"][0] == [
+        "decoder_input_ids",
+        "encoder_attention_mask",
+        "past_key_values.0.decoder.key",
+        "past_key_values.0.decoder.value",
+        "past_key_values.0.encoder.key",
+        "past_key_values.0.encoder.value",
+    ]
+
+
+@pytest.mark.slow  # two graphs of 5-15 s each on 2 shared cores
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"pos": "rope", "n_kv_head": 2, "n_layer": 1, "n_dec_layer": 2, "norm": "rmsnorm"},
+        {"pos": "learned", "n_layer": 2, "n_dec_layer": 1, "norm_position": "post"},
+    ],
+    ids=["rope-gqa", "learned"],
+)
+def test_encoder_decoder_onnx_graphs_decode_like_pytorch(tmp_path, overrides):
+    arch = cfg(family="encoder_decoder", max_seq_len=24, tie_embeddings=False, **overrides)
+    lm = perturbed(build_model(arch), seed=3)
+    with torch.no_grad():  # at init every step picks one token: make the tokens matter
+        lm.backbone.tok_emb.weight.mul_(20.0)
+        lm.lm_head.weight.normal_(0.0, 1.0)
+    model = TaskModel(lm, lm.lm_head, "generation")
+    example = batch(2, 9, seed=1)
+    example["prefix_len"] = torch.tensor([4, 7])
+    fmt = OnnxFormat()
+    folder = fmt.write(model, tmp_path, "gen", example)
+    assert folder == tmp_path / "onnx" / "gen"
+    assert fmt.entry(folder, tmp_path, model) == {
+        "encoder": "onnx/gen/encoder.onnx",
+        "decoder": "onnx/gen/decoder.onnx",
+    }
+    # Encoder graph, a first step (empty cache) and later steps, other shapes than traced.
+    other = batch(3, 12, seed=2)
+    other["prefix_len"] = torch.tensor([12, 3, 8])
+    assert fmt.parity(folder, model, [example, other]) < TOLERANCE
+    # Greedy decoding through onnxruntime gives the tokens of the cached torch decode.
+    prompts = [[1, 20, 30, 40, 2], [1, 50, 2], [1, 9, 8, 7, 6, 5, 4, 2]]
+    want = greedy(lm, prompts, 12, eos_id=3)
+    assert onnx_greedy(folder, prompts, 12, eos_id=3) == want
+    assert len({t for row in want for t in row}) > 2  # not one token repeated
+    # Several new tokens in one step (P = 0, T = 3, then P = 3, T = 2) match the uncached decoder.
+    run = Seq2SeqSession(folder)
+    ids, mask = example["input_ids"][:, :7].clone(), example["attention_mask"][:, :7].clone()
+    dec = torch.randint(7, V, (2, 5), generator=torch.Generator().manual_seed(9))
+    feeds = run.start(run.encode(ids.numpy(), mask.numpy()), mask.numpy())
+    first, _ = run.step(feeds, dec[:, :3].numpy())
+    later, _ = run.step(feeds, dec[:, 3:].numpy())
+    with torch.no_grad():
+        memory = lm.hidden(ids, attention_mask=mask)
+        ref = lm.logits_from_hidden(lm.decode_hidden(dec, memory, mask))  # (2, 5, V)
+    got = torch.cat([torch.from_numpy(first), torch.from_numpy(later)], dim=1)
+    assert float((got - ref).abs().max()) < TOLERANCE
+    # The check can fail: a changed cross-attention weight shows up.
+    with torch.no_grad():
+        lm.backbone.dec_blocks[0].cross.proj.weight.mul_(2.0)
+    assert fmt.parity(folder, model, [example]) > TOLERANCE
+
+
+@pytest.mark.slow
+def test_encoder_decoder_onnx_graphs_carry_bottleneck_adapters(tmp_path):
+    """Adapters cannot merge: the graphs run them, in the encoder and the decoder blocks."""
+    from lightning_modules.adaptation import AdaptationSpec, insert_modules, merged
+
+    arch = cfg(family="encoder_decoder", max_seq_len=16, n_layer=1, n_dec_layer=1, pos="rope")
+    lm = insert_modules(perturbed(build_model(arch), seed=5), AdaptationSpec(method="adapter"))
+    with torch.no_grad():  # adapters start as the identity: move them off it
+        for name, p in lm.named_parameters():
+            if ".adapter.up." in name:
+                p.normal_(0.0, 0.5)
+    model = TaskModel(merged(lm).eval(), lm.lm_head, "code")
+    example = batch(2, 8, seed=6)
+    example["prefix_len"] = torch.tensor([3, 6])
+    folder = OnnxFormat().write(model, tmp_path, "code", example)
+    assert OnnxFormat().parity(folder, model, [example]) < TOLERANCE
+    with torch.no_grad():
+        lm.backbone.dec_blocks[0].mlp.w2.adapter.up.weight.mul_(2.0)
+    assert OnnxFormat().parity(folder, model, [example]) > TOLERANCE

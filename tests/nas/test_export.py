@@ -421,3 +421,20 @@ def test_report_export_and_validate_open_a_study_one_way(tmp_path):
     with pytest.raises(ConfigError, match=r"^study: name the study to export, e\.g\."):
         open_existing_study(compose_config("export", [f"paths.root={tmp_path}"]), "export")
     assert not (tmp_path / "studies" / "k").exists()
+
+
+def test_model_card_lists_both_graphs_of_an_encoder_decoder_generation_task():
+    from nas.exporting.card import _file_rows
+
+    doc = {
+        "files": {
+            "tasks": {},
+            "adapters": {},
+            "onnx": {"mt": {"encoder": "onnx/mt/encoder.onnx", "decoder": "onnx/mt/decoder.onnx"}},
+            "transformers": {},
+        },
+        "checks": {"max_abs_diff": {"onnx/mt": 3e-7}, "skipped": {}},
+    }
+    rows = [r for r in _file_rows(doc) if r[0].startswith("onnx/")]
+    assert [r[0] for r in rows] == ["onnx/mt/encoder.onnx", "onnx/mt/decoder.onnx"]
+    assert all(r[2] == "3.00e-07" for r in rows)
