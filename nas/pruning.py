@@ -16,7 +16,8 @@ timed default search. :class:`TaskHalvingPruner` is one asynchronous successive-
 
 Why task steps and not a training budget: a task's score is the measurement the search ranks
 by, and a step of this resource is a whole task, so a pruned trial saves the remaining tasks
-(the generation tasks, slowest, come last) without a second, cheaper proxy of the score.
+(the generation tasks, slowest, come last) without a second, cheaper proxy of the score;
+``pretrain_at`` adds one such proxy, below, where pretraining dominates a trial's cost.
 Why no pruning after the first task: one task says little about the mean over all of them (a
 short sentiment run sits near chance for most candidates; see ``docs/benchmarks.md`` section 3).
 

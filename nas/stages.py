@@ -161,15 +161,12 @@ class PretrainRungs(pl.Callback):
         on_rung: Callable[[float, float], None],
     ):
         self.at, self.blocks, self.batch_size, self.on_rung = dict(at), blocks, batch_size, on_rung
-        self.seen: dict[float, float] = {}
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: D102
-        fraction = self.at.get(trainer.global_step)  # optimizer steps done
-        if fraction is None or fraction in self.seen:
-            return
-        loss = pl_module.held_out_loss(self.blocks, self.batch_size)
-        self.seen[fraction] = loss
-        self.on_rung(fraction, loss)
+        # Optimizer steps done; each rung's step comes once (no gradient accumulation here).
+        fraction = self.at.get(trainer.global_step)
+        if fraction is not None:
+            self.on_rung(fraction, pl_module.held_out_loss(self.blocks, self.batch_size))
 
 
 # ---- trainers --------------------------------------------------------------------------------

@@ -175,8 +175,8 @@ def run_trial(
             (``pretrain_rungs`` -> ``on_pretrain_rung``, which may raise ``optuna.TrialPruned``
             and so spare the rest of pretraining), told the running adaptability after each
             task (``on_report``, which may raise ``optuna.TrialPruned``) and asked whether the
-            adapted models are
-            scored on test (``wants_test``: any hook saying yes is enough), in list order.
+            adapted models are scored on test (``wants_test``: any hook saying yes is enough),
+            in list order.
         trial: What the hooks are called with (the Optuna trial of a search; ``None`` for a
             single run). This module never looks into it.
         seed: Seeds model initialisation and data order (same seed, same result on a CPU).

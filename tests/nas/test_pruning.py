@@ -97,24 +97,32 @@ def test_the_default_search_uses_it(tiny_cfg):
     assert (pruner.rungs, pruner.reduction_factor, pruner.min_trials) == ([2, 4], 3, 4)
 
 
+def random_search_of_seven(tiny_cfg, pruner: str):
+    """Seven random architectures searched on the suite with ``pruner`` (``min_trials`` 2).
+
+    Returns the study and, per trial, its state and last reported step.
+    """
+    from nas.engine import run_search
+
+    extra = [
+        f"pruner={pruner}",
+        "pruner.min_trials=2",
+        "sampler=random",
+        "n_trials=7",
+        "storage=memory",
+        f"study_name={pruner.replace('_', '-')}",
+    ]
+    study = run_search(tiny_cfg(extra=extra)).study
+    return study, {t.number: (t.state.name, max(t.intermediate_values)) for t in study.trials}
+
+
 def test_a_search_of_the_suite_prunes_at_the_rungs(tiny_cfg):
     """The real objective on the five tasks: which trial stops after task 2, which after task 4.
 
     CPU runs are deterministic, and the random sampler draws every parameter before training,
     so pruning does not change which architectures come next: these figures hold on every run.
     """
-    from nas.engine import run_search
-
-    extra = [
-        "pruner=halving",
-        "pruner.min_trials=2",
-        "sampler=random",
-        "n_trials=7",
-        "storage=memory",
-        "study_name=halving",
-    ]
-    study = run_search(tiny_cfg(extra=extra)).study
-    last = {t.number: (t.state.name, max(t.intermediate_values)) for t in study.trials}
+    study, last = random_search_of_seven(tiny_cfg, "halving")
     # Rung 2 (running adaptability after sentiment and NER): trial 1 (0.402) beats trial 0
     # (0.383) of n=2; 2 (0.250) is not the best of 3; 3 (0.397) is in the best 2 of 4; 4 (0.250)
     # and 5 (0.382) are out of the best 2 of 5 and 6, 6 (0.304) out of the best 3 of 7. Rung 4:
@@ -201,18 +209,7 @@ def test_a_search_prunes_inside_pretraining_within_each_family(tiny_cfg):
     the task rungs stop the same trials where they get that far; trials 5 and 6 now stop after a
     third of their pretraining instead of after NER.
     """
-    from nas.engine import run_search
-
-    extra = [
-        "pruner=pretrain_halving",
-        "pruner.min_trials=2",
-        "sampler=random",
-        "n_trials=7",
-        "storage=memory",
-        "study_name=pretrain-halving",
-    ]
-    study = run_search(tiny_cfg(extra=extra)).study
-    last = {t.number: (t.state.name, max(t.intermediate_values)) for t in study.trials}
+    study, last = random_search_of_seven(tiny_cfg, "pretrain_halving")
     assert last == {
         0: ("COMPLETE", 5),
         1: ("COMPLETE", 5),
