@@ -203,7 +203,9 @@ def test_cli_writes_sweep_yaml_and_prints_the_differences(tmp_path, capsys):
     assert written["method"] == "random" and written["project"] == "p"
     assert "task=qa" in written["command"]
     assert "params.n_kv_head: sampled in every run but used only when n_head in [4, 8]" in printed
-    assert "params.d_ff.0 .. params.d_ff.2" in printed
+    assert "params.n_dec_layer: sampled in every run but used only when family in" in printed
+    # One d_ff per possible block: an encoder_decoder has up to 3 + 2 of them.
+    assert "params.d_ff.0 .. params.d_ff.4" in printed
     assert out.read_text().startswith("# params.")  # the differences head the file too
 
 

@@ -24,11 +24,20 @@ def test_the_understanding_suite_keeps_every_family():
     assert list(tasks) == UNDERSTANDING
     assert not any(t["kind"] in ("generation", "code") for t in tasks.values())
     assert "encoder" in allowed_families(tasks)
-    space = load_space("small")
-    assert restrict_to_tasks(space, tasks) is space  # nothing removed
-    # ... while the default suite's generation tasks remove encoders
-    suite = plain(compose_config("search", []).tasks)
+    space = load_space(compose_config("search", ["task=understanding"]).search_space)
+    assert restrict_to_tasks(space, tasks) is space  # nothing removed: all four families
+    assert set(space.param("family").choices) == {
+        "decoder",
+        "encoder",
+        "prefix_lm",
+        "encoder_decoder",
+    }
+    # ... while the default suite's generation tasks remove encoders, and only them
+    default = compose_config("search", [])
+    suite = plain(default.tasks)
     assert "encoder" not in allowed_families(suite)
+    family = restrict_to_tasks(load_space(default.search_space), suite).param("family")
+    assert family.choices == ("decoder", "prefix_lm", "encoder_decoder")
 
 
 def test_a_tiny_understanding_search_trains_and_scores_an_encoder(tiny_cfg):

@@ -21,7 +21,7 @@ def test_categorical_choices_are_filtered_in_order_and_the_space_is_untouched():
     space = load_space("small")
     limited = space.restrict("family", ["prefix_lm", "decoder"])
     assert limited.param("family").choices == CAUSAL  # the space's order, not the argument's
-    assert space.param("family").choices == ("decoder", "encoder", "prefix_lm")
+    assert space.param("family").choices == ("decoder", "encoder", "prefix_lm", "encoder_decoder")
     assert [p.name for p in limited.params] == [p.name for p in space.params]
     assert limited.param("d_model") is space.param("d_model")
 

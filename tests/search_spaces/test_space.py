@@ -100,12 +100,17 @@ def test_builtin_spaces_cover_the_requested_knobs():
     assert base.param("d_model").choices == (128, 256, 384, 512)
     assert base.param("n_head").choices == (4, 8)
     assert base.param("d_ff").distribution() == IntDistribution(256, 2048, step=256)
+    # The default space has every family and pre-norm blocks only (docs/validity.md).
+    assert set(small.param("family").choices) == {"decoder", "encoder", "prefix_lm", "encoder_decoder"}
+    assert small.fixed == {"norm_position": "pre"}
+    assert "norm_position" not in [p.name for p in small.params]
     for space in (tiny, small, base):
         assert space.param("d_ff").per_layer
-        assert set(space.param("family").choices) == {"decoder", "encoder", "prefix_lm"}
         assert set(space.param("mlp").choices) == {"gelu", "relu", "swiglu"}
         assert set(space.param("norm").choices) == {"layernorm", "rmsnorm"}
-        assert set(space.param("norm_position").choices) == {"pre", "post"}
+        if space is not small:
+            assert set(space.param("family").choices) == {"decoder", "encoder", "prefix_lm"}
+            assert set(space.param("norm_position").choices) == {"pre", "post"}
         assert set(space.param("pos").choices) == {
             "learned",
             "sinusoidal",
@@ -116,13 +121,14 @@ def test_builtin_spaces_cover_the_requested_knobs():
         assert set(space.param("tie_embeddings").choices) == {True, False}
 
 
-def test_the_families_space_is_the_small_space_with_encoder_decoders():
+def test_the_families_space_is_the_small_space_with_post_norm_blocks():
     small, families = load_space("small"), load_space("families")
-    assert families.param("family").choices == small.param("family").choices + ("encoder_decoder",)
-    assert families.param("n_dec_layer").when == {"family": ("encoder_decoder",)}
-    assert families.param("n_dec_layer").distribution() == IntDistribution(1, 2)
-    others = [p.name for p in families.params if p.name not in ("family", "n_dec_layer")]
-    assert others == [p.name for p in small.params if p.name != "family"]
+    assert families.fixed == {} and small.fixed == {"norm_position": "pre"}
+    assert families.param("norm_position").choices == ("pre", "post")
+    assert small.param("n_dec_layer").when == {"family": ("encoder_decoder",)}
+    assert small.param("n_dec_layer").distribution() == IntDistribution(1, 2)
+    others = [p.name for p in families.params if p.name != "norm_position"]
+    assert others == [p.name for p in small.params]
     assert all(families.param(n) == small.param(n) for n in others)
 
 
