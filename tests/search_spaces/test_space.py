@@ -101,7 +101,12 @@ def test_builtin_spaces_cover_the_requested_knobs():
     assert base.param("n_head").choices == (4, 8)
     assert base.param("d_ff").distribution() == IntDistribution(256, 2048, step=256)
     # The default space has every family and pre-norm blocks only (docs/validity.md).
-    assert set(small.param("family").choices) == {"decoder", "encoder", "prefix_lm", "encoder_decoder"}
+    assert set(small.param("family").choices) == {
+        "decoder",
+        "encoder",
+        "prefix_lm",
+        "encoder_decoder",
+    }
     assert small.fixed == {"norm_position": "pre"}
     assert "norm_position" not in [p.name for p in small.params]
     for space in (tiny, small, base):
