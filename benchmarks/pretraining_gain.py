@@ -10,6 +10,7 @@ the top trials of a real study.
     python benchmarks/pretraining_gain.py                       # B and C below, seeds 0 and 1
     python benchmarks/pretraining_gain.py --archs A,B,C,D --seeds 0,1,2
     python benchmarks/pretraining_gain.py --override tasks.ner.examples=256   # other budgets
+    python benchmarks/pretraining_gain.py --archs A,E,F --override 'task=[ner]'   # NER only
     python benchmarks/pretraining_gain.py --quick               # tiny budgets, seconds
 """
 
@@ -26,7 +27,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks.common import base_parser, machine, print_table, run_and_write, set_threads  # noqa: E402
 
-# Hand-picked members of search_spaces/small.yaml: the largest, two mid-size, the smallest.
+# Hand-picked members of search_spaces/small.yaml (``families`` for C): the largest, two
+# mid-size, the smallest; E and F for the NER learning rate (docs/validity.md).
 ARCHS: dict[str, dict[str, Any]] = {
     "A": dict(
         family="decoder", n_layer=3, d_model=128, n_head=4, d_ff=[384] * 3,
@@ -43,6 +45,15 @@ ARCHS: dict[str, dict[str, Any]] = {
     "D": dict(
         family="prefix_lm", n_layer=3, d_model=128, n_head=8, d_ff=[512, 128, 256],
         mlp="gelu", norm="rmsnorm", norm_position="pre", pos="sinusoidal",
+    ),
+    # The encoder_decoder and encoder whose NER pretraining hurt at tasks.ner.lr=1e-3.
+    "E": dict(
+        family="encoder_decoder", n_layer=1, n_dec_layer=1, d_model=64, n_head=8, n_kv_head=2,
+        d_ff=[384, 256], mlp="gelu", norm="layernorm", norm_position="pre", pos="alibi",
+    ),
+    "F": dict(
+        family="encoder", n_layer=1, d_model=64, n_head=8, n_kv_head=2, d_ff=[384],
+        mlp="gelu", norm="layernorm", norm_position="pre", pos="alibi",
     ),
 }  # fmt: skip
 QUICK = [
