@@ -40,11 +40,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.optim import DivergedError
+from nas import finalists as fin
 from nas.cli import CONF_DIR, entry, run_guarded
 from nas.errors import ConfigError, describe
-from nas.finalists import is_repeat
 from nas.hooks import ScoreTest
-from nas.record import State, TrialRecord, has_architecture
+from nas.record import TrialRecord, has_architecture
 from nas.results import write_atomic
 from nas.stages import adaptation_budget
 from nas.task_families import allowed_families
@@ -358,23 +358,25 @@ def _check_settings(v: Mapping[str, Any]) -> None:
 
 
 def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
-    """The ``top_k`` completed trials with an architecture, best search score first.
+    """The ``top_k`` completed trials with an architecture, the study's winner first.
 
-    A finalist's repeats (``finalist_of``: the same architecture at another seed) are not
-    candidates of their own: validation re-runs each architecture once, over its own seeds.
+    The order is the study's own (``nas.finalists.ranked``: the finalists by their mean over the
+    search's seeds, so the first is the winner ``best_architecture.yaml`` names), then the other
+    trials by their one search score. A finalist's repeats (``finalist_of``: the same
+    architecture at another seed) are not candidates of their own: validation re-runs each
+    architecture once, over its own seeds.
     """
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(State.COMPLETE,))
-        if has_architecture(t) and not is_repeat(t)
-    ]
-    done.sort(key=lambda t: (-t.values[0], t.number))
+    trials = study.get_trials(deepcopy=False)
+    scores = fin.seed_scores(trials)
+    done = [s for s in scores.values() if has_architecture(s.trial)]
     if len(done) < 2:
         raise ConfigError(
             f"study '{study.study_name}' has {len(done)} completed trial(s): validation needs 2 "
             "or more (a winner and a runner-up)"
         )
-    return done[:top_k]
+    order = {s.trial.number: i for i, s in enumerate(fin.ranked(study, trials))}
+    done.sort(key=lambda s: (order.get(s.trial.number, len(order)), -s.trial.values[0]))
+    return [s.trial for s in done[:top_k]]
 
 
 def validate_study(
@@ -405,6 +407,7 @@ def validate_study(
     v["baselines"] = list(v.get("baselines") or [])
     _check_settings(v)
     top = finalists(study, int(v["top_k"]))
+    search = fin.seed_scores(study.get_trials(deepcopy=False))
     seeds = [int(v["seed"]) + SEED_STRIDE * k for k in range(int(v["seeds"]))]
     search_seeds = {int(run["seed"]) + t.number for t in study.trials}
     if clash := sorted(set(seeds) & search_seeds):
@@ -448,7 +451,8 @@ def validate_study(
                 "describe": arch.describe(),
                 "architecture": arch.to_dict(),
                 "n_params": arch.num_params(),
-                "search_score": _num(t.values[0]),
+                "search_score": _num(search[t.number].mean),  # over the search's seeds
+                "search_seeds": search[t.number].n,
                 "search_seed": int(run["seed"]) + t.number,
                 "pretrained": pre_doc,
                 "not_pretrained": scr_doc,
@@ -605,6 +609,10 @@ def _f(x: float | None, digits: int = 3, sign: bool = False) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed" if n == 1 else f"{n} seeds"
+
+
 def _ms(s: Mapping[str, Any]) -> str:
     """``0.512 ± 0.010`` from a summary."""
     return (
@@ -632,7 +640,7 @@ def validity_markdown(doc: Mapping[str, Any]) -> str:
         "",
         f"- **Winner**: trial {w['trial']} ({w['describe']}), adaptability "
         f"{_ms(win['pretrained']['adaptability'])} over {n} seeds (search: "
-        f"{_f(win['search_score'])}).",
+        f"{_f(win['search_score'])} over {_seeds(win.get('search_seeds', 1))}).",
     ]
     lead_word = {True: "**exceeds** seed noise", False: "is **within** seed noise", None: "n/a"}
     lines.append(

@@ -293,3 +293,29 @@ def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
         )
     assert [t.number for t in finalists(study, 3)] == [0, 1, 3]
+
+
+def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_best_first_seed():
+    """The winner is the best mean over the finalists' seeds (``best_architecture.yaml``), not
+    the best single search score: validating another trial as "the winner" misreports it."""
+    import optuna
+
+    from nas.finalists import FinalistSettings
+    from nas.validate import finalists
+
+    study = optuna.create_study(direction="maximize")
+    FinalistSettings(top_k=2, seeds=1).record(study)
+    arch = {"family": "decoder"}
+    for value, attrs in [
+        (0.39, {}),  # best first seed, a poor repeat: mean 0.35
+        (0.37, {}),  # mean 0.375: the study's winner
+        (0.31, {"finalist_of": 0, "repeat": 1}),
+        (0.38, {"finalist_of": 1, "repeat": 1}),
+        (0.36, {}),
+        (0.20, {}),
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
+        )
+    assert [t.number for t in finalists(study, 3)] == [1, 0, 4]
+    assert [t.number for t in finalists(study, 4)] == [1, 0, 4, 5]
