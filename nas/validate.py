@@ -1,8 +1,8 @@
 """Is the winner of a study trustworthy? ``python nas/validate.py study=suite-small``.
 
 Composes ``conf/validate.yaml`` and calls ``run_validate``; a search calls ``validate_after_search``
-at its end with ``validate.auto=true``. For the top ``validate.top_k`` trials of the study (by
-their search score) it re-runs the trial of ``nas.trial.run_trial`` with the study's
+at its end with ``validate.auto=true``. For the top ``validate.top_k`` trials of the study (its
+winner first, ``finalists``) it re-runs the trial of ``nas.trial.run_trial`` with the study's
 own run config (``<study folder>/config.yaml``) and measures, per architecture and per task:
 
 * the score over ``validate.seeds`` seeds that the search never used (mean, sd);
@@ -366,9 +366,13 @@ def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]
     architecture at another seed) are not candidates of their own: validation re-runs each
     architecture once, over its own seeds.
     """
+    return [s.trial for s in _top(study, top_k)]
+
+
+def _top(study: optuna.Study, top_k: int) -> list[fin.SeedScores]:
+    """``finalists`` with each trial's scores over the search's seeds."""
     trials = study.get_trials(deepcopy=False)
-    scores = fin.seed_scores(trials)
-    done = [s for s in scores.values() if has_architecture(s.trial)]
+    done = [s for s in fin.seed_scores(trials).values() if has_architecture(s.trial)]
     if len(done) < 2:
         raise ConfigError(
             f"study '{study.study_name}' has {len(done)} completed trial(s): validation needs 2 "
@@ -376,7 +380,7 @@ def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]
         )
     order = {s.trial.number: i for i, s in enumerate(fin.ranked(study, trials))}
     done.sort(key=lambda s: (order.get(s.trial.number, len(order)), -s.trial.values[0]))
-    return [s.trial for s in done[:top_k]]
+    return done[:top_k]
 
 
 def validate_study(
@@ -406,8 +410,7 @@ def validate_study(
     v = dict(settings)
     v["baselines"] = list(v.get("baselines") or [])
     _check_settings(v)
-    top = finalists(study, int(v["top_k"]))
-    search = fin.seed_scores(study.get_trials(deepcopy=False))
+    top = _top(study, int(v["top_k"]))
     seeds = [int(v["seed"]) + SEED_STRIDE * k for k in range(int(v["seeds"]))]
     search_seeds = {int(run["seed"]) + t.number for t in study.trials}
     if clash := sorted(set(seeds) & search_seeds):
@@ -437,7 +440,8 @@ def validate_study(
     )
 
     archs: list[dict[str, Any]] = []
-    for rank, t in enumerate(top, start=1):
+    for rank, search in enumerate(top, start=1):
+        t = search.trial
         arch = TransformerConfig.from_dict(TrialRecord.from_trial(t).architecture)
         label = f"#{t.number}"
         pre = [runner(f"{label} pretrained", arch, dict(run), s, True) for s in seeds]
@@ -451,8 +455,8 @@ def validate_study(
                 "describe": arch.describe(),
                 "architecture": arch.to_dict(),
                 "n_params": arch.num_params(),
-                "search_score": _num(search[t.number].mean),  # over the search's seeds
-                "search_seeds": search[t.number].n,
+                "search_score": _num(search.mean),  # over the search's seeds
+                "search_seeds": search.n,
                 "search_seed": int(run["seed"]) + t.number,
                 "pretrained": pre_doc,
                 "not_pretrained": scr_doc,
@@ -847,11 +851,10 @@ def validate_after_search(cfg: DictConfig, study: optuna.Study, folder: Path) ->
     if int(cfg.get("worker", 0) or 0) != 0:
         return {}
     try:
-        top = finalists(study, 2)
+        finalists(study, 2)
     except ConfigError as err:
         log.warning("validation skipped: %s", err)
         return {}
-    del top
     cache = Path(cfg.paths.cache).expanduser() if cfg.paths.get("cache") else None
     settings = OmegaConf.to_container(cfg.validate, resolve=True)
     result = validate_study(study, folder, _run_config(folder), settings, cache)
