@@ -17,6 +17,7 @@ from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.suite import Suite, build_suite
 from lightning_modules.tasks import TASK_KINDS
 from nas import finalists as fin
+from nas import references
 from nas.config import plain
 from nas.errors import ConfigError
 from nas.finalists import FinalistSettings
@@ -25,7 +26,7 @@ from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.plots import write_plots_safely
 from nas.record import TrialRecord
 from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
-from nas.schema import SearchConfig, TrainConfig, check_task
+from nas.schema import ReferencesConfig, SearchConfig, TrainConfig, check_task
 from nas.study import (
     StudyFootprint,
     count_finished,
@@ -199,6 +200,14 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 log_dir=folder / "logs",
                 strategy=strategy,
             )
+            if finished == 0 and not study.get_trials(deepcopy=False):  # a new study
+                refs = {**dataclasses.asdict(ReferencesConfig()), **(run.get("references") or {})}
+                references.enqueue(
+                    study,
+                    *references.build(
+                        space, data_fields(suite), refs["designs"], refs["size"], refs["tolerance"]
+                    ),
+                )
         log.info(
             "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
             len(suite.train_blocks),
@@ -255,6 +264,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
         log.info(
             "study '%s' is complete (%d finished trials): nothing to run", cfg.study_name, finished
         )
+    said = references.record_verdict(study)  # the winner against the best reference, on test
     files = write_results(study, folder)
     if cfg.get("plots", True) and ran:  # plots/: HTML + PNG; nas/report.py rebuilds them any time
         files.update(write_plots_safely(study, folder / "plots"))
@@ -272,6 +282,8 @@ def run_search(cfg: DictConfig) -> SearchResult:
             )
         else:
             log.info("winner: %s", files["best_architecture"])
+    if said is not None:
+        log.info("verdict: %s", said["text"])
     log.info("leaderboard: %s", files["leaderboard"])
     if cfg.get("validate", {}).get("auto"):  # validate.auto=true: nas/validate.py on the study
         from nas.validate import validate_after_search

@@ -50,7 +50,7 @@ from typing import Any
 import optuna
 
 from nas.errors import ConfigError
-from nas.record import LIVE, State, TrialRecord
+from nas.record import LIVE, REFERENCE, State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 
@@ -148,12 +148,21 @@ def finalists(
     """The top ``top_k`` complete search trials by their (first-seed) adaptability.
 
     Multi-objective (``len(directions) > 1``): the ``top_k`` most adaptable members of the
-    Pareto front of the search trials. Equal scores: the earlier trial first.
+    Pareto front of the search trials. Equal scores: the earlier trial first. Reference designs
+    (``nas.references``) take no place among the ``top_k``: the best of them (first seed) is a
+    finalist as well, after them.
     """
     done = [t for t in search_trials(trials) if _valid(t)]
+    refs = sorted((t for t in done if REFERENCE in t.user_attrs), key=_first_seed)
+    done = [t for t in done if REFERENCE not in t.user_attrs]
     if directions is not None and len(directions) > 1:
         done = pareto_front(done, directions)
-    return sorted(done, key=lambda t: (-t.values[0], t.number))[:top_k]
+    # The verdict needs the best reference re-run with the same seeds as the top searched trials.
+    return sorted(done, key=_first_seed)[:top_k] + refs[:1]
+
+
+def _first_seed(t: FrozenTrial) -> tuple[float, int]:
+    return (-t.values[0], t.number)
 
 
 def repeats_by_key(trials: Iterable[FrozenTrial]) -> dict[tuple[int, int], list[FrozenTrial]]:

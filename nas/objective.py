@@ -35,6 +35,7 @@ from lightning_modules.config import ArchitectureError, TransformerConfig, param
 from lightning_modules.optim import DivergedError
 from lightning_modules.suite import Suite
 from nas import finalists as fin
+from nas import references
 from nas.errors import describe
 from nas.hooks import TrialHook
 from nas.pruning import PRETRAIN_STEP, rung_value
@@ -407,6 +408,11 @@ class _Watch(TrialHook):
         # finalist, runs to the end and stays out of the pruner's comparisons.
         return not (self.objective.multi or self.repeat is not None)
 
+    def _prunable(self, trial) -> bool:
+        # A reference design reports (it sets the bar for the others) but runs to the end: the
+        # verdict needs it complete.
+        return not references.is_reference(trial) and trial.should_prune()
+
     def pretrain_rungs(self, trial) -> tuple[float, ...]:
         at = getattr(trial.study.pruner, "pretrain_at", None)  # nas.pruning.TaskHalvingPruner
         return (at,) if at is not None and self._pruning() else ()
@@ -415,7 +421,7 @@ class _Watch(TrialHook):
         if not self._pruning():
             return
         trial.report(rung_value(val_loss), PRETRAIN_STEP)
-        if trial.should_prune():
+        if self._prunable(trial):
             raise optuna.TrialPruned(
                 f"after {fraction:.0%} of pretraining (held-out loss {val_loss:.3f})"
             )
@@ -428,11 +434,13 @@ class _Watch(TrialHook):
         if not self._pruning():
             return
         trial.report(value, step)
-        if step < len(o.suite.tasks) and trial.should_prune():
+        if step < len(o.suite.tasks) and self._prunable(trial):
             task = list(scores)[-1]
             raise optuna.TrialPruned(f"after {task} (running adaptability {value:.3f})")
 
     def wants_test(self, trial, adaptability: float) -> bool:
         if self.repeat is not None:  # a repeat is tested when its finalist was
             return self.repeat[4]
+        if references.is_reference(trial):  # always: the verdict compares on test
+            return True
         return self.objective._is_finalist(trial.study, adaptability)

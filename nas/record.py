@@ -46,6 +46,7 @@ TRAINABLE_PARAMS = "trainable_params"
 SEED = "seed"
 FAIL_REASON = "fail_reason"
 LOG_FILE = "log_file"
+REFERENCE = "reference"  # a reference design's trial: the design's key (nas.references)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from lightning_modules.config import params_human
 from lightning_modules.export import follow_umask
 from nas import finalists as fin
 from nas import record as rec
+from nas import references
 from nas.record import State, TrialRecord
 
 
@@ -70,6 +71,7 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
         t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(fin.SURPLUS_ATTR)
     ]
     scores = fin.seed_scores(everything)
+    has_refs = any(rec.REFERENCE in t.user_attrs for t in everything)
     chosen = {s.trial.number: i for i, s in enumerate(fin.ranked(study, everything))}
     trials = [t for t in everything if not (fin.is_repeat(t) and t.state == State.COMPLETE)]
     records = {t.number: TrialRecord.from_trial(t) for t in trials}
@@ -115,6 +117,8 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row["params"] = "" if record.n_params is None else record.n_params
         row["time_s"] = round(record.timings.get("total", math.nan), 1) if record.timings else ""
         row["architecture"] = record.describe
+        if has_refs:  # the hand-written designs the search competes with (nas.references)
+            row["reference"] = references.title(t.user_attrs.get(rec.REFERENCE, ""))
         reason = record.fail_reason or ""
         if fin.is_repeat(t):
             of, r = fin.repeat_key(t)
@@ -269,6 +273,11 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     }
     if s is not None and s.n > 1:
         doc["test_scores_mean"] = s.task_means(test=True)
+    if rec.REFERENCE in t.user_attrs:
+        doc[rec.REFERENCE] = references.title(t.user_attrs[rec.REFERENCE])
+    said = study.user_attrs.get(references.VERDICT_ATTR)
+    if said:  # the winner against the best reference design, on test
+        doc["verdict"] = said
     return yaml.safe_dump(doc, sort_keys=False)
 
 

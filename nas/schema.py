@@ -560,6 +560,42 @@ class FinalistsConfig(Checked):
 
 
 @dataclass
+class ReferencesConfig(Checked):
+    """``references``: hand-written designs run as the first trials of every new study.
+
+    ``designs``: ``auto`` (GPT-2-like and Llama-like; T5-like when the space samples
+    encoder-decoders; BERT-like when it samples encoders), a list of ``gpt2``, ``llama``,
+    ``t5``, ``bert``, or ``[]`` (none). Each is the configuration of the search space nearest
+    ``size`` parameters (``median``: the space's median) within ``tolerance`` (``nas.references``).
+    """
+
+    section: typing.ClassVar[str] = "references"
+    names: typing.ClassVar[tuple[str, ...]] = ("gpt2", "llama", "t5", "bert")  # nas.references
+
+    designs: Any = "auto"
+    size: Any = "median"
+    tolerance: float = rule(0.15, kind=float, low=0, above=True)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        d = self.designs
+        if d != "auto":
+            if not isinstance(d, list | tuple) or not all(isinstance(x, str) for x in d):
+                raise ValueError(
+                    f"references.designs={d!r} must be auto or a list of {', '.join(self.names)}"
+                )
+            for name in d:
+                if name not in self.names:
+                    raise ValueError(
+                        f"references.designs: '{name}' is not one of {', '.join(self.names)}"
+                    )
+            self.designs = list(d)
+        s = self.size
+        if s != "median" and (isinstance(s, bool) or not isinstance(s, int) or s < 1):
+            raise ValueError(f"references.size={s!r} must be median or a parameter count >= 1")
+
+
+@dataclass
 class LoggerConfig:
     """``logger``: the keys of every option (``none``, ``csv``, ``wandb``)."""
 
@@ -670,6 +706,7 @@ class SearchConfig(Checked):
     export: KeepWeightsConfig = field(default_factory=KeepWeightsConfig)
     validate: ValidateBlock = field(default_factory=ValidateBlock)
     finalists: FinalistsConfig = field(default_factory=FinalistsConfig)
+    references: ReferencesConfig = field(default_factory=ReferencesConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def __post_init__(self) -> None:

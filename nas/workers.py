@@ -43,6 +43,7 @@ import torch
 from omegaconf import DictConfig
 
 from nas import finalists as fin
+from nas import references
 from nas.errors import ConfigError
 from nas.finalists import SURPLUS_ATTR, FinalistSettings
 from nas.record import FAIL_REASON, FINISHED, LIVE, State
@@ -330,8 +331,13 @@ class BudgetedObjective:
             if first is not None:
                 reason = f"surplus: trial {first} runs the same finalist repeat"
         else:
+            if references.is_reference(trial):  # two workers queued the new study's references
+                live = trial.study.get_trials(deepcopy=False, states=LIVE)
+                first = references.duplicate_of(trial, live)
+                if first is not None:
+                    reason = f"surplus: trial {first} runs the same reference design"
             rank = live_rank(trial.study, trial.number)
-            if rank >= self.n_trials:
+            if reason is None and rank >= self.n_trials:
                 reason = (
                     f"surplus: {rank} live trials came first and n_trials={self.n_trials} "
                     "(another worker took the last slot at the same moment)"

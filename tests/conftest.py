@@ -21,6 +21,8 @@ TINY = [
     *TINY_BUDGETS,
     "plots=false",  # 2-8 s a search; tests/nas/test_report.py covers them
     "finalists.seeds=0",  # no repeats of the top trials; tests/nas/test_finalists.py turns them on
+    # No hand-written designs queued first; tests/nas/test_references.py turns them on.
+    "references.designs=[]",
 ]
 _TINY_GENERATION = ["source.n_train=96", "source.n_val=16", "source.n_test=16", "max_new_tokens=12"]
 # Keys of conf/search.yaml that conf/train.yaml does not have.
@@ -51,6 +53,27 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` exactly as the entry point would."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return compose(config_name, overrides=overrides)
+
+
+# Test files that share the live PostgreSQL server and SLURM cluster (one of them stops and starts
+# SLURM): under pytest-xdist they run one after another on the same worker.
+SERVICE_FILES = ("tests/nas/test_workers.py", "tests/scripts/")
+
+
+def xdist_group(nodeid: str) -> str:
+    """The pytest-xdist group of a test: its file, or ``services`` for the service tests.
+
+    ``make test`` runs ``pytest -n 2 --dist loadgroup``: a file stays on one worker (its
+    module-scoped fixtures, a pretrained tiny model or a finished study, are built once), and the
+    files that use the live services never run at the same time.
+    """
+    path = nodeid.split("::", 1)[0]
+    return "services" if path.startswith(SERVICE_FILES) else path
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item.nodeid)))
 
 
 @pytest.fixture(autouse=True)
