@@ -256,6 +256,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
                         catch=TRIAL_FAULTS,
                         finalists=settings,
                     )
+            references.record_verdict(study)  # before the hooks close: W&B's summary has it
         finally:  # also on Ctrl-C or a crash: hooks close their runs and files
             for hook in hooks:
                 hook.on_search_end(study)

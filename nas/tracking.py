@@ -36,6 +36,7 @@ from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
 from lightning_modules.config import TransformerConfig
+from nas import references
 from nas.errors import ConfigError
 from nas.hooks import TrialHook
 from nas.record import (
@@ -44,6 +45,7 @@ from nas.record import (
     FLOPS_PER_TOKEN,
     N_PARAMS,
     PRETRAIN_VAL_LOSS,
+    REFERENCE,
     State,
     TrialRecord,
 )
@@ -472,6 +474,8 @@ class TrackingHook(TrialHook):
             stored.fail_reason = reason
         summary = summary_of(stored, state)
         summary["trial"] = trial.number
+        if REFERENCE in trial.user_attrs:  # a hand-written design (nas.references)
+            summary[REFERENCE] = references.title(trial.user_attrs[REFERENCE])
         if result is not None and state == "complete":
             self.best = max(self.best, result.adaptability)
         if self.best > -math.inf:
@@ -516,6 +520,10 @@ class TrackingHook(TrialHook):
                     "best_architecture": TrialRecord.from_trial(best[0]).describe,
                 }
             )
+        said = study.user_attrs.get(references.VERDICT_ATTR)
+        if said:  # the winner against the best reference design, on test
+            flat = {f"verdict/{k}": v for k, v in said.items() if not isinstance(v, list)}
+            run.summary.update(flat)
         run.finish()
         self.study_run = None
 

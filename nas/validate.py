@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.optim import DivergedError
 from nas import finalists as fin
+from nas import references
 from nas.cli import CONF_DIR, entry, run_guarded
 from nas.errors import ConfigError, describe
 from nas.hooks import ScoreTest
@@ -580,6 +581,8 @@ def validate_study(
         },
         "baselines": baselines,
         "baselines_skipped": {n: why for n, why in usable.items() if why},
+        # The search's own verdict against the reference designs it ran (nas.references).
+        "search_verdict": study.user_attrs.get(references.VERDICT_ATTR),
     }
     files = write_validity(folder, doc)
     return ValidateResult(folder=folder, doc=doc, files=files)
@@ -646,6 +649,9 @@ def validity_markdown(doc: Mapping[str, Any]) -> str:
         f"{_ms(win['pretrained']['adaptability'])} over {n} seeds (search: "
         f"{_f(win['search_score'])} over {_seeds(win.get('search_seeds', 1))}).",
     ]
+    said = doc.get("search_verdict")
+    if said:
+        lines.append(f"- **The search against its reference designs**: {said['text']}.")
     lead_word = {True: "**exceeds** seed noise", False: "is **within** seed noise", None: "n/a"}
     lines.append(
         f"- **Lead over the runner-up** (trial {w['runner_up']}): {_f(w['lead'], sign=True)} "

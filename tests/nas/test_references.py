@@ -16,6 +16,7 @@ from nas.engine import check_config, run_search
 from nas.errors import ConfigError
 from nas.record import REFERENCE
 from search_spaces import SearchSpace, load_space
+from tests.nas.test_tracking import offline_wandb, wandb_runs  # noqa: F401
 
 State = optuna.trial.TrialState
 DATA = {"vocab_size": 1024, "max_seq_len": 128}
@@ -211,14 +212,15 @@ def test_no_reference_no_verdict():
 
 # ---- end to end ------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_a_search_runs_its_references_first_once_and_states_its_verdict(tiny_cfg, tmp_path):
-    extra = ["references.designs=auto", "finalists.top_k=1", "finalists.seeds=1"]
-    result = run_search(tiny_cfg(task="qa", extra=[*extra, "n_trials=4"]))
+def test_a_search_runs_its_references_first_once_and_states_its_verdict(
+    tiny_cfg, tmp_path, offline_wandb
+):
+    extra = ["references.designs=[gpt2,llama]", "finalists.top_k=1", "finalists.seeds=1"]
+    result = run_search(tiny_cfg(task="qa", extra=[*extra, "n_trials=3", "logger=wandb"]))
     trials = result.study.trials
     refs = [t for t in trials if REFERENCE in t.user_attrs]
-    # qa serves every family of the tiny space: GPT-2-, Llama- and BERT-like, first.
-    assert [t.user_attrs[REFERENCE] for t in refs] == ["gpt2", "llama", "bert"]
-    assert [t.number for t in refs] == [0, 1, 2]
+    assert [t.user_attrs[REFERENCE] for t in refs] == ["gpt2", "llama"]
+    assert [t.number for t in refs] == [0, 1]
     assert all(t.state == State.COMPLETE and t.user_attrs.get("test_metrics") for t in refs)
     said = result.study.user_attrs[R.VERDICT_ATTR]
     best = yaml.safe_load(result.files["best_architecture"].read_text())
@@ -226,6 +228,12 @@ def test_a_search_runs_its_references_first_once_and_states_its_verdict(tiny_cfg
     assert not math.isnan(said["diff_mean"])
     rows = result.files["leaderboard"].read_text().splitlines()
     assert rows[0].split(",")[-2] == "reference"
+    # W&B: each reference's run says which design it is; the study run holds the verdict.
+    runs = wandb_runs(tmp_path)
+    assert runs["trial-1"]["summary"]["reference"] == "Llama-like"
+    assert "reference" not in runs["trial-2"]["summary"]
+    assert runs["study"]["summary"]["verdict/text"] == said["text"]
     # A resume with a larger budget runs one more sampled trial and no reference again.
-    again = run_search(tiny_cfg(task="qa", extra=[*extra, "n_trials=5"]))
-    assert sum(REFERENCE in t.user_attrs for t in again.study.trials) == 3
+    again = run_search(tiny_cfg(task="qa", extra=[*extra, "n_trials=4"]))
+    assert sum(REFERENCE in t.user_attrs for t in again.study.trials) == 2
+    assert again.ran >= 1
