@@ -9,9 +9,12 @@ configs, system files put back.
 from __future__ import annotations
 
 import os
+import pwd
 import re
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,8 +46,6 @@ def mode(path: Path) -> int:
 
 
 def owner(path: Path) -> str:
-    import pwd
-
     return pwd.getpwuid(path.lstat().st_uid).pw_name
 
 
@@ -216,3 +217,64 @@ def test_slurm_stop_cancels_only_the_projects_jobs(slurm_cluster):
         assert ours not in jobs
     finally:
         subprocess.run(["scancel", foreign, ours], capture_output=True, timeout=60)
+
+
+# ---- what a service account can make root do -------------------------------------------------
+# Each test plays the service account (postgres, munge) with only that account's rights, aims at
+# files in a temporary folder (never a system file), and checks that root did not act for it.
+def _run_as(user: str, *cmd: str) -> None:
+    subprocess.run(["runuser", "-u", user, "--", *cmd], check=True, timeout=60)
+
+
+def _account(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pytest.skip(f"no user {name} (its Debian package is not installed)")
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temporary root-owned folder (0711) that the service accounts can pass through."""
+    path = Path(tempfile.mkdtemp(prefix="adaptnas-services-test-", dir="/tmp"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _shim(folder: Path, name: str, body: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(f"#!/bin/bash\n{body}\n")
+    (folder / name).chmod(0o755)
+
+
+def test_postgres_cannot_swap_its_socket_folder_for_a_link_root_follows(shared_tmp):
+    """safe_dir gives postgres's socket folder to postgres; postgres owns the folder above it, so
+    it can swap the socket folder for a symlink at any moment: here, at the first `id` the check
+    runs (a shim), the worst moment for a check-then-chown by name."""
+    _account("postgres")
+    pg = shared_tmp / "pg"
+    pg.mkdir()
+    sock = pg / "sock"
+    sock.mkdir()
+    for folder in (pg, sock):
+        shutil.chown(folder, "postgres", "postgres")
+        folder.chmod(0o700)
+    victim = shared_tmp / "victim"  # stands for any file of root's
+    victim.write_text("root's\n")
+    victim.chmod(0o644)
+    swap = f"mv {sock} {pg}/moved && ln -s {victim} {sock}"
+    shims = shared_tmp / "bin"
+    _shim(
+        shims, "id",
+        f'[[ -L {sock} ]] || runuser -u postgres -- sh -c "{swap}"\nexec /usr/bin/id "$@"',
+    )  # fmt: skip
+    body = f"source {SCRIPTS / 'lib.sh'}; safe_dir {sock} postgres 700"
+    proc = subprocess.run(
+        ["bash", "-c", body], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert sock.is_symlink(), "the shim did not swap the folder: the test proves nothing"
+    st = victim.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o644), proc.stderr
+    assert victim.read_text() == "root's\n"
