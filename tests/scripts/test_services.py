@@ -248,6 +248,36 @@ def _shim(folder: Path, name: str, body: str) -> None:
     (folder / name).chmod(0o755)
 
 
+def test_postgres_cannot_choose_the_binaries_root_runs(shared_tmp):
+    """PG_VERSION is postgres's file: a path in it must not make root run postgres's programs."""
+    pg_user = _account("postgres")
+    state = shared_tmp / "state"
+    (state / "pg" / "data").mkdir(parents=True)
+    state.chmod(0o711)
+    for folder in (state / "pg", state / "pg" / "data"):
+        os.chown(folder, pg_user.pw_uid, pg_user.pw_gid)
+        folder.chmod(0o700)
+    marker = shared_tmp / "ran-as-root"  # only root can write here (0711, root's)
+    fake = state / "pg" / "mine" / "bin"
+    program = f"#!/bin/sh\nid -u > {marker} 2>/dev/null\nexit 0\n"
+    # All of it written by postgres: its own programs, a server lock file, and the version file.
+    _run_as("postgres", "mkdir", "-p", str(fake))
+    for name in ("postgres", "pg_isready", "pg_ctl"):
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "tee", str(fake / name)],
+            input=program, text=True, stdout=subprocess.DEVNULL, check=True,
+        )  # fmt: skip
+        _run_as("postgres", "chmod", "755", str(fake / name))
+    data = state / "pg" / "data"
+    version = "../../.." + str(fake.parent)  # /usr/lib/postgresql/<version>/bin = fake
+    _run_as("postgres", "sh", "-c", f"echo 1 > {data / 'postmaster.pid'}")
+    _run_as("postgres", "sh", "-c", f"echo '{version}' > {data / 'PG_VERSION'}")
+    env = {"ADAPTNAS_SERVICES_DIR": str(state), "ADAPTNAS_PG_PORT": "1"}  # nothing listens on 1
+    for action in ("status", "stop"):
+        proc = script("postgres.sh", action, env=env)
+        assert not marker.exists(), (action, "root ran a program postgres wrote", proc.stderr)
+
+
 def test_postgres_cannot_swap_its_socket_folder_for_a_link_root_follows(shared_tmp):
     """safe_dir gives postgres's socket folder to postgres; postgres owns the folder above it, so
     it can swap the socket folder for a symlink at any moment: here, at the first `id` the check
