@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import shlex
 import shutil
 import stat
 import subprocess
@@ -308,3 +309,102 @@ def test_postgres_cannot_swap_its_socket_folder_for_a_link_root_follows(shared_t
     st = victim.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o644), proc.stderr
     assert victim.read_text() == "root's\n"
+
+
+def _mount_ns(binds: dict[str, Path], cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run cmd in a private mount namespace in which each system folder of binds is a temporary
+    one: the scripts' hard-wired /etc/munge and /run/munge become test folders for them alone."""
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespace here (unshare --mount failed)")
+    mounts = "".join(
+        f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)} && " for dst, src in binds.items()
+    )
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", mounts + 'exec "$@"', "_",
+         *cmd],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def _munge_folders(tmp: Path, munge) -> dict[str, Path]:
+    binds = {}
+    for system in ("/etc/munge", "/run/munge", "/var/lib/munge", "/var/log/munge"):
+        if not Path(system).is_dir():
+            pytest.skip(f"{system} is missing (munge is not installed)")
+        folder = tmp / system.strip("/").replace("/", "-")
+        folder.mkdir()
+        binds[system] = folder
+    for name in ("run-munge", "var-lib-munge", "var-log-munge"):
+        os.chown(tmp / name, munge.pw_uid, munge.pw_gid)
+    (tmp / "etc-munge").chmod(0o755)  # as `mkdir -p /etc/munge` leaves it
+    return binds
+
+
+@pytest.mark.parametrize("maker", ["dd", "mungekey"])
+def test_the_munge_key_is_never_readable_by_others(shared_tmp, maker):
+    """`start` makes a munge key (here in a test /etc/munge). Whatever command the script runs
+    once the key exists, the key has no group or other bits and user nobody cannot read it."""
+    munge = _account("munge")
+    binds = _munge_folders(shared_tmp, munge)
+    key = shared_tmp / "etc-munge" / "munge.key"
+    log = shared_tmp / "probes"
+    shims = shared_tmp / "bin"
+    probe = (
+        "if [[ -e /etc/munge/munge.key ]]; then\n"
+        "  if setpriv --reuid=65534 --regid=65534 --clear-groups cat /etc/munge/munge.key"
+        " >/dev/null 2>&1; then r=read; else r=denied; fi\n"
+        f'  echo "$(basename "$0") $(stat -c %a /etc/munge/munge.key) $r" >> {log}\n'
+        "fi"
+    )
+    for name in ("chown", "chmod", "dd", "rm", "mv", "install", "mungekey"):
+        real = f"/usr/sbin/{name}" if name == "mungekey" else f"/usr/bin/{name}"
+        if name == "mungekey" and not Path(real).exists():
+            continue
+        _shim(shims, name, f'{probe}\n{real} "$@"; rc=$?\n{probe}\nexit $rc')
+    # The munged start is where the test stops; scontrol would talk to the live controller.
+    _shim(shims, "runuser", f"{probe}\nexit 1")
+    _shim(shims, "scontrol", "exit 0")
+    if maker == "dd":
+        (shims / "mungekey").unlink(missing_ok=True)
+        path = f"{shims}:/usr/local/bin:/usr/bin:/bin"  # no mungekey: the dd fallback
+    else:
+        if not Path("/usr/sbin/mungekey").exists():
+            pytest.skip("no mungekey")
+        path = f"{shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env = {
+        "PATH": path,
+        "ADAPTNAS_SERVICES_DIR": str(shared_tmp / "state"),
+        "ADAPTNAS_SLURM_CONF": str(shared_tmp / "slurm.conf"),
+    }
+    proc = _mount_ns(binds, ["bash", str(SCRIPTS / "slurm.sh"), "start"], env)
+    probes = log.read_text().splitlines() if log.exists() else []
+    assert probes, ("no command ran while the key existed", proc.stderr)
+    assert [p for p in probes if p.endswith(" read")] == [], (probes, proc.stderr)
+    assert all(int(p.split()[1], 8) & 0o077 == 0 for p in probes), probes
+    assert owner(key) == "munge" and mode(key) == 0o400, proc.stderr
+
+
+def test_munge_cannot_make_stop_kill_another_process(shared_tmp):
+    """munged.pid is munge's to write: a pid of another process in it (a sleep of root's, which
+    must survive) must not be killed by `stop`."""
+    munge = _account("munge")
+    binds = _munge_folders(shared_tmp, munge)
+    state = shared_tmp / "state"
+    (state / "slurm").mkdir(parents=True)
+    (state / "slurm" / "munged.ours").touch()  # as `start` leaves it after starting munged
+    conf = shared_tmp / "slurm.conf"
+    conf.write_text("ClusterName=theirs\n")  # not ours: stop cancels no job and asks no daemon
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        subprocess.run(
+            ["runuser", "-u", "munge", "--", "tee", str(shared_tmp / "run-munge" / "munged.pid")],
+            input=f"{bystander.pid}\n", text=True, stdout=subprocess.DEVNULL, check=True,
+        )  # fmt: skip
+        env = {"ADAPTNAS_SERVICES_DIR": str(state), "ADAPTNAS_SLURM_CONF": str(conf)}
+        proc = _mount_ns(binds, ["bash", str(SCRIPTS / "slurm.sh"), "stop"], env)
+        time.sleep(0.5)
+        assert bystander.poll() is None, ("stop killed the pid munge named", proc.stderr)
+        assert "left alone" in proc.stderr, proc.stderr
+    finally:
+        bystander.kill()
+        bystander.wait()
