@@ -408,3 +408,32 @@ def test_munge_cannot_make_stop_kill_another_process(shared_tmp):
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_stop_still_stops_the_munged_it_started(shared_tmp):
+    """The check that spares other processes still stops munged itself (a real one, on a key and
+    folders of the test's own, in a private mount namespace)."""
+    munge = _account("munge")
+    binds = _munge_folders(shared_tmp, munge)
+    state = shared_tmp / "state"
+    (state / "slurm").mkdir(parents=True)
+    (state / "slurm" / "munged.ours").touch()
+    conf = shared_tmp / "slurm.conf"
+    conf.write_text("ClusterName=theirs\n")
+    started = shared_tmp / "started.pid"
+    body = (
+        "set -e; (umask 077; dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1"
+        " status=none); chown munge:munge /etc/munge /etc/munge/munge.key;"
+        " chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key;"
+        " runuser -u munge -- /usr/sbin/munged;"
+        f" cat /run/munge/munged.pid > {started}; bash {SCRIPTS / 'slurm.sh'} stop"
+    )
+    env = {"ADAPTNAS_SERVICES_DIR": str(state), "ADAPTNAS_SLURM_CONF": str(conf)}
+    proc = _mount_ns(binds, ["bash", "-c", body], env)
+    assert proc.returncode == 0 and "stopped munged" in proc.stderr, proc.stderr
+    pid = int(started.read_text())
+    status = Path(f"/proc/{pid}/status")
+    alive = status.exists() and "\nState:\tZ" not in status.read_text()
+    if alive:
+        os.kill(pid, 15)
+    assert not alive, f"munged {pid} still runs"
