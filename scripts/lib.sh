@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # STATE_ROOT is for the scripts that source this
 # Shared by scripts/postgres.sh and scripts/slurm.sh (sourced, not run).
 #
 # Both run as root and keep their state under one folder. A predictable path that another local
@@ -62,7 +63,29 @@ safe_dir() {
     echo "services: $path belongs to uid $uid, not root or $owner; refusing" >&2
     return 1
   fi
-  chown "$owner:$(id -gn "$owner")" -- "$path" && chmod "$mode" -- "$path"
+  own_dir "$path" "$owner" "$mode"
+}
+
+# own_dir PATH OWNER MODE: give the folder PATH to OWNER with MODE, checked and changed through
+# one descriptor opened with O_NOFOLLOW|O_DIRECTORY. A chown or chmod by name follows a symlink,
+# and the parent of a folder may belong to a service account (postgres's socket folder sits in
+# postgres's state folder): between a check by name and a change by name, that account could
+# swap the folder for a link to any file and have root hand the file over. Through the
+# descriptor, a link (or anything not a folder) is refused, and the folder checked (root's or
+# OWNER's) is the one changed (fchown, fchmod), wherever it has been moved since. Perl because
+# bash cannot open without following links; perl-base is Essential in Debian.
+own_dir() {
+  local path=$1 owner=$2 mode=$3 uid gid
+  uid=$(id -u "$owner") && gid=$(id -g "$owner") || return 1
+  perl -MFcntl -e '
+    my ($path, $owner, $uid, $gid, $mode) = @ARGV;
+    sysopen(my $fh, $path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
+      or die "services: $path: not a plain folder ($!); refusing\n";
+    my $have = (stat $fh)[4];
+    $have == 0 || $have == $uid
+      or die "services: $path belongs to uid $have, not root or $owner; refusing\n";
+    chown($uid, $gid, $fh) && chmod(oct $mode, $fh) or die "services: $path: $!\n";
+  ' -- "$path" "$owner" "$uid" "$gid" "$mode"
 }
 
 # apt_install PKG...: install Debian packages without letting their scripts start any daemon.

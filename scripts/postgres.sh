@@ -17,7 +17,13 @@
 # 5432 because of us. The server runs with the binaries of the version that created its data
 # ($DATA/PG_VERSION), not merely the newest installed. Root only (it runs the server as user
 # postgres).
+#
+# Root runs nothing and touches nothing that the postgres user decides: the binaries' folder
+# comes from the installed packages (PG_VERSION, which postgres can write, only picks one of
+# them), postgres's own files are read and appended to as postgres, and folders are changed
+# through a descriptor that follows no link (lib.sh's own_dir).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 STATE=$STATE_ROOT/pg
@@ -33,15 +39,48 @@ CREATECLUSTER=/etc/postgresql-common/createcluster.conf
 
 say() { echo "postgres: $*" >&2; }
 
-# The bin folder of the version that made $DATA, else of the newest version installed.
-pg_bin() {
-  local ver=""
-  [[ -f $DATA/PG_VERSION ]] && ver=$(tr -d '[:space:]' <"$DATA/PG_VERSION")
-  [[ -n $ver ]] || ver=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -1 || true)
-  [[ -n $ver && -x /usr/lib/postgresql/$ver/bin/postgres ]] && echo "/usr/lib/postgresql/$ver/bin"
+as_postgres() { runuser -u postgres -- "$@"; }
+
+# root_only PATH: PATH names itself (no symlink, no '..') and it and every folder above it are
+# root's and writable by no one else: nothing in it can have been put there by a service account.
+root_only() {
+  local path=$1
+  [[ $(realpath -e -- "$path" 2>/dev/null) == "$path" ]] || return 1
+  while [[ $path != / ]]; do
+    [[ -n $(find "$path" -maxdepth 0 -user root -group root ! -perm /022 2>/dev/null) ]] || return 1
+    path=$(dirname -- "$path")
+  done
 }
 
-as_postgres() { runuser -u postgres -- "$@"; }
+# The PostgreSQL versions installed from Debian's packages (postgresql-N), oldest first: N all
+# digits, its server binary root's own (root_only).
+pg_versions() {
+  local pkg status
+  dpkg-query -W -f='${Package}\t${Status}\n' 'postgresql-[0-9]*' 2>/dev/null \
+    | while IFS=$'\t' read -r pkg status; do
+        [[ $status == *" installed" && $pkg =~ ^postgresql-([0-9]+)$ ]] || continue
+        root_only "/usr/lib/postgresql/${BASH_REMATCH[1]}/bin/postgres" && echo "${BASH_REMATCH[1]}"
+      done | sort -n
+}
+
+# The bin folder of the version that made $DATA, else of the newest version installed. The
+# path is built from the package list only: $DATA/PG_VERSION is postgres's to write, so it is
+# read as postgres and can only pick one of the installed versions, never name a folder.
+pg_bin() {
+  local versions ver
+  versions=$(pg_versions)
+  [[ -n $versions ]] || return 1
+  if [[ -e $DATA/PG_VERSION || -L $DATA/PG_VERSION ]]; then
+    ver=$(as_postgres timeout 10 head -c 16 -- "$DATA/PG_VERSION" 2>/dev/null | tr -d '[:space:]')
+    if ! grep -qxF -- "$ver" <<<"$versions"; then
+      say "$DATA/PG_VERSION names no installed version (installed: ${versions//$'\n'/ })"
+      return 1
+    fi
+  else
+    ver=$(tail -1 <<<"$versions")
+  fi
+  echo "/usr/lib/postgresql/$ver/bin"
+}
 
 no_default_cluster() {
   # Debian's postgresql-common creates (and starts) a cluster "main" on 5432 when a server
@@ -84,7 +123,8 @@ init() {
   # Local socket: peer (the OS user postgres is the role postgres); TCP on loopback: password.
   as_postgres "$bin/initdb" -D "$DATA" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
     -E UTF8 >/dev/null
-  cat >>"$DATA/postgresql.conf" <<EOF
+  # Appended as postgres: the folder is postgres's, and root writes through no link it planted.
+  as_postgres tee -a -- "$DATA/postgresql.conf" >/dev/null <<EOF
 # adaptnas test server: loopback only, own port and socket, speed over durability
 listen_addresses = '127.0.0.1'
 port = $PORT
@@ -134,7 +174,7 @@ start() {
     # A server killed a moment ago may still hold its lock file: one retry after a pause.
     as_postgres "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null 2>&1 \
       || { sleep 3; as_postgres "$bin/pg_ctl" -D "$DATA" -l "$LOG" -w -t 60 start >/dev/null; } \
-      || { say "failed to start; last lines of $LOG:"; tail -5 "$LOG" >&2; return 1; }
+      || { say "failed to start; last lines of $LOG:"; as_postgres tail -5 -- "$LOG" >&2; return 1; }
     say "started on 127.0.0.1:$PORT ($("$bin/postgres" --version))"
   fi
   ensure_role "$bin"

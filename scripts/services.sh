@@ -8,7 +8,7 @@
 #
 # `make test` (and so `.ci/run`) wraps the test run in start/stop.
 set -uo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")" || exit 1
 
 case ${1:-} in
   start)

@@ -17,6 +17,7 @@
 # install (so that the packages start nothing) is removed, or the one that was there put back,
 # on exit.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 STATE=$STATE_ROOT/slurm
@@ -99,14 +100,49 @@ EOF
 
 pid_alive() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
+# kill_checked PIDFILE EXE USER: stop the process PIDFILE names, only when it runs EXE (after
+# its links: /usr/sbin/slurmctld is an alternatives link to slurmctld-wlm) with USER as its real
+# and effective uid; return 1 when nothing was stopped. munged.pid is munge's to write:
+# unchecked, it could name any process, root's included.
+kill_checked() {
+  local pidfile=$1 exe user=$3 pid ran uids want_uid
+  exe=$(readlink -f -- "$2") && want_uid=$(id -u "$user") || return 1
+  # Read with a time limit (a FIFO planted there would block), and never echoed.
+  pid=$(timeout 5 head -c 32 -- "$pidfile" 2>/dev/null | tr -d '[:space:]' || true)
+  [[ $pid =~ ^[1-9][0-9]{0,9}$ ]] || { say "$pidfile holds no pid: nothing stopped"; return 1; }
+  ran=$(readlink -- "/proc/$pid/exe" 2>/dev/null || true)
+  uids=$(awk '/^Uid:/ {print $2, $3}' "/proc/$pid/status" 2>/dev/null || true)
+  if [[ ${ran% (deleted)} != "$exe" || $uids != "$want_uid $want_uid" ]]; then
+    say "$pidfile names pid $pid, which is not $exe run by $user: left alone"
+    return 1
+  fi
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+# The munge key that lets a process act as root in this cluster (SlurmUser=root). Made while
+# /etc/munge is root's alone (so nothing munge planted there, a symlink or a hard link, is
+# written through or handed over), under umask 077 (readable by no one else, not even for a
+# moment), then given to munge, 0400; the folder goes back to munge, 0700, last.
+munge_key() {
+  local dir=/etc/munge key=/etc/munge/munge.key
+  [[ ! -L $dir ]] || { say "$dir is a symlink; refusing"; return 1; }
+  [[ -d $dir ]] || mkdir -m 700 -- "$dir"
+  chown root:root -- "$dir" && chmod 700 -- "$dir"
+  if [[ -L $key || ! -f $key || ! -s $key || $(stat -c %h -- "$key") != 1 ]]; then
+    rm -f -- "$key"
+    (
+      umask 077
+      if command -v mungekey >/dev/null; then mungekey --create --keyfile="$key"
+      else dd if=/dev/urandom bs=1 count=1024 of="$key" status=none; fi
+    )
+  fi
+  chown munge:munge -- "$key" && chmod 400 -- "$key" && chown munge:munge -- "$dir"
+}
+
 start_munge() {
   if munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; then return 0; fi
-  if [[ ! -s /etc/munge/munge.key ]]; then
-    mkdir -p /etc/munge
-    if command -v mungekey >/dev/null; then mungekey --create --keyfile=/etc/munge/munge.key --force
-    else dd if=/dev/urandom bs=1 count=1024 of=/etc/munge/munge.key status=none; fi
-  fi
-  chown -R munge:munge /etc/munge && chmod 700 /etc/munge && chmod 400 /etc/munge/munge.key
+  munge_key
   mkdir -p /run/munge /var/lib/munge /var/log/munge
   chown munge:munge /run/munge /var/lib/munge /var/log/munge
   runuser -u munge -- /usr/sbin/munged
@@ -156,14 +192,10 @@ start() {
 stop_daemon() {
   local name=$1 pidfile=$2
   [[ -f $STATE/$name.ours ]] || return 0
-  if pid_alive "$pidfile"; then
-    local pid
-    pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if pid_alive "$pidfile" && kill_checked "$pidfile" "/usr/sbin/$name" root; then
+    say "stopped $name"
   fi
   rm -f "$STATE/$name.ours"
-  say "stopped $name"
 }
 
 # Cancel the jobs the project submitted (names `adaptnas-*`), on our own cluster only.
@@ -175,7 +207,7 @@ cancel_ours() {
   [[ -n $ids ]] || return 0
   # shellcheck disable=SC2086  # one argument per job id
   scancel $ids >/dev/null 2>&1 || true
-  say "cancelled the project's jobs: $(echo $ids)"
+  say "cancelled the project's jobs: ${ids//$'\n'/ }"
 }
 
 stop() {
@@ -184,11 +216,8 @@ stop() {
   stop_daemon slurmd "$STATE/slurmd.pid"
   stop_daemon slurmctld "$STATE/slurmctld.pid"
   if [[ -f $STATE/munged.ours ]]; then
-    local pid
-    pid=$(cat /run/munge/munged.pid 2>/dev/null || true)
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+    if kill_checked /run/munge/munged.pid /usr/sbin/munged munge; then say "stopped munged"; fi
     rm -f "$STATE/munged.ours"
-    say "stopped munged"
   fi
 }
 

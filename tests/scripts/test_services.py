@@ -9,9 +9,13 @@ configs, system files put back.
 from __future__ import annotations
 
 import os
+import pwd
 import re
+import shlex
+import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,8 +47,6 @@ def mode(path: Path) -> int:
 
 
 def owner(path: Path) -> str:
-    import pwd
-
     return pwd.getpwuid(path.lstat().st_uid).pw_name
 
 
@@ -216,3 +218,222 @@ def test_slurm_stop_cancels_only_the_projects_jobs(slurm_cluster):
         assert ours not in jobs
     finally:
         subprocess.run(["scancel", foreign, ours], capture_output=True, timeout=60)
+
+
+# ---- what a service account can make root do -------------------------------------------------
+# Each test plays the service account (postgres, munge) with only that account's rights, aims at
+# files in a temporary folder (never a system file), and checks that root did not act for it.
+def _run_as(user: str, *cmd: str) -> None:
+    subprocess.run(["runuser", "-u", user, "--", *cmd], check=True, timeout=60)
+
+
+def _account(name: str) -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pytest.skip(f"no user {name} (its Debian package is not installed)")
+
+
+@pytest.fixture
+def shared_tmp():
+    """A temporary root-owned folder (0711) that the service accounts can pass through."""
+    path = Path(tempfile.mkdtemp(prefix="adaptnas-services-test-", dir="/tmp"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _shim(folder: Path, name: str, body: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(f"#!/bin/bash\n{body}\n")
+    (folder / name).chmod(0o755)
+
+
+def test_postgres_cannot_choose_the_binaries_root_runs(shared_tmp):
+    """PG_VERSION is postgres's file: a path in it must not make root run postgres's programs."""
+    pg_user = _account("postgres")
+    state = shared_tmp / "state"
+    (state / "pg" / "data").mkdir(parents=True)
+    state.chmod(0o711)
+    for folder in (state / "pg", state / "pg" / "data"):
+        os.chown(folder, pg_user.pw_uid, pg_user.pw_gid)
+        folder.chmod(0o700)
+    marker = shared_tmp / "ran-as-root"  # only root can write here (0711, root's)
+    fake = state / "pg" / "mine" / "bin"
+    program = f"#!/bin/sh\nid -u > {marker} 2>/dev/null\nexit 0\n"
+    # All of it written by postgres: its own programs, a server lock file, and the version file.
+    _run_as("postgres", "mkdir", "-p", str(fake))
+    for name in ("postgres", "pg_isready", "pg_ctl"):
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "tee", str(fake / name)],
+            input=program, text=True, stdout=subprocess.DEVNULL, check=True,
+        )  # fmt: skip
+        _run_as("postgres", "chmod", "755", str(fake / name))
+    data = state / "pg" / "data"
+    version = "../../.." + str(fake.parent)  # /usr/lib/postgresql/<version>/bin = fake
+    _run_as("postgres", "sh", "-c", f"echo 1 > {data / 'postmaster.pid'}")
+    _run_as("postgres", "sh", "-c", f"echo '{version}' > {data / 'PG_VERSION'}")
+    env = {"ADAPTNAS_SERVICES_DIR": str(state), "ADAPTNAS_PG_PORT": "1"}  # nothing listens on 1
+    for action in ("status", "stop"):
+        proc = script("postgres.sh", action, env=env)
+        assert not marker.exists(), (action, "root ran a program postgres wrote", proc.stderr)
+
+
+def test_postgres_cannot_swap_its_socket_folder_for_a_link_root_follows(shared_tmp):
+    """safe_dir gives postgres's socket folder to postgres; postgres owns the folder above it, so
+    it can swap the socket folder for a symlink at any moment: here, at the first `id` the check
+    runs (a shim), the worst moment for a check-then-chown by name."""
+    _account("postgres")
+    pg = shared_tmp / "pg"
+    pg.mkdir()
+    sock = pg / "sock"
+    sock.mkdir()
+    for folder in (pg, sock):
+        shutil.chown(folder, "postgres", "postgres")
+        folder.chmod(0o700)
+    victim = shared_tmp / "victim"  # stands for any file of root's
+    victim.write_text("root's\n")
+    victim.chmod(0o644)
+    swap = f"mv {sock} {pg}/moved && ln -s {victim} {sock}"
+    shims = shared_tmp / "bin"
+    _shim(
+        shims, "id",
+        f'[[ -L {sock} ]] || runuser -u postgres -- sh -c "{swap}"\nexec /usr/bin/id "$@"',
+    )  # fmt: skip
+    body = f"source {SCRIPTS / 'lib.sh'}; safe_dir {sock} postgres 700"
+    proc = subprocess.run(
+        ["bash", "-c", body], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"},
+    )  # fmt: skip
+    assert sock.is_symlink(), "the shim did not swap the folder: the test proves nothing"
+    st = victim.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o644), proc.stderr
+    assert victim.read_text() == "root's\n"
+
+
+def _mount_ns(binds: dict[str, Path], cmd: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Run cmd in a private mount namespace in which each system folder of binds is a temporary
+    one: the scripts' hard-wired /etc/munge and /run/munge become test folders for them alone."""
+    if subprocess.run(["unshare", "--mount", "true"], capture_output=True).returncode != 0:
+        pytest.skip("no mount namespace here (unshare --mount failed)")
+    mounts = "".join(
+        f"mount --bind {shlex.quote(str(src))} {shlex.quote(dst)} && " for dst, src in binds.items()
+    )
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", mounts + 'exec "$@"', "_",
+         *cmd],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+def _munge_folders(tmp: Path, munge) -> dict[str, Path]:
+    binds = {}
+    for system in ("/etc/munge", "/run/munge", "/var/lib/munge", "/var/log/munge"):
+        if not Path(system).is_dir():
+            pytest.skip(f"{system} is missing (munge is not installed)")
+        folder = tmp / system.strip("/").replace("/", "-")
+        folder.mkdir()
+        binds[system] = folder
+    for name in ("run-munge", "var-lib-munge", "var-log-munge"):
+        os.chown(tmp / name, munge.pw_uid, munge.pw_gid)
+    (tmp / "etc-munge").chmod(0o755)  # as `mkdir -p /etc/munge` leaves it
+    return binds
+
+
+@pytest.mark.parametrize("maker", ["dd", "mungekey"])
+def test_the_munge_key_is_never_readable_by_others(shared_tmp, maker):
+    """`start` makes a munge key (here in a test /etc/munge). Whatever command the script runs
+    once the key exists, the key has no group or other bits and user nobody cannot read it."""
+    munge = _account("munge")
+    binds = _munge_folders(shared_tmp, munge)
+    key = shared_tmp / "etc-munge" / "munge.key"
+    log = shared_tmp / "probes"
+    shims = shared_tmp / "bin"
+    probe = (
+        "if [[ -e /etc/munge/munge.key ]]; then\n"
+        "  if setpriv --reuid=65534 --regid=65534 --clear-groups cat /etc/munge/munge.key"
+        " >/dev/null 2>&1; then r=read; else r=denied; fi\n"
+        f'  echo "$(basename "$0") $(stat -c %a /etc/munge/munge.key) $r" >> {log}\n'
+        "fi"
+    )
+    for name in ("chown", "chmod", "dd", "rm", "mv", "install", "mungekey"):
+        real = f"/usr/sbin/{name}" if name == "mungekey" else f"/usr/bin/{name}"
+        if name == "mungekey" and not Path(real).exists():
+            continue
+        _shim(shims, name, f'{probe}\n{real} "$@"; rc=$?\n{probe}\nexit $rc')
+    # The munged start is where the test stops; scontrol would talk to the live controller.
+    _shim(shims, "runuser", f"{probe}\nexit 1")
+    _shim(shims, "scontrol", "exit 0")
+    if maker == "dd":
+        (shims / "mungekey").unlink(missing_ok=True)
+        path = f"{shims}:/usr/local/bin:/usr/bin:/bin"  # no mungekey: the dd fallback
+    else:
+        if not Path("/usr/sbin/mungekey").exists():
+            pytest.skip("no mungekey")
+        path = f"{shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    env = {
+        "PATH": path,
+        "ADAPTNAS_SERVICES_DIR": str(shared_tmp / "state"),
+        "ADAPTNAS_SLURM_CONF": str(shared_tmp / "slurm.conf"),
+    }
+    proc = _mount_ns(binds, ["bash", str(SCRIPTS / "slurm.sh"), "start"], env)
+    probes = log.read_text().splitlines() if log.exists() else []
+    assert probes, ("no command ran while the key existed", proc.stderr)
+    assert [p for p in probes if p.endswith(" read")] == [], (probes, proc.stderr)
+    assert all(int(p.split()[1], 8) & 0o077 == 0 for p in probes), probes
+    assert owner(key) == "munge" and mode(key) == 0o400, proc.stderr
+
+
+def test_munge_cannot_make_stop_kill_another_process(shared_tmp):
+    """munged.pid is munge's to write: a pid of another process in it (a sleep of root's, which
+    must survive) must not be killed by `stop`."""
+    munge = _account("munge")
+    binds = _munge_folders(shared_tmp, munge)
+    state = shared_tmp / "state"
+    (state / "slurm").mkdir(parents=True)
+    (state / "slurm" / "munged.ours").touch()  # as `start` leaves it after starting munged
+    conf = shared_tmp / "slurm.conf"
+    conf.write_text("ClusterName=theirs\n")  # not ours: stop cancels no job and asks no daemon
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        subprocess.run(
+            ["runuser", "-u", "munge", "--", "tee", str(shared_tmp / "run-munge" / "munged.pid")],
+            input=f"{bystander.pid}\n", text=True, stdout=subprocess.DEVNULL, check=True,
+        )  # fmt: skip
+        env = {"ADAPTNAS_SERVICES_DIR": str(state), "ADAPTNAS_SLURM_CONF": str(conf)}
+        proc = _mount_ns(binds, ["bash", str(SCRIPTS / "slurm.sh"), "stop"], env)
+        time.sleep(0.5)
+        assert bystander.poll() is None, ("stop killed the pid munge named", proc.stderr)
+        assert "left alone" in proc.stderr, proc.stderr
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_stop_still_stops_the_munged_it_started(shared_tmp):
+    """The check that spares other processes still stops munged itself (a real one, on a key and
+    folders of the test's own, in a private mount namespace)."""
+    munge = _account("munge")
+    binds = _munge_folders(shared_tmp, munge)
+    state = shared_tmp / "state"
+    (state / "slurm").mkdir(parents=True)
+    (state / "slurm" / "munged.ours").touch()
+    conf = shared_tmp / "slurm.conf"
+    conf.write_text("ClusterName=theirs\n")
+    started = shared_tmp / "started.pid"
+    body = (
+        "set -e; (umask 077; dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1"
+        " status=none); chown munge:munge /etc/munge /etc/munge/munge.key;"
+        " chmod 700 /etc/munge; chmod 400 /etc/munge/munge.key;"
+        " runuser -u munge -- /usr/sbin/munged;"
+        f" cat /run/munge/munged.pid > {started}; bash {SCRIPTS / 'slurm.sh'} stop"
+    )
+    env = {"ADAPTNAS_SERVICES_DIR": str(state), "ADAPTNAS_SLURM_CONF": str(conf)}
+    proc = _mount_ns(binds, ["bash", "-c", body], env)
+    assert proc.returncode == 0 and "stopped munged" in proc.stderr, proc.stderr
+    pid = int(started.read_text())
+    status = Path(f"/proc/{pid}/status")
+    alive = status.exists() and "\nState:\tZ" not in status.read_text()
+    if alive:
+        os.kill(pid, 15)
+    assert not alive, f"munged {pid} still runs"
