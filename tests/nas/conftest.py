@@ -1,4 +1,4 @@
-"""Real services for the tests of shared studies: PostgreSQL on loopback, a one-node SLURM.
+"""Shared fixtures of tests/nas: real services (PostgreSQL, a one-node SLURM), W&B offline.
 
 Each fixture starts its service with the project's own script (installing it the first time) and
 stops it at the end of the session if it was the one that started it. A service that cannot be
@@ -69,3 +69,13 @@ def slurm_cluster():
     yield "debug"
     if started:
         _script("slurm.sh", "stop", 120)
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """W&B offline, its settings and caches under tmp_path (never the user's home)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var.lower()))
+    monkeypatch.setenv("WANDB_SILENT", "true")

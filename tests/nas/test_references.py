@@ -16,7 +16,7 @@ from nas.engine import check_config, run_search
 from nas.errors import ConfigError
 from nas.record import REFERENCE
 from search_spaces import SearchSpace, load_space
-from tests.nas.test_tracking import offline_wandb, wandb_runs  # noqa: F401
+from tests.nas.test_tracking import wandb_runs
 
 State = optuna.trial.TrialState
 DATA = {"vocab_size": 1024, "max_seq_len": 128}

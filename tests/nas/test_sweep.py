@@ -22,7 +22,7 @@ from nas.errors import ConfigError
 from nas.sweep import max_layers, sweep_arch, sweep_config, write_sweep
 from search_spaces import SearchSpaceError, builtin_spaces, load_space
 from tests.conftest import REPO, SEARCH_ONLY, compose_config, tiny_overrides
-from tests.nas.test_tracking import offline_wandb, read_finished  # noqa: F401
+from tests.nas.test_tracking import read_finished
 
 DATA = {"vocab_size": 384, "max_seq_len": 128}
 

@@ -45,16 +45,6 @@ HISTORY = {
 }
 
 
-@pytest.fixture
-def offline_wandb(tmp_path, monkeypatch):
-    """W&B offline, its settings and caches under tmp_path (never the user's home)."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
-        monkeypatch.setenv(var, str(tmp_path / "wandb-home" / var.lower()))
-    monkeypatch.setenv("WANDB_SILENT", "true")
-
-
 def read_finished(folder: Path, timeout: float = 30.0) -> dict:
     """The run in ``folder`` once its file holds the exit record (W&B's service writes the
     file in the background: on a busy machine it may lag behind ``run.finish()``)."""
