@@ -158,6 +158,7 @@ class Task:
         self.cls_id = tokenizer.token_to_id("[CLS]")
         self.sep_id = tokenizer.token_to_id("[SEP]")
         self._encoded: dict[str, Encoded] = {}
+        self._floors: dict[str, float] = {}
 
     @classmethod
     def from_config(cls, name: str, splits: Splits, tokenizer, cfg: Mapping[str, Any]) -> Task:
@@ -243,3 +244,26 @@ class Task:
     def score(self, predictions: list, split: str) -> dict[str, float]:
         """Metrics of the predictions for every example of ``split``; keys include ``score``."""
         raise NotImplementedError
+
+    # ---- the floor -----------------------------------------------------------------------------
+    #: What the floor predicts, in words (``majority class``, ``copy of the source``, ...).
+    floor_rule: ClassVar[str] = ""
+
+    def trivial_predictions(self, split: str) -> list:
+        """Predictions of a baseline that learns nothing but the training labels' base rate.
+
+        In the form ``score`` takes; what they are is ``floor_rule``.
+        """
+        raise NotImplementedError
+
+    def floor(self, split: str = "validation") -> float:
+        """The primary score of :meth:`trivial_predictions` on ``split`` (computed once).
+
+        A model that scores its task's floor has learned nothing a base rate does not give:
+        ``objective.adaptability=skill`` counts each task's score above it,
+        ``(score - floor) / (1 - floor)``.
+        """
+        key = f"floor:{split}"
+        if key not in self._floors:
+            self._floors[key] = float(self.score(self.trivial_predictions(split), split)["score"])
+        return self._floors[key]

@@ -77,6 +77,11 @@ class CodeTask(GenerationTask):
         encoded.references = list(examples)  # scoring needs the tests, not only the target
         return encoded
 
+    floor_rule = "an empty program (passes no test)"
+
+    def floor(self, split: str = "validation") -> float:
+        return 0.0  # pass@1 of a program that does nothing; not worth a sandbox run
+
     def score(self, predictions, split: str) -> dict[str, float]:
         refs: list[CodeExample] = self.encoded(split).references
         predictions = sorted(predictions)

@@ -16,6 +16,8 @@ Generation reuses the pretrained LM head, so the task fine-tunes the whole ``Lan
 
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -205,6 +207,14 @@ class GenerationTask(Task):
         )
         texts = [self.tokenizer.decode(seq, skip_special_tokens=True) for seq in ids]
         return list(zip(batch["index"].tolist(), texts, strict=True))
+
+    floor_rule = "a copy of the source (ROUGE: its first sentence)"
+
+    def trivial_predictions(self, split: str) -> list[tuple[int, str]]:
+        sources = [e.source for e in getattr(self.splits, split)]
+        if self.metric == "rouge_l":  # summarisation: the lead sentence
+            sources = [re.split(r"(?<=[.!?])\s+", s.strip(), maxsplit=1)[0] for s in sources]
+        return list(enumerate(sources))
 
     def score(self, predictions, split: str) -> dict[str, float]:
         refs = self.encoded(split).references
