@@ -1,4 +1,5 @@
-"""On a real CUDA device: a tiny search end to end, and ``adaptnas.load`` + ``predict``.
+"""On a real CUDA device: a tiny search end to end, ``adaptnas.load`` + ``predict`` and decoding,
+each prediction compared with the CPU run's.
 
 Skipped without CUDA (``make gpu-check`` runs them, with ``benchmarks/gpu_path.py``); on a CPU
 machine ``tests/lightning_modules/test_device.py`` checks the same device-correctness with a
