@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -13,7 +14,53 @@ from nas.cli import CONF_DIR
 from nas.config import TINY as TINY_BUDGETS
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data_places() -> list[Path]:
+    """Where the real data sets may be, in the order looked at.
+
+    ``$ADAPTNAS_DATA`` first: the configs read it too (``conf/data/wikitext2.yaml``), so data kept
+    elsewhere serves the tests as it serves a search. Then ``shared/data`` beside the checkout: as
+    the checkout was reached (a symlinked folder kept), with symlinks resolved, beside the main
+    checkout of a git worktree, and beside the working directory (the configs' own default,
+    ``../shared/data``, is relative to it).
+    """
+    places = [Path(os.environ["ADAPTNAS_DATA"])] if os.environ.get("ADAPTNAS_DATA") else []
+    checkout = Path(os.path.abspath(__file__)).parent.parent
+    roots = [checkout, REPO]
+    git = REPO / ".git"
+    if git.is_file() and git.read_text().startswith("gitdir:"):  # a worktree: find the main one
+        gitdir = Path(git.read_text().split(":", 1)[1].strip())
+        common = gitdir / "commondir"
+        main = (gitdir / common.read_text().strip()) if common.is_file() else gitdir.parent.parent
+        roots.append(main.resolve().parent)
+    roots.append(Path.cwd())
+    for root in roots:
+        place = root.parent / "shared" / "data"
+        if place not in places:
+            places.append(place)
+    return places
+
+
+SHARED_DATA = next((p for p in shared_data_places() if p.is_dir()), shared_data_places()[0])
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def need_shared_data(rel: str = "") -> Path:
+    """``SHARED_DATA / rel``, or skip the test saying where it looked; under CI (``CI=true``),
+    where the data lies beside the clone, its absence fails the test instead."""
+    path = SHARED_DATA / rel
+    if not path.is_dir():
+        looked = ", ".join(str(p / rel) for p in shared_data_places())
+        reason = f"real data {rel or 'folder'} is absent (looked in {looked}; set ADAPTNAS_DATA)"
+        if on_ci():
+            pytest.fail(f"{reason} (CI=true: the real-data tests must run)", pytrace=False)
+        pytest.skip(reason)
+    return path
+
 
 # Budgets that make a trial take about a second or two on 2 CPU cores.
 TINY = [

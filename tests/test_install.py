@@ -13,13 +13,18 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import sysconfig
 import venv
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (pyproject's requires-python): the backport, which the dev extra installs
+    import tomli as tomllib
 from setuptools import find_packages
 
 from tests.conftest import REPO, TINY

@@ -1,11 +1,20 @@
-"""Device correctness without a GPU: every stage runs with the model and batches on another device.
+"""Device correctness without a GPU: the model code's steps with the model and batches elsewhere.
 
 ``tests/lightning_modules/fake_device.py`` dresses CPU tensors as tensors of another device and
 fails any operation where a CPU tensor meets them, as CUDA does, while keeping real values, so
-each stage runs to its end: every family's pretraining step (loss, backward, validation loss),
-every task kind's training step, validation and scoring, greedy and beam decoding with and without
-the KV cache, the export helpers, and ``adaptnas.load(..., device)`` + ``predict``. Each result
-must equal the CPU run's, so a tensor that silently stayed behind would show too.
+each step below runs to its end. What runs on the stand-in device, each called directly:
+``PretrainModule.training_step`` (loss and backward) and its validation loss for every family and
+position kind; ``FinetuneModule.training_step`` (loss and backward), validation and scoring for
+every task kind and family that serves it; ``generate_ids``, greedy and beam, with and without the
+KV cache; the export helpers (``save_safetensors``, ``to_transformers``, ``transformers_parity``);
+and ``adaptnas.load(..., device)`` + ``predict`` for all four task kinds. Each result must equal
+the CPU run's, so a tensor that silently stayed behind would show too.
+
+What does not run on it: the Lightning ``Trainer`` loop (``fit``, the optimizer and scheduler
+steps, callbacks, gradient clipping), ``nas.stages`` and ``nas.trial.run_trial`` around it, and
+the super-network (``nas/supernet.py``: sandwich steps, weight slicing, extraction). Those run on
+a device only in ``tests/test_gpu.py`` (a tiny standalone search on CUDA; the super-network not
+even there), which skips without a GPU. The bf16 test at the end runs on the CPU.
 """
 
 from __future__ import annotations

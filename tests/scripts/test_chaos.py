@@ -1,4 +1,5 @@
-"""scripts/chaos.py, reduced: two workers SIGKILLed at random on a journal study of 6 trials."""
+"""scripts/chaos.py, reduced: two workers SIGKILLed at random (about every second) on a journal
+study of 8 trials."""
 
 from __future__ import annotations
 

@@ -16,15 +16,12 @@ from lightning_modules.data.splitting import limit, split_off
 from lightning_modules.data.texts import corpus_texts, task_splits
 from lightning_modules.suite import build_suite
 from nas.config import plain
-from tests.conftest import SHARED_DATA, compose_config
+from tests.conftest import SHARED_DATA, compose_config, need_shared_data
 
 
 def shared(rel: str):
-    """A folder of the shared data, or skip the test with the reason."""
-    path = SHARED_DATA / rel
-    if not path.is_dir():
-        pytest.skip(f"shared data folder {path} is absent (real-data tests need /work/shared/data)")
-    return path
+    """A folder of the shared data, or skip the test with the reason (fail under CI=true)."""
+    return need_shared_data(rel)
 
 
 def one_line_error(fn, *args, **kwargs) -> str:

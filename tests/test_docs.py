@@ -1,0 +1,432 @@
+"""The figures the docs quote from ``docs/benchmark_results/*.json`` are the ones in the JSON.
+
+A registry below names, for each quoted table and sentence, the doc, the JSON file it comes from,
+where in the JSON each figure lies and how the doc prints it:
+
+* ``Table``: a Markdown table, found by the start of its header row. Each JSON record under
+  ``rows`` is one table row, found by its first cell (``key``); each named column's cell must read
+  exactly what the record's value gives in the column's format (``**bold**`` is ignored).
+* ``Quote``: a sentence with its figures as ``str.format`` fields (``"tau {:.2f}, rho {:.2f}"``)
+  and one JSON path per field. Whitespace is compared loosely (a quote may wrap lines). The
+  sentence with the JSON's figures must be in the doc; the same sentence with other figures is
+  reported as a wrong figure, and a sentence no longer there as a stale entry of this registry.
+
+A path is dotted keys and list indices (``rank.kendall_tau``, ``results[2].params.adaptnas``),
+relative to the row's record in a table; a callable receives the record and the whole JSON.
+A figure quoted in a doc from a JSON file belongs here; a rerun that changes the JSON then fails
+this test until the doc says the new figures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO
+
+Value = str | Callable[[Any, Any], Any]  # a path, or (record, whole JSON) -> value
+Format = str | Callable[..., str]  # a format spec for the value(s), or a function of them
+
+
+@dataclass(frozen=True)
+class Table:
+    doc: str  # relative to the repository
+    header: str  # the start of the table's header row
+    json: str  # a file of docs/benchmark_results/
+    rows: str  # path of the list of records, one per table row
+    key: Callable[[Any], str]  # record -> the row's first cell
+    columns: dict[str, tuple[Value | tuple[Value, ...], Format]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Quote:
+    doc: str
+    text: str  # the quoted sentence, one format field per figure
+    json: str
+    values: tuple[Value, ...]
+
+
+# ---- formats ------------------------------------------------------------------------------------
+def kilo(n: float) -> str:
+    return f"{round(n / 1000)}k"
+
+
+def mean_sd(mean: float, sd: float) -> str:
+    return f"{mean:.3f} ± {sd:.3f}"
+
+
+def cpu_s(record: Any, whole: Any) -> str:
+    """pretraining_gain.py: mean CPU seconds of an architecture's runs, per condition."""
+    runs = [r for r in whole["runs"] if r["arch"] == record["arch"]]
+    each = [
+        statistics.fmean(r["cpu_s"] for r in runs if r["condition"] == c)
+        for c in ("pretrained", "untrained")
+    ]
+    return " / ".join(f"{s:.0f}" for s in each)
+
+
+def ratio(record: Any, whole: Any) -> str:
+    """search_efficiency.py: TPE's time over random's, or its bound when TPE never got there."""
+    if record["tpe_over_random_time"] is not None:
+        return f"{record['tpe_over_random_time']:.2f}"
+    bound = whole["settings"]["budget_s"] / record["random_time_to_target_s"]
+    return f"({bound:.2f}, bound)"
+
+
+# ---- the registry -------------------------------------------------------------------------------
+VALIDITY, BENCH, SUPERNET = "docs/validity.md", "docs/benchmarks.md", "docs/supernet.md"
+GAIN = ("gain", "+.3f")
+TABLES: list[Table] = [
+    # validity.md: the pretraining gain at the default budgets
+    Table(
+        VALIDITY, "| arch | architecture | params | pretrained | untrained | gain | seed sd |",
+        "pretraining_gain.json", "summary", lambda r: r["arch"],
+        {
+            "architecture": ("describe", "{}"),
+            "params": ("n_params", kilo),
+            "pretrained": ("pretrained", ".3f"),
+            "untrained": ("untrained", ".3f"),
+            "gain": GAIN,
+            "seed sd": ("seed_sd", ".3f"),
+            "gain / sd": ("gain_over_sd", ".1f"),
+            "trial CPU s (pretrained / untrained)": (cpu_s, "{}"),
+        },
+    ),
+    Table(
+        VALIDITY, "| arch | sentiment | ner | qa | translation | summarization |",
+        "pretraining_gain.json", "summary", lambda r: r["arch"],
+        {t: (f"task_gain.{t}", "+.3f")
+         for t in ("sentiment", "ner", "qa", "translation", "summarization")},
+    ),
+    *(
+        Table(
+            VALIDITY, "| arch | architecture | lr 1e-3: pretrained / untrained / gain |",
+            f"pretraining_gain_ner_lr{lr}.json", "summary", lambda r: r["arch"],
+            {f"lr {lr}: pretrained / untrained / gain": (
+                ("pretrained", "untrained", "gain"), "{:.3f} / {:.3f} / {:+.3f}")},
+        )
+        for lr in ("1e-3", "3e-3")
+    ),
+    # validity.md: the default search, validated
+    Table(
+        VALIDITY, "| rank | trial | architecture | params | search (3 seeds) |",
+        "validity_default_study.json", "architectures", lambda a: str(a["search_rank"]),
+        {
+            "trial": ("trial", "{}"),
+            "architecture": ("describe", "{}"),
+            "params": ("n_params", kilo),
+            "search (3 seeds)": ("search_score", ".3f"),
+            "pretrained (3 new seeds)": (
+                ("pretrained.adaptability.mean", "pretrained.adaptability.sd"), mean_sd),
+            "not pretrained": (
+                ("not_pretrained.adaptability.mean", "not_pretrained.adaptability.sd"), mean_sd),
+            "gain": ("gain.adaptability.mean", "+.3f"),
+            "x4 budget": ("large.adaptability.mean", ".3f"),
+        },
+    ),
+    # validity.md: eight architectures ranked at x4, and the same eight at NER lr 1e-3
+    Table(
+        VALIDITY, "| trial | architecture | pretrained (2 seeds) | not pretrained | gain |",
+        "validity_rank8.json", "architectures", lambda a: str(a["trial"]),
+        {
+            "architecture": ("describe", "{}"),
+            "pretrained (2 seeds)": (
+                ("pretrained.adaptability.mean", "pretrained.adaptability.sd"), mean_sd),
+            "not pretrained": ("not_pretrained.adaptability.mean", ".3f"),
+            "gain": ("gain.adaptability.mean", "+.3f"),
+            "NER gain": ("gain.tasks.ner.mean", "+.3f"),
+            "x4 budget": ("large.adaptability.mean", ".3f"),
+        },
+    ),
+    Table(
+        VALIDITY, "| trial | architecture | pretrained (2 seeds) | not pretrained | gain |",
+        "validity_rank8_ner_lr1e-3.json", "architectures", lambda a: str(a["trial"]),
+        {"at NER 1e-3: pretrained / NER gain": (
+            ("pretrained.adaptability.mean", "gain.tasks.ner.mean"), "{:.3f} / {:+.3f}")},
+    ),
+    # benchmarks.md: throughput, fp32 runners and the bf16 runs
+    Table(
+        BENCH, "| model (d_model x layers) | params | precision | adaptnas tok/s | plain loop",
+        "throughput.json", "results", lambda r: f"{r['d_model']} x {r['n_layer']}",
+        {
+            "params": ("params.adaptnas", lambda n: f"{n / 1e6:.2f}M"),
+            "adaptnas tok/s": ("runners.adaptnas.tokens_per_s", ",.0f"),
+            "plain loop tok/s": ("runners.plain.tokens_per_s", ",.0f"),
+            "HF GPT-2 tok/s": ("runners.gpt2_hf.tokens_per_s", ",.0f"),
+            "HF GPT-2 + fused AdamW tok/s": ("runners.gpt2_hf_fused.tokens_per_s", ",.0f"),
+            "adaptnas / GPT-2": ("adaptnas_vs_gpt2", "{:.2f}x"),
+            "Lightning's cost": ("lightning_cost", ".1%"),
+            "adaptnas GFLOP/s": ("runners.adaptnas.flops_per_s", lambda f: f"{f / 1e9:.0f}"),
+            "of fp32 roof": ("runners.adaptnas.fraction_of_fp32_peak", ".2f"),
+        },
+    ),
+    Table(
+        BENCH, "| model (d_model x layers) | params | `auto` picks |",
+        "throughput_bf16.json", "results", lambda r: f"{r['d_model']} x {r['n_layer']}",
+        {
+            "`auto` picks": ("auto_precision", "{}"),
+            "adaptnas fp32 tok/s": ("runners.adaptnas_fp32.tokens_per_s", ",.0f"),
+            "adaptnas bf16 tok/s": ("runners.adaptnas_bf16.tokens_per_s", ",.0f"),
+            "HF GPT-2 fp32 tok/s": ("runners.gpt2_hf.tokens_per_s", ",.0f"),
+            "bf16 / fp32": ("bf16_vs_fp32", "{:.2f}x"),
+            "**adaptnas (`auto`) / GPT-2**": ("adaptnas_vs_gpt2", "{:.2f}x"),
+        },
+    ),
+    # benchmarks.md: the pretraining rung at 5 seeds, in two files (seeds 0-2 and 3-4)
+    *(
+        Table(
+            BENCH, "| seed | random: trials, final best, reached at | TPE + pretrain_halving:",
+            f"search_efficiency_pretrain_halving_seeds{seeds}.json", "per_seed",
+            lambda s: str(s["seed"]),
+            {
+                "random: trials, final best, reached at": (
+                    ("random_trials", "random_final_best", "random_time_to_target_s"),
+                    "{}, {:.4f}, {:.0f} s"),
+                "TPE + pretrain_halving: trials (pruned), final best": (
+                    ("tpe_trials", "tpe_pruned", "tpe_final_best"), "{} ({}), {:.4f}"),
+                "reached random's best at": (
+                    "tpe_time_to_target_s", lambda s: "not reached" if s is None else f"{s:.0f} s"),
+                "ratio": ((ratio,), "{}"),
+            },
+        )
+        for seeds in ("0-2", "3-4")
+    ),
+    # supernet.md: inherited against standalone scores at the bench budgets
+    Table(
+        SUPERNET, "| | architecture | params | inherited | standalone |",
+        "supernet_rank_bench.json", "archs", lambda a: a["label"],
+        {
+            "params": ("n_params", kilo),
+            "inherited": ("inherited.adaptability", ".3f"),
+            "standalone": ("standalone[0].adaptability", ".3f"),
+        },
+    ),
+]  # fmt: skip
+
+QUOTES: list[Quote] = [
+    # validity.md
+    Quote(VALIDITY, "winner {:+.3f} = **{:.1f} x** the pooled seed sd ({:.3f}:",
+          "validity_default_study.json",
+          ("gain.winner", "gain.winner_over_pooled_sd", "noise.pooled_sd")),
+    Quote(VALIDITY, "median finalist {:+.3f} = **{:.1f} x**", "validity_default_study.json",
+          ("gain.median_finalist", "gain.median_over_pooled_sd")),
+    Quote(VALIDITY, "over the runner-up ({:+.3f}) is just **within** seed noise (threshold {:.3f})",
+          "validity_default_study.json", ("winner.lead", "winner.threshold")),
+    Quote(VALIDITY, "gave a winner gain of {:+.3f} ({:.1f} x its pooled sd of {:.3f}) and a "
+          "median finalist gain of {:.1f} x", "validity_default_study_postnorm_space.json",
+          ("gain.winner", "gain.winner_over_pooled_sd", "noise.pooled_sd",
+           "gain.median_over_pooled_sd")),
+    Quote(VALIDITY, "winner decoder L2 d96, 228k) {:.1f} x and {:.1f} x",
+          "validity_default_study_ner_lr1e-3.json",
+          ("gain.winner_over_pooled_sd", "gain.median_over_pooled_sd")),
+    Quote(VALIDITY, "**Kendall tau {:.2f}, Spearman {:.2f}** between the default budget",
+          "validity_rank8.json", ("rank.kendall_tau", "rank.spearman")),
+    Quote(VALIDITY, "(at NER 1e-3: {:.2f} / {:.2f};", "validity_rank8_ner_lr1e-3.json",
+          ("rank.kendall_tau", "rank.spearman")),
+    Quote(VALIDITY, "winner {:+.3f} ({:.1f} x the pooled sd of {:.3f}), median {:+.3f} ({:.1f} x)",
+          "validity_rank8.json",
+          ("gain.winner", "gain.winner_over_pooled_sd", "noise.pooled_sd",
+           "gain.median_finalist", "gain.median_over_pooled_sd")),
+    Quote(VALIDITY, "at 1e-3 {:+.3f} ({:.1f} x) and {:+.3f} ({:.1f} x)",
+          "validity_rank8_ner_lr1e-3.json",
+          ("gain.winner", "gain.winner_over_pooled_sd", "gain.median_finalist",
+           "gain.median_over_pooled_sd")),
+    Quote(VALIDITY, "`docs/benchmark_results/validity_rank8_postnorm_space.json`) gave tau {:.2f}",
+          "validity_rank8_postnorm_space.json", ("rank.kendall_tau",)),
+    # supernet.md
+    Quote(SUPERNET, "the build costs as much CPU time as about {:.0f} standalone trials ({:.1f})",
+          "supernet_rank.json",
+          ("candidates_ratio.build_in_standalone_trials",
+           "candidates_ratio.build_in_standalone_trials")),
+    Quote(SUPERNET, "= {:,.0f} / ({:.1f} - {:.1f})", "supernet_rank.json",
+          ("cpu_s.build", "cpu_s.standalone_mean", "cpu_s.inherited_mean")),
+    Quote(SUPERNET, "after about {:.0f} (build", "supernet_rank.json",
+          (lambda r, j: j["cpu_s"]["build"]
+           / (j["cpu_s"]["standalone_mean"] - j["cpu_s"]["inherited_mean"]),)),
+    Quote(SUPERNET, "Kendall tau **{:.3f}** (p {:.3f}), Spearman {:.3f} over 8 architectures",
+          "supernet_rank.json", ("rank.kendall_tau", "rank.kendall_p", "rank.spearman")),
+    Quote(SUPERNET, "**{:.2f}x at K = 8** (still building), **{:.2f}x at K = 50, {:.2f}x at K = "
+          "200, asymptote {:.2f}x**", "supernet_rank.json",
+          ("candidates_ratio.per_k.8", "candidates_ratio.per_k.50", "candidates_ratio.per_k.200",
+           "candidates_ratio.asymptotic")),
+    Quote(SUPERNET, "Kendall tau **{:.2f}** (p {:.2f}), Spearman {:.2f} over 8 architectures",
+          "supernet_rank_bench.json", ("rank.kendall_tau", "rank.kendall_p", "rank.spearman")),
+]  # fmt: skip
+
+# benchmarks.md, the overhead table: phase -> seconds and share of the trial's wall time
+OVERHEAD = {
+    "forward": "forward",
+    "backward": "backward",
+    "optimizer step (clipping included)": "optimizer",
+    "zero_grad": "zero_grad",
+    "data and Lightning's loop between steps": "data_and_loop",
+    "validation passes (5 tasks, pretraining loss)": "evaluation",
+    "test scoring (only trials that enter the top 3)": "test_scoring",
+    "Lightning set-up and teardown": "lightning_setup",
+    "model build and copies": "model_build_and_copy",
+    "hooks, kept weights, tracking": "hooks_weights_and_tracking",
+    "Optuna and the objective": "optuna_and_objective",
+}
+QUOTES += [
+    Quote(BENCH, f"| {label} | {{}} | {{:.2f}} | {{:.1%}} |", "overhead.json",
+          (lambda r, j, k=key: "compute" if k in ("forward", "backward", "optimizer")
+           else "overhead", f"phases_s.{key}",
+           lambda r, j, k=key: j["phases_s"][k] / j["trial_wall_s"]))
+    for label, key in OVERHEAD.items()
+]  # fmt: skip
+
+
+# ---- the check ----------------------------------------------------------------------------------
+_NUMBER = r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?[%xk]?"
+
+
+def at(obj: Any, path: Value, whole: Any) -> Any:
+    """The value at ``path`` (dotted keys, ``[i]`` indices) in ``obj``, or ``path(obj, whole)``."""
+    if callable(path):
+        return path(obj, whole)
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", path):
+        obj = obj[int(part[1:-1])] if part.startswith("[") else obj[part]
+    return obj
+
+
+def render(fmt: Format, values: Sequence[Any]) -> str:
+    if callable(fmt):
+        return fmt(*values)
+    if "{" in fmt:
+        return fmt.format(*values)
+    return format(values[0], fmt)
+
+
+def _loose(text: str) -> str:
+    return re.sub(r"\s+", " ", text)
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip().replace("**", "") for c in line.strip().strip("|").split("|")]
+
+
+def markdown_table(doc: str, header: str) -> tuple[list[str], dict[str, list[str]]] | None:
+    """The header cells and the rows (by first cell) of the table whose header starts so."""
+    lines = doc.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header):
+            head = _cells(line)
+            rows = {}
+            for row in lines[i + 2 :]:
+                if not row.startswith("|"):
+                    break
+                cells = _cells(row)
+                rows[cells[0]] = cells
+            return head, rows
+    return None
+
+
+def check_table(t: Table, docs_root: Path, results: Path) -> list[str]:
+    where = f"{t.doc} (table {t.header!r}, {t.json})"
+    found = markdown_table((docs_root / t.doc).read_text(), t.header)
+    if found is None:
+        return [f"{where}: no table with that header"]
+    head, rows = found
+    whole = json.loads((results / t.json).read_text())
+    problems = []
+    for record in at(whole, t.rows, whole):
+        key = t.key(record)
+        if key not in rows:
+            problems.append(f"{where}: no row {key!r}")
+            continue
+        for column, (paths, fmt) in t.columns.items():
+            name = column.replace("**", "")
+            if name not in head:
+                problems.append(f"{where}: no column {column!r}")
+                continue
+            paths = paths if isinstance(paths, tuple) else (paths,)
+            want = render(fmt, [at(record, p, whole) for p in paths])
+            got = rows[key][head.index(name)]
+            if got != want.replace("**", ""):
+                problems.append(f"{where}: row {key!r}, {column!r} reads {got!r}, JSON {want!r}")
+    return problems
+
+
+def check_quote(q: Quote, docs_root: Path, results: Path) -> list[str]:
+    where = f"{q.doc} ({q.json})"
+    whole = json.loads((results / q.json).read_text())
+    want = _loose(q.text.format(*(at(whole, v, whole) for v in q.values)))
+    doc = _loose((docs_root / q.doc).read_text())
+    if want in doc:
+        return []
+    pieces = re.split(r"\{[^}]*\}", q.text)
+    pattern = f"({_NUMBER}|compute|overhead)".join(re.escape(_loose(p)) for p in pieces)
+    match = re.search(pattern, doc)
+    if match:
+        return [f"{where}: the doc reads {match.group(0)!r}, the JSON gives {want!r}"]
+    return [f"{where}: {want!r} is not in the doc (reworded? update tests/test_docs.py)"]
+
+
+def check(docs_root: Path = REPO, results: Path | None = None) -> list[str]:
+    """Every mismatch between the docs under ``docs_root`` and the JSON they quote."""
+    results = results or REPO / "docs" / "benchmark_results"
+    problems = []
+    for t in TABLES:
+        problems += check_table(t, docs_root, results)
+    for q in QUOTES:
+        problems += check_quote(q, docs_root, results)
+    return problems
+
+
+# ---- tests --------------------------------------------------------------------------------------
+def test_the_docs_quote_the_figures_of_the_json_they_name():
+    problems = check()
+    assert not problems, "\n".join(problems)
+
+
+def test_every_table_and_quote_of_the_registry_is_checked_against_a_json_file_that_exists():
+    names = {t.json for t in TABLES} | {q.json for q in QUOTES}
+    assert all((REPO / "docs" / "benchmark_results" / n).is_file() for n in names), names
+    assert {t.doc for t in TABLES} | {q.doc for q in QUOTES} == {VALIDITY, BENCH, SUPERNET}
+
+
+def _plant(tmp_path: Path, doc: str, old: str, new: str) -> Path:
+    root = tmp_path / "repo"
+    shutil.copytree(REPO / "docs", root / "docs", ignore=shutil.ignore_patterns("*.json"))
+    path = root / doc
+    text = path.read_text()
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new))
+    return root
+
+
+def test_a_wrong_figure_planted_in_a_table_fails_the_check(tmp_path):
+    # validity.md's default-study table: trial 11's gain +0.067 changed to +0.076.
+    row = "| 1 | 11 | decoder L3 d96 h2/2 ff384 relu rmsnorm-pre none | 431k | 0.377 |"
+    text = (REPO / VALIDITY).read_text()
+    line = next(x for x in text.splitlines() if x.startswith(row))
+    root = _plant(tmp_path, VALIDITY, line, line.replace("| +0.067 |", "| +0.076 |"))
+    problems = check(root)
+    assert problems == [
+        f"{VALIDITY} (table '| rank | trial | architecture | params | search (3 seeds) |', "
+        "validity_default_study.json): row '1', 'gain' reads '+0.076', JSON '+0.067'"
+    ]
+
+
+def test_a_wrong_figure_planted_in_a_sentence_fails_the_check(tmp_path):
+    tau = "**Kendall tau {}, Spearman 0.19**"
+    root = _plant(tmp_path, VALIDITY, tau.format("0.07"), tau.format("0.70"))
+    assert check(root) == [
+        f"{VALIDITY} (validity_rank8.json): the doc reads '**Kendall tau 0.70, Spearman 0.19** "
+        "between the default budget', the JSON gives '**Kendall tau 0.07, Spearman 0.19** "
+        "between the default budget'"
+    ]
+
+
+def test_a_reworded_quote_or_a_missing_row_is_reported_not_passed(tmp_path):
+    row = "| A3 | prefix_lm L2 d128 h2/2 ff384/512 | 493k | 0.203 | 0.195 |\n"
+    root = _plant(tmp_path, SUPERNET, row, "")
+    assert any("no row 'A3'" in p for p in check(root))
+    root = _plant(tmp_path / "2", VALIDITY, "gave tau 0.50", "gave a tau of 0.50")
+    assert any("is not in the doc" in p for p in check(root))
