@@ -56,6 +56,10 @@ class Suite:
     def seq_len(self) -> int:
         return self.train_blocks.shape[1] - 1
 
+    def floors(self, split: str = "validation") -> dict[str, float]:
+        """Per task, the score of its trivial baseline on ``split`` (``Task.floor``)."""
+        return {name: task.floor(split) for name, task in self.tasks.items()}
+
 
 def build_suite(
     data: Mapping[str, Any], tasks: Mapping[str, Mapping[str, Any]], cache_dir=None

@@ -217,6 +217,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
             time.perf_counter() - t0,
         )
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
+        references.record_floors(study, suite, run["objective"]["adaptability"])
         settings.record(study)  # how the winner is chosen, for reports rebuilt later
         for hook in hooks:
             hook.on_search_start(study, run)

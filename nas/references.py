@@ -31,7 +31,7 @@ import optuna
 
 from lightning_modules.config import ArchitectureError, TransformerConfig
 from nas.finalists import REPEAT_OF, ranked
-from nas.record import REFERENCE
+from nas.record import REFERENCE, TEST_METRICS
 from search_spaces import SearchSpace
 from search_spaces.space import Param
 
@@ -41,6 +41,7 @@ FrozenTrial = optuna.trial.FrozenTrial
 
 STUDY_ATTR = "adaptnas:references"  # study user attr: what was enqueued and what was skipped
 VERDICT_ATTR = "adaptnas:verdict"  # study user attr: the last verdict (a plain dict)
+FLOORS_ATTR = "adaptnas:floors"  # study user attr: each task's floor and how adaptability combines
 SHAPE = ("n_layer", "n_dec_layer", "d_model", "n_head", "n_kv_head", "d_ff")
 MEDIAN_DRAWS = 512  # random architectures behind the space's median parameter count
 
@@ -394,17 +395,44 @@ def paired_interval(diffs: Sequence[float], level: float = 0.95) -> dict[str, An
     return {"n": n, "mean": mean, "sd": sd, "se": se, "df": n - 1, "low": low, "high": high}
 
 
-def _test_adaptability(t: FrozenTrial) -> float | None:
-    scores = {k: v["score"] for k, v in (t.user_attrs.get("test_metrics") or {}).items()}
-    return statistics.fmean(scores.values()) if scores else None
+def _test_adaptability(t: FrozenTrial, floors: Mapping[str, float] | None) -> float | None:
+    """Mean test score (``floors``: mean skill above each task's test floor)."""
+    scores = {k: v["score"] for k, v in (t.user_attrs.get(TEST_METRICS) or {}).items()}
+    if not scores:
+        return None
+    if floors:
+        return statistics.fmean((s - floors[k]) / (1.0 - floors[k]) for k, s in scores.items())
+    return statistics.fmean(scores.values())
 
 
-def verdict(ranked: Sequence[Any], level: float = 0.95) -> dict[str, Any] | None:
+def record_floors(study: optuna.Study, suite: Any, method: str) -> dict[str, Any]:
+    """Keep each task's floor (validation and test) and the adaptability method in the study."""
+    doc = {
+        "adaptability": method,
+        "validation": suite.floors("validation"),
+        "test": suite.floors("test"),
+        "rule": {name: task.floor_rule for name, task in suite.tasks.items()},
+    }
+    if study.user_attrs.get(FLOORS_ATTR) != doc:
+        study.set_user_attr(FLOORS_ATTR, doc)
+    log.info(
+        "task floors (validation): %s",
+        ", ".join(f"{n} {f:.3f} ({doc['rule'][n]})" for n, f in doc["validation"].items()),
+    )
+    return doc
+
+
+def verdict(
+    ranked: Sequence[Any], level: float = 0.95, floors: Mapping[str, float] | None = None
+) -> dict[str, Any] | None:
     """The winner against the best reference, on test, paired by seed index.
 
     Args:
         ranked: ``nas.finalists.ranked(study)``: the finalists, best validation mean first
             (``SeedScores``: ``.trial``, ``.runs``, ``.mean``).
+        level: The interval's confidence level.
+        floors: Per task, the test floor: the comparison is then of skill above the floors
+            (``objective.adaptability=skill``); ``None``: of mean test scores.
 
     Returns:
         A plain dict (``text`` is the one-line verdict), or ``None`` when no reference is among
@@ -431,8 +459,8 @@ def verdict(ranked: Sequence[Any], level: float = 0.95) -> dict[str, Any] | None
     if challenger is None:
         doc.update(searched=None, text=f"{title(ref_name)} wins; no searched candidate finished")
         return doc
-    a = [_test_adaptability(t) for t in challenger.runs]
-    b = [_test_adaptability(t) for t in best_ref.runs]
+    a = [_test_adaptability(t, floors) for t in challenger.runs]
+    b = [_test_adaptability(t, floors) for t in best_ref.runs]
     pairs = [(x, y) for x, y in zip(a, b, strict=False) if x is not None and y is not None]
     stats = paired_interval([x - y for x, y in pairs], level)
     doc.update(
@@ -469,7 +497,9 @@ def record_verdict(study: optuna.Study) -> dict[str, Any] | None:
     """Compute the study's verdict and keep it in the study (``VERDICT_ATTR``); ``None``: none."""
     if len(study.directions) > 1:
         return None  # a Pareto front has no single winner to judge
-    doc = verdict(ranked(study))
+    kept = study.user_attrs.get(FLOORS_ATTR) or {}
+    floors = kept.get("test") if kept.get("adaptability") == "skill" else None
+    doc = verdict(ranked(study), floors=floors)
     if doc is not None and study.user_attrs.get(VERDICT_ATTR) != doc:
         study.set_user_attr(VERDICT_ATTR, doc)
     return doc

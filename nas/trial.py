@@ -35,7 +35,7 @@ from nas.hooks import TrialHook
 from nas.record import TrialRecord
 from nas.stages import Deadline, TrialTimeout
 
-ADAPTABILITY = ("mean", "worst", "auc", "curve")
+ADAPTABILITY = ("mean", "worst", "auc", "curve", "skill")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +123,10 @@ def interruptible():
 
 
 def adaptability(
-    scores: Mapping[str, float], curves: Mapping[str, list[float]], method: str
+    scores: Mapping[str, float],
+    curves: Mapping[str, list[float]],
+    method: str,
+    floors: Mapping[str, float] | None = None,
 ) -> float:
     """Combine per-task scores in [0, 1] into one adaptability score.
 
@@ -133,12 +136,21 @@ def adaptability(
         method: ``mean`` of the scores, ``worst`` task, ``auc``: the mean over tasks of the
             area under the fine-tuning curve (rewards adapting fast, not only well), or
             ``curve``: the mean of scores that are each already a mean over example budgets
-            (``finetune.curve``; rewards adapting from few examples, not only from many).
+            (``finetune.curve``; rewards adapting from few examples, not only from many), or
+            ``skill``: the mean over tasks of the score above the task's floor,
+            ``(score - floor) / (1 - floor)`` (0 at the floor, 1 at a perfect score; below the
+            floor it is negative), so that a task no candidate lifts off its floor moves
+            every candidate alike.
+        floors: Per task, the score of its trivial baseline (``Task.floor``; ``skill`` only).
     """
     if not scores:
         raise ValueError("no task scores to combine")
     if method in ("mean", "curve"):
         return sum(scores.values()) / len(scores)
+    if method == "skill":
+        if floors is None or set(scores) - set(floors):
+            raise ValueError("adaptability 'skill' needs the floor of every task")
+        return sum((s - floors[t]) / (1.0 - floors[t]) for t, s in scores.items()) / len(scores)
     if method == "worst":
         return min(scores.values())
     if method == "auc":
@@ -208,6 +220,7 @@ def _run(
     deadline: Deadline | None,
 ) -> TrialRecord:
     method = cfg["objective"]["adaptability"]
+    floors = suite.floors() if method == "skill" else None
     record = TrialRecord(
         arch=arch,
         n_params=arch.num_params(),
@@ -263,10 +276,10 @@ def _run(
         record.finetuned[name] = done.module
         record.timings[name] = time.perf_counter() - t0
         stage_done(name, record.task_metrics[name])
-        running = adaptability(record.task_scores, record.curves, method)
+        running = adaptability(record.task_scores, record.curves, method, floors)
         for hook in hooks:
             hook.on_report(trial, i, running, dict(record.task_scores))
-    record.adaptability = adaptability(record.task_scores, record.curves, method)
+    record.adaptability = adaptability(record.task_scores, record.curves, method, floors)
     if any(hook.wants_test(trial, record.adaptability) for hook in hooks):
         for name, module in record.finetuned.items():
             check(f"test {name}")
