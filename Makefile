@@ -29,10 +29,15 @@ search: $(STAMP)
 	$(PY) nas/search.py $(ARGS)
 
 # PostgreSQL and a one-node SLURM for the shared-study tests: installed (first time) and started
-# by scripts/services.sh, stopped when the tests end, however they end.
+# by scripts/services.sh, stopped when the tests end, however they end. Two pytest-xdist workers
+# of one torch thread each (XDIST=0: one process): a test file stays on one worker, and the files
+# that share the services run one after another (tests/conftest.py, xdist_group).
+XDIST ?= 2
+XDIST_ARGS = $(if $(filter 0,$(XDIST)),,-n $(XDIST) --dist loadgroup)
+XDIST_ENV = $(if $(filter 0,$(XDIST)),,OMP_NUM_THREADS=1)
 test: $(STAMP)
 	bash scripts/services.sh start; trap 'bash scripts/services.sh stop' EXIT; \
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(XDIST_ENV) $(PY) -m pytest -q $(XDIST_ARGS) --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
