@@ -218,3 +218,19 @@ def test_pretraining_gain_quick(tmp_path):
     assert all(r["steps"]["pretrain"] == 0 for r in untrained)
     (s,) = data["summary"]
     assert finite(s["gain"]) and finite(s["seed_sd"])
+
+
+def test_floors_benchmark_writes_every_task_of_the_built_in_suite(tmp_path):
+    from benchmarks import floors
+
+    out = floors.main(["--suites", "builtin", "--json", str(tmp_path / "f.json")])
+    data = json.loads((tmp_path / "f.json").read_text())
+    assert data == out and set(data["builtin"]) == {
+        "sentiment",
+        "ner",
+        "qa",
+        "translation",
+        "summarization",
+    }
+    for f in data["builtin"].values():
+        assert 0.0 <= f["validation"] < 1.0 and 0.0 <= f["test"] < 1.0 and f["rule"]
