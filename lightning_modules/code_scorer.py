@@ -146,7 +146,11 @@ def _run_programs(
     }
     # Every program may take its whole timeout; the rest is the worker's own start and exit.
     limit = timeout * math.ceil(len(programs) / jobs) + 30
-    with tempfile.TemporaryDirectory(prefix="adaptnas-code-") as cwd:
+    # Each program gets a folder under this one: on tmpfs where there is one (/dev/shm), since
+    # creating and removing a folder per program costs milliseconds on some disks.
+    shm = "/dev/shm"
+    where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
+    with tempfile.TemporaryDirectory(prefix="adaptnas-code-", dir=where) as cwd:
         proc = subprocess.Popen(
             [sys.executable, "-I", "-S", os.path.abspath(__file__)],
             stdin=subprocess.PIPE,
@@ -266,16 +270,21 @@ def _sandbox_ids() -> tuple[int, int] | None:
             del sys.modules[name]
 
 
-def _strip_modules() -> None:
-    """Remove from the loaded modules every way to raw descriptors, exit and module loading."""
+def _strip_plan() -> tuple[list[tuple[dict, str]], list[tuple[set, Any]]]:
+    """Where the loaded modules hold a way to raw descriptors, exit or module loading.
+
+    Every function of ``posix`` but ``KEPT_OS_FUNCTIONS``, signal handlers and wakeup fds (a
+    handler would run inside the child's own frames, a wakeup fd writes bytes), and ``_imp``'s
+    module builders: as (module namespace, name) pairs and as members of sets such as
+    ``os.supports_dir_fd``. The worker works this out once; each child removes them.
+    """
     import posix
 
     removed = {}
-    for name, value in list(vars(posix).items()):
+    for name, value in vars(posix).items():
         if callable(value) and not isinstance(value, type) and name not in KEPT_OS_FUNCTIONS:
             removed[id(value)] = value
     for module_name, names in (
-        # A handler would run inside the child's own frames, a wakeup fd writes bytes.
         ("_signal", ("signal", "set_wakeup_fd", "setitimer", "alarm", "siginterrupt")),
         ("_imp", ("create_builtin", "exec_builtin", "create_dynamic", "exec_dynamic")),
     ):
@@ -283,15 +292,22 @@ def _strip_modules() -> None:
         for name in names:
             if hasattr(module, name):
                 removed[id(getattr(module, name))] = getattr(module, name)
-    for module in list(sys.modules.values()):
+
+    def gone(value: Any) -> bool:
+        return id(value) in removed and removed[id(value)] is value
+
+    names, members, seen = [], [], set()
+    for module in list(sys.modules.values()):  # one module may stand under two names
         space = getattr(module, "__dict__", None)
-        if not isinstance(space, dict):
+        if not isinstance(space, dict) or id(space) in seen:
             continue
-        for name, value in list(space.items()):
-            if removed.get(id(value)) is value:
-                del space[name]
+        seen.add(id(space))
+        for name, value in space.items():
+            if gone(value):
+                names.append((space, name))
             elif isinstance(value, set):  # os.supports_fd, os.supports_dir_fd, ...
-                value.difference_update([f for f in value if removed.get(id(f)) is f])
+                members.extend((value, f) for f in value if gone(f))
+    return names, members
 
 
 def _child(
@@ -300,7 +316,7 @@ def _child(
     workdir: str,
     ids: tuple[int, int] | None,
     limits: tuple[float, int],
-    guard: bool,
+    strip: tuple[list[tuple[dict, str]], list[tuple[set, Any]]] | None,
 ) -> None:
     """Run one program in this forked process; report on ``pipes`` (result, key); never returns."""
     import builtins
@@ -345,11 +361,14 @@ def _child(
         exit_now(0)
     try:
         safe = dict(vars(builtins))
-        if guard:
+        if strip is not None:
             safe = {k: v for k, v in safe.items() if k not in REMOVED_BUILTINS}
         code = compile(source, "<program>", "exec")
-        if guard:
-            _strip_modules()
+        if strip is not None:
+            for space, name in strip[0]:
+                del space[name]
+            for members, member in strip[1]:
+                members.discard(member)
             sys.addaudithook(_guard)
         exec(code, {"__name__": "__main__", "__builtins__": safe})
         report = b"D"  # ran to its end: ask the worker for the nonce
@@ -404,6 +423,7 @@ def _worker() -> None:
     # sandbox user may not be able to read the standard library to import it.
     for name in PRELOADED if guard else (*PRELOADED, "socket"):
         importlib.import_module(name)
+    strip = _strip_plan() if guard else None
     results: list[dict | None] = [None] * len(programs)
     pending = list(range(len(programs)))[::-1]
     # result read fd -> {index, pid, deadline, data, key (write fd), dir, nonce}
@@ -435,7 +455,7 @@ def _worker() -> None:
             if pid == 0:
                 os.close(result_r)
                 os.close(key_w)
-                _child(programs[i], (result_w, key_r), workdir, ids, (timeout, memory_mb), guard)
+                _child(programs[i], (result_w, key_r), workdir, ids, (timeout, memory_mb), strip)
             os.close(result_w)
             os.close(key_r)
             running[result_r] = {

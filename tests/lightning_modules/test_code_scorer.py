@@ -272,7 +272,9 @@ def test_each_program_gets_a_private_folder_removed_after():
         "raise RuntimeError(os.getcwd())\n"
     )
     first, second = _run_programs([program, program], guard=False)[0]
-    assert first.error.startswith("RuntimeError: /") and second.error != first.error, first
+    # Both ran to the raise (each folder was empty, 0700, its own) in different folders.
+    assert first.error.startswith("RuntimeError: /"), first
+    assert second.error.startswith("RuntimeError: /") and second.error != first.error, second
     assert not Path(first.error.removeprefix("RuntimeError: ")).exists()
 
 
