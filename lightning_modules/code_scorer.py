@@ -325,6 +325,7 @@ def _child(
     # Our own references: the program loses these names from ``os`` before it runs.
     write, read, exit_now = os.write, os.read, os._exit
     result_fd, key_fd = 3, 4
+    report_fd = pipes[0]  # until the pipes have moved
     # From exec on, this function uses only its locals: the program may rebind any global or
     # builtin, but (with frames out of its reach) cannot get at these.
     try:
@@ -337,6 +338,7 @@ def _child(
         os.dup2(high[0], result_fd)
         os.dup2(high[1], key_fd)
         os.closerange(key_fd + 1, 1 << 16)
+        report_fd = result_fd
         os.chdir(workdir)
         if ids is not None:
             os.setgroups([])
@@ -357,7 +359,7 @@ def _child(
         ):
             resource.setrlimit(limit, value)
     except BaseException as err:  # noqa: B036 - a child that cannot isolate itself runs nothing
-        write(result_fd, f"E{type(err).__name__}: {err}"[:300].encode())
+        write(report_fd, f"E{type(err).__name__}: {err}"[:300].encode())
         exit_now(0)
     try:
         safe = dict(vars(builtins))
