@@ -166,6 +166,14 @@ def test_frames_and_signal_handlers_are_out_of_reach_and_namedtuples_still_work(
 def test_a_program_runs_as_an_unprivileged_user():
     (outcome,) = run_programs(["import os\nassert 0 not in (os.getuid(), os.getgid()), 'root'\n"])
     assert outcome.passed, outcome
+    status = (
+        "lines = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
+        "assert lines['Uid'].split() == ['65534'] * 4, lines['Uid']\n"
+        "assert lines['Groups'].split() == [], lines['Groups']\n"
+        "assert int(lines['CapEff'], 16) == 0 and lines['NoNewPrivs'].strip() == '1', lines\n"
+    )
+    (outcome,), _ = _run_programs([status], guard=False)
+    assert outcome.passed, outcome
 
 
 THREAD_BOMB = (
