@@ -17,12 +17,15 @@ program, a few at a time; each child, before it runs the untrusted code:
   written file size 0 (``RLIMIT_FSIZE``), no new processes or threads (``RLIMIT_NPROC`` = 0),
   no new descriptors (``RLIMIT_NOFILE``), no core file;
 * removes from ``os`` (``posix``) every function but a few harmless ones (so no ``os.write``,
-  ``os.read``, ``os._exit``, ``os.mkfifo``, ...), ``signal.set_wakeup_fd`` and ``_imp``'s
-  module builders, keeping its own references to what it needs;
+  ``os.read``, ``os._exit``, ``os.mkfifo``, ...), ``signal.signal``, ``setitimer``, ``alarm``
+  and ``set_wakeup_fd``, and ``_imp``'s module builders, keeping its own references to what it
+  needs;
 * installs an audit hook (``sys.addaudithook``) that raises ``PermissionError`` on every
   ``open``, every new ``import`` (modules a program may use are imported beforehand: ``math``,
-  ``re``, ``collections``, ...), and every ``os.*``, ``socket.*``, ``subprocess.*``, ``sys.*``,
-  ``gc.*``, ``ctypes.*`` ... event;
+  ``re``, ``collections``, ...), and every ``os.*``, ``socket.*``, ``subprocess.*``, ``sys.*``
+  (``sys._getframe``, ``sys.settrace``, ...), ``gc.*``, ``ctypes.*``, ``object.__getattr__`` (a
+  traceback's or generator's frame) ... event, so that the program cannot reach the child's
+  own frames and the references kept there;
 * runs the program with ``open``, ``input``, ``exit``, ``quit``, ``help`` and ``breakpoint``
   removed from its builtins.
 
