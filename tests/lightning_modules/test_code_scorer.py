@@ -162,6 +162,27 @@ def test_frames_and_signal_handlers_are_out_of_reach_and_namedtuples_still_work(
     assert [o.passed for o in outcomes] == [False] * 4 + [True, True], outcomes
 
 
+def test_honest_programs_using_the_standard_library_still_pass():
+    """What the in-process layer removes is nothing an honest program needs."""
+    programs = [
+        "from dataclasses import dataclass, field\n@dataclass\nclass P:\n    x: int\n"
+        "    y: list = field(default_factory=list)\nassert P(1).x == 1\n",
+        "import os\nassert os.path.join('a', 'b') == 'a/b' and os.path.basename('a/b') == 'b'\n",
+        "import statistics, fractions, decimal, random, hashlib, functools\n"
+        "assert statistics.mean([1, 2, 3]) == 2 and fractions.Fraction(1, 2) * 2 == 1\n"
+        "assert decimal.Decimal('1.1') + decimal.Decimal('2.2') == decimal.Decimal('3.3')\n"
+        "random.seed(0)\nrandom.SystemRandom().random()\nassert hashlib.md5(b'a').hexdigest()\n"
+        "@functools.lru_cache(None)\ndef fib(n):\n"
+        "    return n if n < 2 else fib(n - 1) + fib(n - 2)\n"
+        "assert fib(30) == 832040\n",
+        "from enum import Enum\nclass C(Enum):\n    A = 1\nassert C.A.value == 1\nimport sys\n"
+        "sys.setrecursionlimit(5000)\ndef r(n):\n    return 0 if n == 0 else 1 + r(n - 1)\n"
+        "assert r(3000) == 3000\nprint('printed')\n",
+    ]
+    outcomes = run_programs(programs)
+    assert all(o.passed for o in outcomes), outcomes
+
+
 @as_root
 def test_a_program_runs_as_an_unprivileged_user():
     (outcome,) = run_programs(["import os\nassert 0 not in (os.getuid(), os.getgid()), 'root'\n"])
