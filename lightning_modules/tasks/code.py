@@ -5,8 +5,10 @@ decoding, every generating family) whose examples are ``CodeExample``s. Source a
 go through ``code_to_text`` (line breaks and indentation as markers the BPE keeps) and the decoded
 output back through ``text_to_code``. The primary metric ``pass_at_1`` is the share of examples
 whose one generated program passes all of the example's tests, run by
-``lightning_modules.code_scorer`` in a sandboxed subprocess (time and memory limits, no file or
-network access): generated code never runs in the search's own process. ``chrf`` (against the
+``lightning_modules.code_scorer`` in a child process (as an unprivileged user when run as root, no
+network, binding resource limits, a private folder; the verdict comes from the parent: what is
+isolated and what is not is in that module and docs/tasks.md): generated code never runs in the
+search's own process. ``chrf`` (against the
 reference code) and ``exact_match`` (same lines, trailing white space aside) grade the text.
 """
 
