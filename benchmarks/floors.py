@@ -29,14 +29,15 @@ from nas.engine import check_config, load_suite  # noqa: E402
 SUITES = {"builtin": [], "real_suite": ["experiment=real_suite"]}
 
 
-def floors(overrides: list[str]) -> dict[str, dict]:
-    """Per task: the rule, the metric and the floor on validation and test."""
+def floors(overrides: list[str]) -> list[dict]:
+    """One record per task: the rule, the metric and the floor on validation and test."""
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=[f"paths.root={tempfile.mkdtemp()}", *overrides])
     check_config(cfg)
     suite = load_suite(cfg)
-    return {
-        name: {
+    return [
+        {
+            "task": name,
             "metric": task.metric,
             "rule": task.floor_rule,
             "validation": round(task.floor("validation"), 4),
@@ -44,7 +45,7 @@ def floors(overrides: list[str]) -> dict[str, dict]:
             "n_validation": len(task.encoded("validation").references),
         }
         for name, task in suite.tasks.items()
-    }
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--suites", default="builtin,real_suite")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
-    out: dict[str, dict] = {}
+    out: dict[str, list[dict]] = {}
     for name in args.suites.split(","):
         try:
             out[name] = floors(SUITES[name])
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
             continue
         print(f"\n{name}")
         print(f"{'task':<14} {'metric':<12} {'validation':>10} {'test':>6}  rule")
-        for task, f in out[name].items():
+        for f in out[name]:
             print(
-                f"{task:<14} {f['metric']:<12} {f['validation']:>10.4f} {f['test']:>6.4f}  "
+                f"{f['task']:<14} {f['metric']:<12} {f['validation']:>10.4f} {f['test']:>6.4f}  "
                 f"{f['rule']}"
             )
     if args.json:

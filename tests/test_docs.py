@@ -113,6 +113,19 @@ TABLES: list[Table] = [
         )
         for lr in ("1e-3", "3e-3")
     ),
+    # tasks.md: the floors of the built-in and the real suites
+    Table(
+        "docs/tasks.md", "| task | metric | validation | test | the floor |",
+        "floors.json", "builtin", lambda r: r["task"],
+        {"metric": ("metric", "{}"), "validation": ("validation", ".3f"),
+         "test": ("test", ".3f")},
+    ),
+    Table(
+        "docs/tasks.md", "| real_suite task | metric | validation | test |",
+        "floors.json", "real_suite", lambda r: r["task"],
+        {"metric": ("metric", "{}"), "validation": ("validation", ".3f"),
+         "test": ("test", ".3f")},
+    ),
     # validity.md: the default search, validated
     Table(
         VALIDITY, "| rank | trial | architecture | params | search (3 seeds) |",
