@@ -401,7 +401,8 @@ def test_the_docs_quote_the_figures_of_the_json_they_name():
 def test_every_table_and_quote_of_the_registry_is_checked_against_a_json_file_that_exists():
     names = {t.json for t in TABLES} | {q.json for q in QUOTES}
     assert all((REPO / "docs" / "benchmark_results" / n).is_file() for n in names), names
-    assert {t.doc for t in TABLES} | {q.doc for q in QUOTES} == {VALIDITY, BENCH, SUPERNET}
+    docs = {t.doc for t in TABLES} | {q.doc for q in QUOTES}
+    assert docs == {VALIDITY, BENCH, SUPERNET, "docs/tasks.md"}
 
 
 def _plant(tmp_path: Path, doc: str, old: str, new: str) -> Path:
