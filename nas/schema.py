@@ -490,6 +490,10 @@ class FinetuneConfig(Checked):
     evals: int = rule(1, **POSITIVE_INT)
     # Training examples each task adapts on (a fixed subset; null = all of its training split).
     examples: int | None = rule(MISSING, **POSITIVE_INT, null=True, note="null = all")
+    # Which subset of `examples` a task adapts from: a search keeps one (every candidate adapts
+    # from the same examples); nas/validate.py draws another per validation seed, so that its seed
+    # spread covers the draw of the few examples too.
+    data_seed: int = rule(0, kind=int, low=0)
     # objective.adaptability=curve: example budgets, e.g. [64, 256, 1024]; each task adapts once
     # per budget (null = none).
     curve: list[int] | None = rule(None, kind=list, low=1, null=True)

@@ -368,6 +368,7 @@ class TaskBudget:
         evals: Validation passes along the adaptation (the fine-tuning curve).
         curve: The example budgets it adapts from once each (``objective.adaptability=curve``),
             smallest first; empty otherwise.
+        data_seed: Which subset of ``examples`` it adapts from (``Task.sample``).
     """
 
     steps: int
@@ -379,6 +380,7 @@ class TaskBudget:
     eval_batch_size: int
     evals: int
     curve: tuple[int, ...] = ()
+    data_seed: int = 0
 
 
 def _inherit(task_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any], key: str) -> Any:
@@ -408,6 +410,7 @@ def adaptation_budget(cfg: Mapping[str, Any], task: str) -> TaskBudget:
         eval_batch_size=int(f["eval_batch_size"]),
         evals=max(1, int(f["evals"])),
         curve=curve,
+        data_seed=int(f.get("data_seed") or 0),
     )
 
 
@@ -455,7 +458,12 @@ def finetune(
     trainer.fit(
         module,
         train_dataloaders=task.loader(
-            "train", budget.batch_size, shuffle=True, seed=seed, examples=budget.examples
+            "train",
+            budget.batch_size,
+            shuffle=True,
+            seed=seed,
+            examples=budget.examples,
+            data_seed=budget.data_seed,
         ),
         val_dataloaders=task.loader("validation", budget.eval_batch_size),
     )

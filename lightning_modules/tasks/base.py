@@ -195,25 +195,31 @@ class Task:
         shuffle: bool = False,
         seed: int = 0,
         examples: int | None = None,
+        data_seed: int = 0,
     ) -> DataLoader:
         """Batches of one split; ``examples`` keeps only that many of it (``sample``)."""
-        encoded = self.sample(split, examples) if examples is not None else self.encoded(split)
+        if examples is not None:
+            encoded = self.sample(split, examples, data_seed)
+        else:
+            encoded = self.encoded(split)
         return make_loader(encoded, batch_size, shuffle, seed, drop_last=shuffle)
 
-    def sample(self, split: str, examples: int) -> Encoded:
+    def sample(self, split: str, examples: int, data_seed: int = 0) -> Encoded:
         """A fixed random subset of ``examples`` examples of ``split`` (all of it when fewer).
 
-        The subset depends on nothing but the split and ``examples``, so every candidate (and
-        every seed of one) adapts from the same few examples, and a larger budget's subset
-        contains every smaller one: the points of an adaptation curve differ only by the data
-        added.
+        The subset depends on nothing but the split, ``examples`` and ``data_seed``, so every
+        candidate (and every seed of one) of a search adapts from the same few examples, and a
+        larger budget's subset contains every smaller one of the same ``data_seed``: the points
+        of an adaptation curve differ only by the data added. Another ``data_seed`` draws
+        another subset (``finetune.data_seed``: the validation seeds of ``nas/validate.py``).
         """
         encoded = self.encoded(split)
         if examples >= len(encoded):
             return encoded
-        key = f"{split}[:{examples}]"
+        key = f"{split}[:{examples}]" + (f"@{data_seed}" if data_seed else "")
         if key not in self._encoded:
-            order = torch.randperm(len(encoded), generator=torch.Generator().manual_seed(0))
+            generator = torch.Generator().manual_seed(data_seed)
+            order = torch.randperm(len(encoded), generator=generator)
             self._encoded[key] = encoded.subset(order[:examples])
         return self._encoded[key]
 
