@@ -19,6 +19,7 @@ from nas.trial import run_trial
 from nas.validate import (
     BASELINES,
     baseline_names,
+    drawn,
     finalists,
     match_baseline,
     run_validate,
@@ -126,7 +127,9 @@ def test_validation_writes_its_three_files_for_the_top_trials(validated):
         # No pretraining stage at all; the large budget doubles every stage.
         assert scr["steps"]["pretrain"] == 0 and pre["steps"]["pretrain"] == 8
         assert lrg["steps"] == {k: 2 * v for k, v in pre["steps"].items()}
-        assert lrg["seeds"] == SEEDS[:1] and "test" in pre and "test" not in scr
+        # Both conditions are scored on test (the gain is measured there); x4 is not.
+        assert lrg["seeds"] == SEEDS[:1] and "test" in pre and "test" in scr
+        assert "test" not in lrg
 
     w, r = doc["winner"], doc["rank"]
     assert w["trial"] == archs[0]["trial"] and w["runner_up"] == archs[1]["trial"]
@@ -157,9 +160,10 @@ def test_validation_runs_reproduce_exactly(validated):
     suite = build_suite(run_cfg["data"], run_cfg["tasks"])
     runner_up = doc["architectures"][1]
     arch = TransformerConfig.from_dict(runner_up["architecture"])
-    again = run_trial(arch, suite, run_cfg, seed=SEEDS[1])
+    # Each validation seed adapts from the few-shot subsets of its own data_seed.
+    again = run_trial(arch, suite, drawn(run_cfg, SEEDS[1]), seed=SEEDS[1])
     assert again.adaptability == runner_up["pretrained"]["adaptability"]["values"][1]
-    scratch = run_trial(arch, suite, without_pretraining(run_cfg), seed=SEEDS[0])
+    scratch = run_trial(arch, suite, drawn(without_pretraining(run_cfg), SEEDS[0]), seed=SEEDS[0])
     assert scratch.adaptability == runner_up["not_pretrained"]["adaptability"]["values"][0]
 
 
@@ -299,7 +303,10 @@ def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch.to_dict()})
         )
 
+    drawn_cfgs = []
+
     def fake(arch, suite, cfg, hooks=(), seed=0, **_):
+        drawn_cfgs.append(cfg)
         i = SEEDS.index(seed)
         tokens = cfg["pretrain"]["tokens"]
         if arch.pos == "learned":  # the GPT-2-like baseline
@@ -343,12 +350,14 @@ def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
     # Per task the spread is the same for every seed, so the task sds equal adaptability's.
     assert doc["noise"]["pooled_sd_per_task"]["ner"] == approx(0.0212132, abs=1e-7)
 
-    # Lead 0.52 - 0.46 = 0.06 against 2 x 0.0212132 x sqrt(2 / 2) = 0.0424264: beyond noise.
+    # Lead 0.52 - 0.46 = 0.06 against t(0.975, df 2 (2 - 1) = 2) = 4.302653 (Student-t table)
+    # x 0.0212132 x sqrt(2 / 2) = 0.0912730: within the noise of two seeds.
     w = doc["winner"]
     assert (w["trial"], w["runner_up"], w["best_by_validation"]) == (0, 1, 0)
     assert w["lead"] == approx(0.06)
-    assert w["threshold"] == approx(0.0424264, abs=1e-7)
-    assert w["exceeds_noise"] is True
+    assert w["t"] == approx(4.302653, abs=1e-6)
+    assert w["threshold"] == approx(0.0912730, abs=1e-6)
+    assert w["exceeds_noise"] is False
 
     # Gains (pretrained mean - untrained mean): 0.52 - 0.45 = 0.07, 0.46 - 0.43 = 0.03,
     # 0.40 - 0.40 = 0, 0.45 - 0.40 = 0.05; median (0.03 + 0.05) / 2 = 0.04. The winner's paired
@@ -362,6 +371,16 @@ def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
     assert g["median_over_pooled_sd"] == approx(1.88562, abs=1e-5)
     # Per task (winner): sentiment 0.62 - 0.45 = +0.17, NER 0.42 - 0.45 = -0.03.
     assert g["per_task_winner"] == {"sentiment": approx(0.17), "ner": approx(-0.03)}
+    # On test, both conditions scored: a run's test adaptability is t = its adaptability - 0.02
+    # (the task spread +-0.05 cancels). Winner: pretrained (0.48, 0.52), untrained (0.42, 0.44):
+    # gain 0.50 - 0.43 = +0.07; trial 1: 0.44 - 0.41 = +0.03; trial 2: 0.38 - 0.38 = 0;
+    # trial 3: 0.43 - 0.38 = +0.05; median +0.04. The pretrained test sds are the validation
+    # ones (a constant shift), pooled 0.0212132: ratios 3.29983 and 1.88562 again.
+    assert (g["test_winner"], g["test_median_finalist"]) == (approx(0.07), approx(0.04))
+    assert g["test_pooled_sd"] == approx(0.0212132, abs=1e-7)
+    assert g["test_winner_over_pooled_sd"] == approx(3.29983, abs=1e-5)
+    # Each validation seed adapts from its own few-shot draw, the same in both conditions.
+    assert [c["finetune"]["data_seed"] for c in drawn_cfgs[:4]] == [1000, 1100, 1000, 1100]
 
     # Rank agreement, search-budget means (0.52, 0.46, 0.40, 0.45) against x4 (0.60, 0.70, 0.50,
     # 0.65). Of the 6 pairs, (0,1) and (0,3) are discordant, the other 4 concordant: Kendall tau
@@ -376,21 +395,22 @@ def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
     assert (s["kendall_tau"], s["spearman"]) == (approx(0.0), approx(0.0))
 
     # The GPT-2-like baseline. Validation: winner 0.52 (sd 0.028284) against 0.50 (sd 0):
-    # +0.02, two standard errors 2 x sqrt((0.0008 + 0) / 2) = 0.04. Test: winner 0.50 (0.48,
-    # 0.52; sd 0.028284) against 0.46 (0.45, 0.47; sd 0.014142): +0.04, 2 x sqrt((0.0008 +
-    # 0.0002) / 2) = 0.0447214. Per task on test: sentiment 0.55 - 0.46 = +0.09, NER 0.45 - 0.46
-    # = -0.01.
+    # +0.02, 95% t half-width 4.302653 x sqrt((0.0008 + 0) / 2) = 4.302653 x 0.02 = 0.0860531.
+    # Test: winner 0.50 (0.48, 0.52; sd 0.028284) against 0.46 (0.45, 0.47; sd 0.014142): +0.04,
+    # 4.302653 x sqrt((0.0008 + 0.0002) / 2) = 4.302653 x 0.0223607 = 0.0962102. Per task on
+    # test: sentiment 0.55 - 0.46 = +0.09, NER 0.45 - 0.46 = -0.01.
     (b,) = doc["baselines"]
     assert b["name"] == "gpt2" and b["seeds"] == SEEDS
-    assert b["winner_minus_validation"] == approx(0.02) and b["noise_validation"] == approx(0.04)
+    assert b["winner_minus_validation"] == approx(0.02)
+    assert b["noise_validation"] == approx(0.0860531, abs=1e-6)
     assert b["winner_minus_test"] == approx(0.04)
-    assert b["noise_test"] == approx(0.0447214, abs=1e-7)
+    assert b["noise_test"] == approx(0.0962102, abs=1e-6)
     assert b["winner_beats_test"] is True and b["winner_beats_validation"] is True
     assert b["winner_minus_test_tasks"] == {"sentiment": approx(0.09), "ner": approx(-0.01)}
 
     md = (tmp_path / "hand" / "validity.md").read_text()
-    assert "+0.060 against a threshold of 0.042: the lead **exceeds** seed noise" in md
-    assert "pooled seed sd 0.021" in md and "Kendall tau 0.33, Spearman 0.40 over 4" in md
+    assert "+0.060 against a threshold of 0.091: the lead is **within** seed noise" in md
+    assert "pooled seed sd 0.021" in md and "Kendall tau 0.33 [" in md and "Spearman 0.40 [" in md
     assert "winner +0.070 (3.3 x pooled sd), median finalist +0.040 (1.9 x pooled sd)" in md
 
 
@@ -437,3 +457,21 @@ def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_be
         )
     assert [t.number for t in finalists(study, 3)] == [1, 0, 4]
     assert [t.number for t in finalists(study, 4)] == [1, 0, 4, 5]
+
+
+def test_rank_agreement_has_bootstrap_intervals():
+    from nas.validate import rank_agreement
+
+    # Every resample of a perfectly concordant (reversed) ranking is concordant (reversed) too.
+    up = rank_agreement([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])
+    assert up["kendall_tau_ci"] == pytest.approx([1.0, 1.0])
+    assert up["spearman_ci"] == pytest.approx([1.0, 1.0])
+    down = rank_agreement([1, 2, 3, 4, 5], [50, 40, 30, 20, 10])
+    assert down["kendall_tau_ci"] == pytest.approx([-1.0, -1.0])
+    # One swapped pair of 8: tau 1 - 2 x 1 / 28 = 0.928571; the interval reaches below it (draws
+    # that keep the swap and few others) and up to 1 (draws that miss it).
+    mixed = rank_agreement(list(range(8)), [0, 1, 2, 4, 3, 5, 6, 7])
+    assert mixed["kendall_tau"] == pytest.approx(1 - 2 / 28)
+    low, high = mixed["kendall_tau_ci"]
+    assert low < mixed["kendall_tau"] and high == pytest.approx(1.0)
+    assert mixed["bootstrap"] > 1900  # only draws of one architecture repeated 8 times drop out
