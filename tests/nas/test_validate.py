@@ -148,7 +148,7 @@ def test_validation_writes_its_three_files_for_the_top_trials(validated):
     assert f"**Winner**: trial {w['trial']} ({archs[0]['describe']})" in md
     assert f"Kendall tau {r['kendall_tau']:.2f}" in md
     assert f"winner {doc['gain']['winner']:+.3f}" in md
-    assert "Rule: lead > 2 x pooled_sd x sqrt(2 / seeds)" in md
+    assert "Rule: lead > t x pooled_sd x sqrt(2 / seeds), t the 97.5% Student-t quantile" in md
     for title in ("GPT-2-like", "Llama-like", "BERT-like"):
         assert f"**vs {title}**" in md
 
