@@ -47,6 +47,7 @@ from nas.cli import CONF_DIR, entry, run_guarded
 from nas.errors import ConfigError, describe
 from nas.hooks import ScoreTest
 from nas.record import TrialRecord, has_architecture
+from nas.references import DESIGNS
 from nas.results import write_atomic
 from nas.stages import adaptation_budget
 from nas.task_families import allowed_families
@@ -59,34 +60,12 @@ log = logging.getLogger("adaptnas")
 FORMAT = "adaptnas-validity-v1"
 SEED_STRIDE = 100  # validation seeds are validate.seed + 100 k: a run uses seed + task index too
 BOOTSTRAP = 2000  # resamples behind the rank-agreement intervals
-#: Hand-designed baselines: the knobs that make each one (the size is matched to the winner).
+#: Hand-designed baselines: the knobs that make each one (the size is matched to the winner);
+#: the reference designs of nas.references that a decoder-only grid can size.
 BASELINES: dict[str, dict[str, Any]] = {
-    "gpt2": dict(
-        family="decoder",
-        pos="learned",
-        norm="layernorm",
-        norm_position="pre",
-        mlp="gelu",
-        tie_embeddings=True,
-    ),
-    "llama": dict(
-        family="decoder",
-        pos="rope",
-        norm="rmsnorm",
-        norm_position="pre",
-        mlp="swiglu",
-        tie_embeddings=False,
-    ),
-    "bert": dict(
-        family="encoder",
-        pos="learned",
-        norm="layernorm",
-        norm_position="post",
-        mlp="gelu",
-        tie_embeddings=True,
-    ),
+    n: dict(DESIGNS[n].knobs) for n in ("gpt2", "llama", "bert")
 }
-BASELINE_NAMES = {"gpt2": "GPT-2-like", "llama": "Llama-like", "bert": "BERT-like"}
+BASELINE_NAMES = {n: DESIGNS[n].title for n in BASELINES}
 FF_RATIO = {"gelu": 4.0, "swiglu": 8.0 / 3.0}  # each design's own MLP width, tried first
 # Faults of one run: recorded with the reason, the other runs go on.
 RUN_FAULTS = (DivergedError, TaskError)
