@@ -24,12 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from lightning_modules.generate import beam_search, greedy  # noqa: E402
 from lightning_modules.model import build_model  # noqa: E402
-from nas.cli import CONF_DIR  # noqa: E402
-from nas.config import plain  # noqa: E402
-from nas.engine import load_suite, prepare  # noqa: E402
-from nas.hooks import TrialHook  # noqa: E402
-from nas.stages import make_trainer  # noqa: E402
-from nas.trial import data_fields, run_trial  # noqa: E402
+from nas.config.compose import CONF_DIR  # noqa: E402
+from nas.config.nodes import plain  # noqa: E402
+from nas.engine.run import load_suite  # noqa: E402
+from nas.trial.hooks import TrialHook  # noqa: E402
+from nas.trial.resources import prepare  # noqa: E402
+from nas.trial.run import data_fields, run_trial  # noqa: E402
+from nas.trial.stages import make_trainer  # noqa: E402
 
 
 def stage_times(args, overrides: list[str]) -> None:

@@ -11,13 +11,13 @@ import optuna
 import pytest
 import yaml
 
-from nas import finalists as fin
-from nas.engine import run_search
-from nas.errors import ConfigError
-from nas.finalists import FinalistSettings
-from nas.results import best_trials, leaderboard_rows
-from nas.study import count_finished
-from nas.workers import SURPLUS_ATTR, fail_orphans, run_trials
+from nas.config.errors import ConfigError
+from nas.engine.run import run_search
+from nas.engine.workers import SURPLUS_ATTR, fail_orphans, run_trials
+from nas.reporting.leaderboard import best_trials, leaderboard_rows
+from nas.study import finalists as fin
+from nas.study.finalists import FinalistSettings
+from nas.study.storage import count_finished
 
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
@@ -135,7 +135,7 @@ def test_workers_racing_on_the_finalists_run_each_repeat_exactly_once(tmp_path):
 
 
 def fin_storage(tmp_path: Path):
-    from nas.study import JournalHeartbeatStorage
+    from nas.study.storage import JournalHeartbeatStorage
 
     return JournalHeartbeatStorage(
         tmp_path / "j.log", 1, 3, optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)

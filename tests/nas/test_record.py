@@ -7,11 +7,11 @@ import math
 import optuna
 
 from lightning_modules.config import TransformerConfig
-from nas.record import FINISHED, LIVE, State, TrialRecord
+from nas.trial.record import FINISHED, LIVE, State, TrialRecord
 
 ARCH = TransformerConfig(vocab_size=50, max_seq_len=8, n_layer=1, d_model=16, n_head=2, d_ff=16)
-# The keys of a completed trial as nas/objective.py wrote them before TrialRecord existed:
-# studies of earlier versions must keep loading, export reads them.
+# The keys of a completed trial as nas/engine/optuna_objective.py wrote them before TrialRecord
+# existed: studies of earlier versions must keep loading, export reads them.
 COMPLETED_KEYS = [
     "n_params", "flops_per_token", "pretrain_val_loss", "task_scores", "task_metrics", "curves",
     "data_curves", "adaptability", "timings", "steps", "trainable_params", "test_metrics",

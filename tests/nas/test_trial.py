@@ -7,11 +7,12 @@ import math
 import pytest
 
 from lightning_modules.config import TransformerConfig
-from nas.config import plain
-from nas.engine import load_suite, prepare
-from nas.hooks import ScoreTest, TrialHook
-from nas.stages import adaptation_budget
-from nas.trial import adaptability, data_fields, run_trial
+from nas.config.nodes import plain
+from nas.engine.run import load_suite
+from nas.trial.hooks import ScoreTest, TrialHook
+from nas.trial.resources import prepare
+from nas.trial.run import adaptability, data_fields, run_trial
+from nas.trial.stages import adaptation_budget
 
 
 class Reports(TrialHook):
@@ -190,7 +191,7 @@ def test_a_rung_loss_is_the_validation_loss_at_that_step(tiny_cfg):
     prepare()
     suite, cfg = load_suite(composed), plain(composed)
     arch = _tiny_arch(suite)
-    from nas.stages import pretrain
+    from nas.trial.stages import pretrain
 
     hook = Rungs((0.5,))
     model, final_loss, steps = pretrain(
@@ -223,7 +224,7 @@ def test_pruning_at_a_rung_stops_pretraining_there(tiny_cfg):
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.5, 1.5])
 def test_rung_fractions_lie_inside_pretraining(bad):
-    from nas.stages import rung_steps
+    from nas.trial.stages import rung_steps
 
     with pytest.raises(ValueError, match=f"pretraining rung {bad!r} must be a fraction"):
         rung_steps([bad], 8)

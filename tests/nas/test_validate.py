@@ -14,19 +14,12 @@ from scipy import stats
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.suite import build_suite
-from nas.config import plain
-from nas.engine import run_search
-from nas.errors import ConfigError
-from nas.trial import run_trial
-from nas.validate import (
-    BASELINES,
-    baseline_names,
-    finalists,
-    match_baseline,
-    run_validate,
-    scale_budget,
-    without_pretraining,
-)
+from nas.config.errors import ConfigError
+from nas.config.nodes import plain
+from nas.engine.run import run_search
+from nas.trial.run import run_trial
+from nas.validity.baselines import BASELINES, baseline_names, match_baseline
+from nas.validity.study import finalists, run_validate, scale_budget, without_pretraining
 from tests.conftest import compose_config, tiny_overrides
 from tests.nas.test_cli import run
 from tests.nas.test_report import png_size
@@ -232,9 +225,9 @@ def test_command_line_validates_a_study_and_rejects_an_unknown_one(validated, tm
 
 def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatch):
     """Aggregation without training: a fake staged trial whose score is a function of its inputs."""
-    import nas.validate as validate
+    import nas.validity.study as validate
     from lightning_modules.optim import DivergedError
-    from nas.record import TrialRecord
+    from nas.trial.record import TrialRecord
 
     run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS)))
     study = optuna.create_study(study_name="fake", direction="maximize")
@@ -279,7 +272,7 @@ def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatc
 def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
     import optuna
 
-    from nas.validate import finalists
+    from nas.validity.study import finalists
 
     study = optuna.create_study(direction="maximize")
     arch = {"family": "decoder"}
@@ -300,8 +293,8 @@ def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_be
     the best single search score: validating another trial as "the winner" misreports it."""
     import optuna
 
-    from nas.finalists import FinalistSettings
-    from nas.validate import finalists
+    from nas.study.finalists import FinalistSettings
+    from nas.validity.study import finalists
 
     study = optuna.create_study(direction="maximize")
     FinalistSettings(top_k=2, seeds=1).record(study)

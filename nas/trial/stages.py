@@ -1,6 +1,6 @@
 """The Lightning stages of a trial: pretrain one model, adapt a copy to a task, score on test.
 
-What ``nas.trial.run_trial`` runs, one stage at a time: the trainer factory (``make_trainer``)
+What ``nas.trial.run.run_trial`` runs, one stage at a time: the trainer factory (``make_trainer``)
 with its precision and device choices, pretraining (``pretrain``), adaptation to one task
 (``adapt``: one ``finetune`` per example budget), test scoring (``score_test``), and the
 per-trial deadline that every stage checks after each batch (``Deadline``). Nothing here knows
@@ -237,13 +237,20 @@ def make_trainer(
         gradient_clip_val=trainer_cfg["gradient_clip_val"],
         deterministic=bool(trainer_cfg["deterministic"]),
     )
-    from nas.progress import stage_callbacks  # trainer.progress_bar=rich: RichProgressBar
-
     if bars := stage_callbacks(trainer_cfg):
         kwargs["enable_progress_bar"] = True
         extra["callbacks"] = [*extra.get("callbacks", []), *bars]
     kwargs.update(extra)
     return pl.Trainer(**kwargs)
+
+
+def stage_callbacks(trainer_cfg: Any) -> list:
+    """Lightning callbacks for ``trainer.progress_bar``: ``rich`` gives ``RichProgressBar``."""
+    if str(trainer_cfg["progress_bar"]).lower() != "rich":
+        return []
+    from pytorch_lightning.callbacks import RichProgressBar
+
+    return [RichProgressBar(leave=False)]
 
 
 def uses_gpu(trainer_cfg: Mapping[str, Any]) -> bool:

@@ -28,10 +28,10 @@ With ``pretrain_at=f`` a trial reports, when the fraction ``f`` of its pretraini
 on only among the best ``ceil(n / reduction_factor)`` of the trials of its own family
 (``pretrain_group``: pretraining objectives differ by family, so their losses are not
 comparable). A promoted trial does not start over: it goes on pretraining the same in-memory
-model from the step where it was measured (``nas.stages.PretrainRungs``), and ends exactly as
+model from the step where it was measured (``nas.trial.stages.PretrainRungs``), and ends exactly as
 it would have without the rung.
 
-Finalist repeats (``nas.finalists``) report nothing, so they never enter a rung's comparison.
+Finalist repeats (``nas.study.finalists``) report nothing, so they never enter a rung's comparison.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.study import StudyDirection
 
-from nas.record import State
+from nas.trial.record import State
 
 _COMPETING = (State.COMPLETE, State.PRUNED, State.RUNNING)
 # The intermediate step of the pretraining rung: no task done yet.

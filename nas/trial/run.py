@@ -3,10 +3,11 @@
 ``run_trial`` pretrains the architecture briefly, adapts a copy to every task of the suite,
 combines the scores into its adaptability and, when a hook asks, scores the adapted models on the
 test splits; it returns the ``TrialRecord``. The Lightning stages themselves live in
-``nas.stages``; this module strings them together, tells the hooks (``nas.hooks.TrialHook``) what
-happened after each stage and each task (where the objective's hook reports to the pruner and may
-raise ``optuna.TrialPruned``), and turns faults into distinct exceptions. The same code serves a
-search (``nas/objective.py``) and a single run (``nas/train.py``, with ``trial=None``).
+``nas.trial.stages``; this module strings them together, tells the hooks
+(``nas.trial.hooks.TrialHook``) what happened after each stage and each task (where the
+objective's hook reports to the pruner and may raise ``optuna.TrialPruned``), and turns faults
+into distinct exceptions. The same code serves a search (``nas/engine/optuna_objective.py``) and a
+single run (``nas/train.py``, with ``trial=None``).
 
 Faults come out as distinct exceptions, so the objective can end the trial with a reason and let
 the search go on: ``DivergedError`` (NaN or exploding loss), ``TrialTimeout`` (past the per-trial
@@ -29,11 +30,11 @@ from optuna.exceptions import TrialPruned
 from lightning_modules.config import TransformerConfig
 from lightning_modules.optim import DivergedError
 from lightning_modules.suite import Suite
-from nas import stages
-from nas.errors import describe
-from nas.hooks import TrialHook
-from nas.record import TrialRecord
-from nas.stages import Deadline, TrialTimeout
+from nas.config.errors import describe
+from nas.trial import stages
+from nas.trial.hooks import TrialHook
+from nas.trial.record import TrialRecord
+from nas.trial.stages import Deadline, TrialTimeout
 
 ADAPTABILITY = ("mean", "worst", "auc", "curve")
 

@@ -22,8 +22,8 @@ from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf.errors import OmegaConfBaseException
 
-from nas.errors import USER_ERRORS
-from nas.schema import field_names
+from nas.config.errors import USER_ERRORS
+from nas.config.schema import field_names
 
 
 def conf_dir() -> Path:
@@ -32,7 +32,7 @@ def conf_dir() -> Path:
     ``pip install .`` copies ``conf/`` into the ``adaptnas`` package (``adaptnas/conf``, see
     pyproject.toml); the spec is looked up without importing ``adaptnas`` (torch and all).
     """
-    source = Path(__file__).resolve().parent.parent / "conf"
+    source = Path(__file__).resolve().parents[2] / "conf"
     if (source / "search.yaml").is_file():
         return source
     spec = importlib.util.find_spec("adaptnas")

@@ -15,7 +15,7 @@ from typing import Any
 
 from lightning_modules.config import FAMILIES
 from lightning_modules.tasks import TASK_KINDS
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
 from search_spaces import SearchSpace
 
 log = logging.getLogger("adaptnas")

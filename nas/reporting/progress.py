@@ -4,7 +4,8 @@ Only where someone watches: stderr is a terminal, ``TERM`` is not ``dumb`` and t
 a SLURM job (whose "terminal" is a log file). Piped output, CI logs and cluster jobs keep the
 plain log lines, one per stage and trial. While the display runs, the log lines of the terminal's
 handlers are printed above it (through rich's file proxy) rather than through it.
-``trainer.progress_bar=rich`` adds Lightning's ``RichProgressBar`` inside each stage.
+``trainer.progress_bar=rich`` adds Lightning's ``RichProgressBar`` inside each stage
+(``nas.trial.stages.stage_callbacks``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from rich.progress import (
 )
 
 from lightning_modules.config import TransformerConfig
-from nas.hooks import TrialHook
-from nas.record import FINISHED, State
+from nas.trial.hooks import TrialHook
+from nas.trial.record import FINISHED, State
 
 
 def interactive(stream: Any = None, environ: Any = None) -> bool:
@@ -122,12 +123,3 @@ class SearchProgress(TrialHook):
             stream = getattr(handler, "stream", None)
             if type(handler) is logging.StreamHandler and stream in (sys.stdout, sys.stderr):
                 self._swapped.append((handler, handler.setStream(FileProxy(self.console, stream))))
-
-
-def stage_callbacks(trainer_cfg: Any) -> list:
-    """Lightning callbacks for ``trainer.progress_bar``: ``rich`` gives ``RichProgressBar``."""
-    if str(trainer_cfg["progress_bar"]).lower() != "rich":
-        return []
-    from pytorch_lightning.callbacks import RichProgressBar
-
-    return [RichProgressBar(leave=False)]

@@ -9,24 +9,37 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.suite import Suite, build_suite
 from lightning_modules.tasks import TASK_KINDS
-from nas import finalists as fin
-from nas.config import plain
-from nas.errors import ConfigError
-from nas.finalists import FinalistSettings
-from nas.hooks import TrialHook
-from nas.objective import TRIAL_FAULTS, Objective, fmt_duration
-from nas.plots import write_plots_safely
-from nas.record import TrialRecord
-from nas.results import leaderboard_rows, print_leaderboard, write_atomic, write_results
-from nas.schema import SearchConfig, TrainConfig, check_task
-from nas.study import (
+from nas.config.errors import ConfigError
+from nas.config.families import check_arch_serves_tasks, restrict_to_tasks
+from nas.config.nodes import plain
+from nas.config.schema import SearchConfig, TrainConfig, check_task
+from nas.engine.optuna_objective import TRIAL_FAULTS, Objective, fmt_duration
+from nas.engine.wandb_sweep import sweep_arch
+from nas.engine.workers import (
+    MAX_CONSECUTIVE_FAILURES,
+    StopAfterFailures,
+    fail_orphans,
+    run_trials,
+    setup_worker,
+)
+from nas.reporting.files import write_atomic
+from nas.reporting.leaderboard import leaderboard_rows, print_leaderboard, write_results
+from nas.reporting.plots import write_plots_safely
+from nas.reporting.tracking import (
+    TrainRunHook,
+    build_tracking_hooks,
+    open_train_run,
+    summary_of,
+)
+from nas.study import finalists as fin
+from nas.study.finalists import FinalistSettings
+from nas.study.storage import (
     StudyFootprint,
     count_finished,
     default_study_name,
@@ -36,22 +49,10 @@ from nas.study import (
     storage_url,
     study_dir,
 )
-from nas.sweep import sweep_arch
-from nas.task_families import check_arch_serves_tasks, restrict_to_tasks
-from nas.tracking import (
-    TrainRunHook,
-    build_tracking_hooks,
-    open_train_run,
-    summary_of,
-)
-from nas.trial import ADAPTABILITY, data_fields, run_trial
-from nas.workers import (
-    MAX_CONSECUTIVE_FAILURES,
-    StopAfterFailures,
-    fail_orphans,
-    run_trials,
-    setup_worker,
-)
+from nas.trial.hooks import TrialHook
+from nas.trial.record import TrialRecord
+from nas.trial.resources import prepare
+from nas.trial.run import ADAPTABILITY, data_fields, run_trial
 from search_spaces import load_space
 
 log = logging.getLogger("adaptnas")
@@ -70,7 +71,7 @@ class SearchResult:
 def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
     """Validate values that Hydra cannot, before any work (one-line ``ConfigError``).
 
-    ``OmegaConf.to_object`` instantiates the schema of ``nas.schema``: each section's
+    ``OmegaConf.to_object`` instantiates the schema of ``nas.config.schema``: each section's
     ``__post_init__`` holds its keys to their rules (type and range) and every task block becomes
     the typed config of its kind (so a misspelt key fails too); the message names the key.
 
@@ -117,23 +118,19 @@ def build_hooks(cfg: DictConfig) -> list[TrialHook]:
     """The trial observers this config asks for (tracking, weight keeping, ...)."""
     hooks: list[TrialHook] = []
     hooks += build_tracking_hooks(plain(cfg))  # logger=wandb|csv: one tracked run per trial
-    from nas.checkpoints import KeepWeights  # weights of the best trials, for nas/export.py
+    from nas.study.kept_weights import KeepWeights  # weights of the best trials, for nas/export.py
 
     keep_top_k = int(cfg.get("export", {}).get("keep_top_k", 0) or 0)
     if keep_top_k > 0:
         hooks.append(KeepWeights(study_dir(cfg), keep_top_k, plain(cfg)))
-    from nas.progress import SearchProgress, interactive  # a live bar where someone watches
+    from nas.reporting.progress import (  # a live bar where someone watches
+        SearchProgress,
+        interactive,
+    )
 
     if cfg.get("n_trials") and interactive():
         hooks.append(SearchProgress(int(cfg.n_trials)))
     return hooks
-
-
-def prepare() -> None:
-    """Process-wide settings for fast CPU training."""
-    # Tiny weights drift into denormals during training; flushing them avoids a 10x slowdown.
-    torch.set_flush_denormal(True)
-    torch.set_float32_matmul_precision("high")
 
 
 def run_search(cfg: DictConfig) -> SearchResult:
@@ -142,17 +139,18 @@ def run_search(cfg: DictConfig) -> SearchResult:
     Re-running with the same ``study_name`` and storage resumes the study and runs only the trials
     still missing from ``n_trials`` (completed and pruned trials count; failed ones are re-run).
     Once the search trials are done, the finalists are re-run with more seeds (``finalists``:
-    ``nas.finalists``), also on a resume that finds them missing.
+    ``nas.study.finalists``), also on a resume that finds them missing.
     """
     check_config(cfg)
     settings = FinalistSettings.from_cfg(cfg)
-    from nas.supernet import open_strategy, strategy_space, study_suffix  # strategy=supernet
+    from nas.strategies.registry import strategy_for  # strategy=standalone|supernet
 
     if cfg.get("study_name") is None:
-        cfg.study_name = default_study_name(cfg) + study_suffix(cfg)
+        cfg.study_name = default_study_name(cfg) + strategy_for(cfg).study_suffix
     # Families that cannot serve a selected task (encoders for generation) are never sampled.
     space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
-    space = strategy_space(plain(cfg), space)  # supernet: only what one super-network covers
+    strategy = strategy_for(plain(cfg))
+    space = strategy.space(plain(cfg), space)  # supernet: only what one super-network covers
     folder = study_dir(cfg)
     scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
     created = StudyFootprint()  # what opening the study creates, undone on bad input below
@@ -189,7 +187,6 @@ def run_search(cfg: DictConfig) -> SearchResult:
             public = OmegaConf.create(run)
             hooks = build_hooks(public)
             # supernet: built (or resumed) by the first worker, loaded by the others.
-            strategy = open_strategy(run, space, suite, folder)
             objective = Objective(
                 run,
                 suite,
@@ -197,7 +194,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 n_trials=int(target) if target else None,
                 hooks=hooks,
                 log_dir=folder / "logs",
-                strategy=strategy,
+                strategy=strategy.open(run, space, suite, folder),
             )
         log.info(
             "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
@@ -274,7 +271,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
             log.info("winner: %s", files["best_architecture"])
     log.info("leaderboard: %s", files["leaderboard"])
     if cfg.get("validate", {}).get("auto"):  # validate.auto=true: nas/validate.py on the study
-        from nas.validate import validate_after_search
+        from nas.validity.study import validate_after_search
 
         files.update(validate_after_search(cfg, study, folder))
     return SearchResult(study=study, folder=folder, files=files, ran=ran)
@@ -310,7 +307,9 @@ def run_train(cfg: DictConfig) -> TrialRecord:
         arch = TransformerConfig.from_dict({**arch.to_dict(), **overrides})
     check_arch_serves_tasks(arch.family, plain(cfg.tasks))  # an encoder cannot generate
     log.info("training %s (%s params)", arch.describe(), params_human(arch.num_params()))
-    from nas.init_from import init_from_export  # init_from=<export folder>: resume from its weights
+    from nas.trial.init_from import (
+        init_from_export,  # init_from=<export folder>: resume from its weights
+    )
 
     init_model = init_from_export(cfg.get("init_from"), arch, suite)
     tracked = open_train_run(plain(cfg), arch)  # logger=csv|wandb; a no-op for none

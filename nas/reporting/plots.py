@@ -14,18 +14,15 @@ each as ``<name>.html`` (one ``plotly.min.js`` beside them, so they open offline
 ``<name>.png``. A plot that a study cannot have yet (too few trials, single objective) is
 skipped with the reason. Files are replaced atomically, so a report can run while the search
 writes to the same storage. ``run_report(cfg)`` is what ``python nas/report.py study=<name>``
-calls: plots plus the leaderboard files of ``nas.results``.
+calls: plots plus the leaderboard files of ``nas.reporting.leaderboard``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 import warnings
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +30,8 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig
 
-from nas.record import State, TrialRecord
+from nas.reporting.files import atomic_path
+from nas.trial.record import State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 
@@ -61,22 +59,6 @@ class Plots:
     def files(self) -> list[Path]:
         """Every file written, in plot order."""
         return [p for paths in self.written.values() for p in paths]
-
-
-@contextmanager
-def _atomic(path: Path):
-    """Yield a temporary path beside ``path``; move it over ``path`` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; plots are for everyone
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -293,10 +275,10 @@ def write_plots(study: optuna.Study, folder: Path, top_k: int = 10) -> Plots:
                 out.skipped[name] = str(why)
                 continue
             html, png = folder / f"{name}.html", folder / f"{name}.png"
-            with _atomic(html) as tmp:
+            with atomic_path(html) as tmp:
                 # One plotly.min.js beside the pages: they open offline, and stay small.
                 fig.write_html(tmp, include_plotlyjs="directory", full_html=True)
-            with _atomic(png) as tmp:
+            with atomic_path(png) as tmp:
                 mfig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
             plt.close(mfig)
             out.written[name] = [html, png]
@@ -310,8 +292,8 @@ def run_report(cfg: DictConfig) -> dict[str, Path]:
     Returns:
         Every file written, by name (``leaderboard``, ``best_architecture``, ``<plot>.html``...).
     """
-    from nas.results import leaderboard_rows, print_leaderboard, write_results
-    from nas.study import open_existing_study
+    from nas.reporting.leaderboard import leaderboard_rows, print_leaderboard, write_results
+    from nas.study.storage import open_existing_study
 
     study, folder = open_existing_study(cfg, "report on")
     files = write_results(study, folder)

@@ -20,9 +20,9 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages._heartbeat import BaseHeartbeat
 
-from nas.config import plain
-from nas.errors import USER_ERRORS, ConfigError, first_line
-from nas.record import FINISHED
+from nas.config.errors import USER_ERRORS, ConfigError, first_line
+from nas.config.nodes import plain
+from nas.trial.record import FINISHED
 
 log = logging.getLogger("adaptnas")
 
@@ -473,9 +473,9 @@ class StudyFootprint:
 def count_finished(study: optuna.Study) -> int:
     """Trials that count towards ``n_trials``: completed or pruned (failed ones are re-run).
 
-    Finalist repeats (``nas.finalists``) are not search trials and never count.
+    Finalist repeats (``nas.study.finalists``) are not search trials and never count.
     """
-    from nas.finalists import search_trials
+    from nas.study.finalists import search_trials
 
     return len(search_trials(study.get_trials(deepcopy=False, states=FINISHED)))
 

@@ -1,7 +1,7 @@
 """The trial record: what one trial measured, and how it lives in Optuna's user attributes.
 
 In the spirit of Optuna's ``FrozenTrial``: one dataclass, ``TrialRecord``, is both what
-``nas.trial.run_trial`` returns and what the readers of a study (leaderboard, plots, tracking,
+``nas.trial.run.run_trial`` returns and what the readers of a study (leaderboard, plots, tracking,
 weight keeping, finalists, validation, export) rebuild from storage with ``from_trial``. The
 user-attribute keys are spelled here only; ``to_attrs`` writes the keys the objective has always
 written, so studies of earlier versions load as they are.
@@ -52,7 +52,7 @@ LOG_FILE = "log_file"
 class TrialRecord:
     """What one trial produced, in memory or as stored.
 
-    A running trial's record comes from ``nas.trial.run_trial`` (its models still in memory); a
+    A running trial's record comes from ``nas.trial.run.run_trial`` (its models still in memory); a
     stored one from ``TrialRecord.from_trial`` (no models; fields a pruned or failed trial never
     reached keep their empty defaults).
 
@@ -174,7 +174,7 @@ class TrialRecord:
         return out
 
     def weights_doc(self) -> dict[str, Any]:
-        """The scores kept beside a trial's weights (``nas.checkpoints``: ``scores.json``)."""
+        """The scores kept beside a trial's weights (``scores.json`` of ``kept_weights``)."""
         return {
             ARCHITECTURE: self.architecture,
             ADAPTABILITY: self.adaptability,

@@ -15,9 +15,9 @@ any worker may run it; nothing coordinates them but two deterministic rules:
 1. :func:`enqueue_missing` enqueues the repeats ``(finalist, r)`` that have no live attempt
    (complete, pruned, running or waiting) in the storage. Two workers doing this at the same
    moment may both enqueue the same repeat.
-2. When a worker starts a repeat (``nas.workers.BudgetedObjective``), :func:`duplicate_of` looks
-   for a live attempt of the same ``(finalist, r)`` with a smaller number; if there is one, this
-   trial is surplus: failed at once, before training, and never counted. Numbers grow with
+2. When a worker starts a repeat (``nas.engine.workers.BudgetedObjective``), :func:`duplicate_of`
+   looks for a live attempt of the same ``(finalist, r)`` with a smaller number; if there is one,
+   this trial is surplus: failed at once, before training, and never counted. Numbers grow with
    creation order and a live attempt only leaves the live set by failing, so exactly one attempt
    of each repeat runs to the end.
 
@@ -49,8 +49,8 @@ from typing import Any
 
 import optuna
 
-from nas.errors import ConfigError
-from nas.record import LIVE, State, TrialRecord
+from nas.config.errors import ConfigError
+from nas.trial.record import LIVE, State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 

@@ -3,9 +3,9 @@
 Everything is rebuilt from the storage, so it is the same whether the search just ended, was
 resumed, or ran on many workers. Files are written atomically (temp file + rename).
 
-A finalist's repeats (``nas.finalists``) fold into its row: ``adaptability`` and the task columns
-are means over its seeds, ``sd`` and ``seeds`` say how far to trust them. The finalists come first,
-by mean; the winner is the first of them (rank 1), not Optuna's ``best_trial``.
+A finalist's repeats (``nas.study.finalists``) fold into its row: ``adaptability`` and the task
+columns are means over its seeds, ``sd`` and ``seeds`` say how far to trust them. The finalists come
+first, by mean; the winner is the first of them (rank 1), not Optuna's ``best_trial``.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +23,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lightning_modules.config import params_human
-from lightning_modules.export import follow_umask
-from nas import finalists as fin
-from nas import record as rec
-from nas.record import State, TrialRecord
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        follow_umask(tmp)  # mkstemp makes 0600; results are the user's files like any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+from nas.reporting.files import write_atomic
+from nas.study import finalists as fin
+from nas.trial import record as rec
+from nas.trial.record import State, TrialRecord
 
 
 def _score(t: optuna.trial.FrozenTrial) -> float:
@@ -64,8 +46,8 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
     A finalist's complete repeats are folded into its row (mean over seeds, ``sd``, ``seeds``);
     a repeat that did not complete keeps a row of its own, its reason saying which it repeats.
     """
-    # A surplus trial lost the race for a slot (nas/workers.py) or a repeat (nas/finalists.py)
-    # and never ran.
+    # A surplus trial lost the race for a slot (nas/engine/workers.py) or a repeat
+    # (nas/study/finalists.py) and never ran.
     everything = [
         t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(fin.SURPLUS_ATTR)
     ]
@@ -229,7 +211,7 @@ def _note(reason: str, width: int = 80) -> str:
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The winner (single objective) or the Pareto front, best mean adaptability first.
 
-    Single objective: the best mean over seeds among the finalists (``nas.finalists.ranked``).
+    Single objective: the best mean over seeds among the finalists (``nas.study.finalists.ranked``).
     Multi-objective: the front of the search trials (repeats apart), by mean adaptability.
     """
     trials = study.get_trials(deepcopy=False)

@@ -20,9 +20,9 @@ the host and pid of its process, and a search that starts fails the running tria
 is gone at once (``fail_orphans``), queuing them again the same way.
 
 Once ``n_trials`` search trials are finished, the workers re-run the finalists with more seeds
-(``nas.finalists``): any worker enqueues the missing repeats, any worker runs them, a duplicate
-enqueued by a racing worker is failed as surplus when it starts, and a worker leaves when no
-repeat is missing, queued or running. Repeats never count towards ``n_trials``.
+(``nas.study.finalists``): any worker enqueues the missing repeats, any worker runs them, a
+duplicate enqueued by a racing worker is failed as surplus when it starts, and a worker leaves when
+no repeat is missing, queued or running. Repeats never count towards ``n_trials``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,10 +40,10 @@ import optuna
 import torch
 from omegaconf import DictConfig
 
-from nas import finalists as fin
-from nas.errors import ConfigError
-from nas.finalists import SURPLUS_ATTR, FinalistSettings
-from nas.record import FAIL_REASON, FINISHED, LIVE, State
+from nas.study import finalists as fin
+from nas.study.finalists import SURPLUS_ATTR, FinalistSettings
+from nas.trial.record import FAIL_REASON, FINISHED, LIVE, State
+from nas.trial.resources import assign_gpu, available_cpus, local_workers, resolve_threads
 
 log = logging.getLogger("adaptnas")
 
@@ -135,117 +133,6 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
-
-
-def available_cpus(env: dict[str, str] | os._Environ = os.environ) -> int:
-    """CPUs this process may use: SLURM's ``--cpus-per-task``, else its affinity mask."""
-    slurm = env.get("SLURM_CPUS_PER_TASK")
-    if slurm and slurm.isdigit() and int(slurm) > 0:
-        return int(slurm)
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
-
-
-def local_workers(env: dict[str, str] | os._Environ = os.environ) -> int:
-    """How many workers share this machine's CPUs, as far as the launcher tells.
-
-    Under SLURM each worker is a job with CPUs of its own (1). Under Hydra's joblib launcher, its
-    ``n_jobs`` (negative: joblib's "all CPUs but ``-n_jobs - 1``"). Otherwise 1.
-    """
-    if env.get("SLURM_JOB_ID"):
-        return 1
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        if not HydraConfig.initialized():
-            return 1
-        launcher = HydraConfig.get().launcher
-    except Exception:  # noqa: BLE001 (no Hydra, or a launcher config we do not know)
-        return 1
-    if "joblib" not in str(launcher.get("_target_", "")).lower():
-        return 1
-    n_jobs = int(launcher.get("n_jobs") or 1)
-    cpus = os.cpu_count() or 1
-    return n_jobs if n_jobs > 0 else max(1, cpus + 1 + n_jobs)
-
-
-def resolve_threads(
-    setting: Any, workers: int, cpus: int, env: dict[str, str] | os._Environ = os.environ
-) -> int:
-    """Torch threads for one worker.
-
-    ``auto`` = ``max(1, cpus // workers)``, capped by ``OMP_NUM_THREADS`` when that is set; an
-    integer is taken as it is. On 2 cores, 4 workers of 2 threads each run 10-25x slower than 4
-    workers of 1 thread: OpenMP threads spin while they wait for a core.
-    """
-    if setting is None or str(setting).lower() == "auto":
-        threads = max(1, cpus // max(1, workers))
-        omp = env.get("OMP_NUM_THREADS", "")
-        if omp.isdigit() and int(omp) > 0:
-            threads = min(threads, int(omp))
-        return threads
-    if isinstance(setting, bool) or not isinstance(setting, int) or setting < 1:
-        raise ConfigError(f"threads={setting!r} must be 'auto' or a positive integer")
-    return setting
-
-
-def list_gpus() -> list[str]:
-    """GPU indices from ``nvidia-smi``, without touching CUDA in this process ([] if none).
-
-    Asking torch would initialise CUDA, after which ``CUDA_VISIBLE_DEVICES`` can no longer pick
-    this worker's device.
-    """
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    try:
-        out = subprocess.run(
-            [smi, "--query-gpu=index", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
-
-
-def assign_gpu(
-    worker: int,
-    env: dict[str, str] | os._Environ = os.environ,
-    gpus: Callable[[], list[str]] = list_gpus,
-) -> str | None:
-    """The GPU this worker takes, one per worker, or ``None`` when there is none.
-
-    * ``CUDA_VISIBLE_DEVICES`` names one device: the launcher (SLURM ``--gpus-per-task``, Ray)
-      already gave this worker its GPU; keep it.
-    * It names several, or is unset and ``nvidia-smi`` lists several: the worker's local slot
-      (``SLURM_LOCALID`` under SLURM, else the ``worker`` index) picks one. A slot past the last
-      GPU is an error rather than a second trial on a busy device.
-    """
-    visible = env.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        devices = [d.strip() for d in visible.split(",") if d.strip()]
-        if len(devices) <= 1:
-            return devices[0] if devices else None
-        source = f"CUDA_VISIBLE_DEVICES={visible}"
-    else:
-        devices = gpus()
-        if not devices:
-            return None
-        source = "nvidia-smi"
-    local = env.get("SLURM_LOCALID")
-    slot = int(local) if local and local.isdigit() else worker
-    if slot >= len(devices):
-        raise ConfigError(
-            f"worker={worker}: only {len(devices)} GPU(s) visible ({source}) and each worker "
-            f"takes its own; start at most {len(devices)} workers per machine "
-            "(or set gpu_per_worker=false)"
-        )
-    return devices[slot]
 
 
 def setup_worker(cfg: DictConfig) -> WorkerInfo:
@@ -346,7 +233,7 @@ class BudgetedObjective:
 
 def heartbeat_interval(study: optuna.Study) -> int | None:
     """The storage's heartbeat interval in seconds, or ``None`` when it has none."""
-    # A journal file beats through nas.study.JournalHeartbeatStorage until Optuna's own
+    # A journal file beats through nas.study.storage.JournalHeartbeatStorage until Optuna's own
     # JournalStorage does (https://github.com/optuna/optuna/issues/6615).
     storage = study._storage
     if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
@@ -431,7 +318,7 @@ def run_trials(
 ) -> int:
     """Run trials of ``study`` until it has ``n_trials`` finished ones, with any number of peers.
 
-    Then, with ``finalists`` enabled, the finalist repeats (``nas.finalists``) until none is
+    Then, with ``finalists`` enabled, the finalist repeats (``nas.study.finalists``) until none is
     missing, queued or running.
 
     Args:

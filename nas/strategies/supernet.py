@@ -54,12 +54,12 @@ from lightning_modules.export import load_safetensors, save_safetensors
 from lightning_modules.objectives import pretraining_loss
 from lightning_modules.optim import adamw_with_schedule
 from lightning_modules.supernet import ELASTIC, SHARED, SuperNetwork, sandwich_step
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
+from nas.strategies.base import Strategy
 from search_spaces import SearchSpace, SearchSpaceError
 
 log = logging.getLogger("adaptnas")
 
-STRATEGIES = ("standalone", "supernet")
 FORMAT = "adaptnas-supernet-v1"
 FINAL, PROGRESS, SPEC, LOCK = (
     "supernet.safetensors",
@@ -142,15 +142,6 @@ class SupernetSettings:
         if out.distill_weight > 1:
             raise ConfigError(f"strategy.distill_weight={out.distill_weight} must be in [0, 1]")
         return out
-
-
-def strategy_name(cfg: Mapping[str, Any]) -> str:
-    """``cfg.strategy.name`` (``standalone`` when the config has no strategy), checked."""
-    strategy = cfg.get("strategy") or {}
-    name = strategy.get("name", "standalone") if isinstance(strategy, Mapping) else strategy
-    if name not in STRATEGIES:
-        raise ConfigError(f"strategy={name!r} is not one of {', '.join(STRATEGIES)}")
-    return name
 
 
 # ---- the space one super-network covers -------------------------------------------------------
@@ -244,7 +235,7 @@ def super_config(space: SearchSpace, data: Mapping[str, int]) -> TransformerConf
 
     Args:
         space: The narrowed space.
-        data: ``vocab_size`` and ``max_seq_len`` (``nas.trial.data_fields``).
+        data: ``vocab_size`` and ``max_seq_len`` (``nas.trial.run.data_fields``).
     """
     n_layer, d_model, d_ff = (_largest(space, k) for k in ("n_layer", "d_model", "d_ff"))
     families = _values(space, "family") or ["decoder"]
@@ -447,7 +438,7 @@ def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) 
 
 
 def _device(trainer_cfg: Mapping[str, Any]) -> tuple[torch.device, bool]:
-    """The device and bf16 autocast that ``nas.stages.uses_gpu`` and ``precision_for`` pick.
+    """The device and bf16 autocast that ``nas.trial.stages.uses_gpu`` and ``precision_for`` pick.
 
     Repeated here so that a super-network build does not import Lightning (seconds).
     """
@@ -613,7 +604,7 @@ def ensure_supernet(
     Returns:
         ``(super-network on the CPU, its folder)``.
     """
-    from nas.trial import data_fields
+    from nas.trial.run import data_fields
 
     settings = SupernetSettings.from_cfg(cfg["strategy"])
     data = data_fields(suite)
@@ -713,55 +704,22 @@ class SupernetStrategy:
         return run, init_model
 
 
-def strategy_space(cfg: Mapping[str, Any], space: SearchSpace) -> SearchSpace:
-    """The space a study samples: ``space`` itself, or what one super-network covers."""
-    if strategy_name(cfg) != "supernet":
-        return space
-    return supernet_space(space, SupernetSettings.from_cfg(cfg["strategy"]).fixed)
+# ---- the strategy -----------------------------------------------------------------------------
+class Supernet(Strategy):
+    """``strategy=supernet``: the study samples what one super-network covers and every candidate
+    starts from its sliced weights."""
 
+    name = "supernet"
+    study_suffix = "-supernet"  # in the default study name: never mixed with standalone
 
-def study_suffix(cfg: Mapping[str, Any]) -> str:
-    """``-supernet`` in the default study name of a supernet search: never mixed with standalone."""
-    return "-supernet" if strategy_name(cfg) == "supernet" else ""
+    def space(self, cfg: Mapping[str, Any], space: SearchSpace) -> SearchSpace:
+        """What one super-network covers: the space's ``supernet:`` section and ``fixed``."""
+        return supernet_space(space, SupernetSettings.from_cfg(cfg["strategy"]).fixed)
 
-
-def open_strategy(
-    cfg: Mapping[str, Any], space: SearchSpace, suite, study_folder: Path
-) -> SupernetStrategy | None:
-    """``None`` for ``standalone``; the study's super-network (built or loaded) for ``supernet``."""
-    if strategy_name(cfg) != "supernet":
-        return None
-    settings = SupernetSettings.from_cfg(cfg["strategy"])
-    net, folder = ensure_supernet(space, suite, cfg, study_folder)
-    return SupernetStrategy(net, folder, settings.continue_tokens)
-
-
-# ---- validity ---------------------------------------------------------------------------------
-def inherited_vs_standalone(validity: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """Kendall tau between a supernet study's scores and the same architectures trained alone.
-
-    ``nas/validate.py`` re-runs the top trials of a study with the study's run config through
-    the plain staged trial, i.e. standalone (pretrained from scratch with ``pretrain.tokens``,
-    same adaptation budget). For a ``strategy=supernet`` study its ``rank.study_scores`` are the
-    inherited scores and ``rank.search`` the standalone means over the validation seeds.
-
-    Args:
-        validity: ``validity.json`` (its path or its parsed content).
-
-    Returns:
-        ``nas.validate.rank_agreement`` of the two (``n``, ``kendall_tau``, ``kendall_p``,
-        ``spearman``) plus both lists.
-    """
-    from nas.validate import rank_agreement
-
-    if not isinstance(validity, Mapping):
-        validity = json.loads(Path(validity).read_text())
-    rank = validity["rank"]
-    pairs = [
-        (a, b)
-        for a, b in zip(rank["study_scores"], rank["search"], strict=True)
-        if a is not None and b is not None
-    ]
-    out = rank_agreement([a for a, _ in pairs], [b for _, b in pairs])
-    out["inherited"], out["standalone"] = [a for a, _ in pairs], [b for _, b in pairs]
-    return out
+    def open(
+        self, cfg: Mapping[str, Any], space: SearchSpace, suite, study_folder: Path
+    ) -> SupernetStrategy:
+        """The study's super-network, built (or resumed) by the first worker, loaded by others."""
+        settings = SupernetSettings.from_cfg(cfg["strategy"])
+        net, folder = ensure_supernet(space, suite, cfg, study_folder)
+        return SupernetStrategy(net, folder, settings.continue_tokens)

@@ -16,7 +16,7 @@ types where a key has one (Hydra converts and rejects ``seed=abc``), ``Any`` whe
 several forms (``trainer.devices``: a count, a list or ``auto``).
 
 Values are checked in ``__post_init__``: each field's metadata holds the ``Rule`` its value must
-meet (type and range), and ``nas.engine.check_config`` instantiates the whole config with
+meet (type and range), and ``nas.engine.run.check_config`` instantiates the whole config with
 ``OmegaConf.to_object`` before a search or a training run does any work, so ``finetune.lr=-1`` is
 one line and exit code 2, not a whole search.
 
@@ -209,7 +209,7 @@ def check_values(schema: type, values: Mapping[str, Any], prefix: str) -> None:
         prefix: Its dotted key (``finetune``, ``tasks.qa``), for the message.
 
     Raises:
-        ValueError: One line naming the key, its value and what it must be (``nas.engine``
+        ValueError: One line naming the key, its value and what it must be (``nas.engine.run``
             turns it into a ``ConfigError``).
     """
     fields = {f.name: f for f in dataclasses.fields(schema)}
@@ -227,9 +227,9 @@ class Checked:
     """A section whose ``__post_init__`` holds every field to its ``Rule`` (``section``: its key).
 
     Hydra builds the config without calling ``__init__``; ``OmegaConf.to_object`` (what
-    ``nas.engine.check_config`` calls before any work) instantiates every section, so a bad value
-    fails there in one line. ``???`` (a value no file gave yet) is left to OmegaConf, which names
-    the missing key.
+    ``nas.engine.run.check_config`` calls before any work) instantiates every section, so a bad
+    value fails there in one line. ``???`` (a value no file gave yet) is left to OmegaConf, which
+    names the missing key.
     """
 
     section: typing.ClassVar[str] = ""
@@ -533,7 +533,7 @@ class ObjectiveConfig(Checked):
     section: typing.ClassVar[str] = "objective"
 
     # mean | worst | auc (area under the fine-tuning curves; set finetune.evals>1) | ... : one of
-    # nas.trial.ADAPTABILITY (check_config)
+    # nas.trial.run.ADAPTABILITY (check_config)
     adaptability: str = rule("mean", kind=str)
     # true: maximise adaptability and minimise parameters (Pareto front)
     multi_objective: bool = rule(False, kind=bool)
@@ -594,7 +594,8 @@ class PathsConfig:
 class StrategyConfig:
     """``strategy``: how candidates get their pretrained weights (``conf/strategy/*.yaml``).
 
-    ``standalone`` uses only ``name``; ``supernet`` the rest (``nas/supernet.py`` checks them).
+    ``standalone`` uses only ``name``; ``supernet`` the rest (``nas/strategies/supernet.py`` checks
+    them).
     """
 
     name: str = "standalone"

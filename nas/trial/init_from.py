@@ -10,7 +10,7 @@ from typing import Any
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.tokenizer import same_vocabulary
 from lightning_modules.export import load_safetensors
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
 
 log = logging.getLogger("adaptnas")
 

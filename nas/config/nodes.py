@@ -1,7 +1,7 @@
 """Config helpers every layer shares: ``plain`` copies of config nodes and the tiny-run budgets.
 
-The schema itself (keys, types, the one set of defaults) is ``nas.schema``; the YAML files are
-``conf/``.
+The schema itself (keys, types, the one set of defaults) is ``nas.config.schema``; the YAML files
+are ``conf/``.
 """
 
 from __future__ import annotations

@@ -43,9 +43,9 @@ from lightning_modules.export import (
     save_safetensors,
     save_task_weights,
 )
-from nas.finalists import is_repeat
-from nas.hooks import TrialHook
-from nas.record import State, TrialRecord
+from nas.study.finalists import is_repeat
+from nas.trial.hooks import TrialHook
+from nas.trial.record import State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 
@@ -119,7 +119,8 @@ def _ranked_trials(study: optuna.Study) -> list[tuple[int, float, float]]:
     out = []
     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
         if is_repeat(t):
-            continue  # a finalist's repeat (nas/finalists.py): the winner's weights are its own
+            # a finalist's repeat (nas/study/finalists.py): the winner's weights are its own
+            continue
         record = TrialRecord.from_trial(t)
         # objective.per_trainable_param: the trial's value is this, not the plain adaptability
         score = record.rank_score()
@@ -211,7 +212,7 @@ class KeepWeights(TrialHook):
     """Trial hook that keeps the weights of the best ``keep_top_k`` trials of the study.
 
     Args:
-        study_folder: ``nas.study.study_dir(cfg)``.
+        study_folder: ``nas.study.storage.study_dir(cfg)``.
         keep_top_k: Trials to keep (0: none).
         cfg: The run config as plain dicts (recorded in each trial's ``meta.json``).
     """

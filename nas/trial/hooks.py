@@ -1,6 +1,6 @@
 """Observers of a trial: tracking (W&B, CSV), keeping weights, pruning and the like plug in here.
 
-``nas.trial.run_trial`` calls every hook at the same points of each trial (each stage, each
+``nas.trial.run.run_trial`` calls every hook at the same points of each trial (each stage, each
 task's running adaptability, the test decision) and the objective calls them at its start and
 end, so features that watch trials never edit the trial or the objective itself. All methods are
 optional no-ops. ``trial`` is the Optuna trial of a search, or ``None`` for a single run
@@ -57,7 +57,7 @@ class TrialHook:
         self, trial: optuna.Trial, state: str, record: Any | None, reason: str | None
     ) -> None:
         """When the trial ends: ``state`` is ``complete``, ``pruned`` or ``fail``; ``record`` is
-        the ``nas.record.TrialRecord`` of a complete trial (its models still in memory)."""
+        the ``nas.trial.record.TrialRecord`` of a complete trial (its models still in memory)."""
 
     def on_search_end(self, study: optuna.Study) -> None:
         """Once per process, after the last trial."""

@@ -36,9 +36,10 @@ from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities import rank_zero_only
 
 from lightning_modules.config import TransformerConfig
-from nas.errors import ConfigError
-from nas.hooks import TrialHook
-from nas.record import (
+from nas.config.errors import ConfigError
+from nas.study.storage import mask_url
+from nas.trial.hooks import TrialHook
+from nas.trial.record import (
     ADAPTABILITY,
     DESCRIBE,
     FLOPS_PER_TOKEN,
@@ -47,7 +48,6 @@ from nas.record import (
     State,
     TrialRecord,
 )
-from nas.study import mask_url
 
 log = logging.getLogger("adaptnas")
 
@@ -497,7 +497,7 @@ class TrackingHook(TrialHook):
         self._close_stale()
         if self.study_run is None:
             return
-        from nas.results import best_trials, leaderboard_rows
+        from nas.reporting.leaderboard import best_trials, leaderboard_rows
 
         run = self.study_run.run
         rows = leaderboard_rows(study)

@@ -11,7 +11,7 @@ leaderboard) and the search goes on:
 Any other exception is a bug: the trial is failed and the error stops the search with its
 traceback.
 
-A finalist repeat (a trial enqueued with ``user_attrs["finalist_of"]``, see ``nas.finalists``)
+A finalist repeat (a trial enqueued with ``user_attrs["finalist_of"]``, see ``nas.study.finalists``)
 runs its finalist's architecture with another seed, reports nothing to the pruner and is never
 pruned by it; it is scored on the test splits when its finalist was.
 """
@@ -34,11 +34,12 @@ from lightning_modules.adaptation import AdaptationSpec, per_million, task_train
 from lightning_modules.config import ArchitectureError, TransformerConfig, params_human
 from lightning_modules.optim import DivergedError
 from lightning_modules.suite import Suite
-from nas import finalists as fin
-from nas.errors import describe
-from nas.hooks import TrialHook
-from nas.pruning import PRETRAIN_STEP, rung_value
-from nas.record import (
+from nas.config.errors import describe
+from nas.study import finalists as fin
+from nas.study.pruning import PRETRAIN_STEP, rung_value
+from nas.study.storage import count_finished
+from nas.trial.hooks import TrialHook
+from nas.trial.record import (
     FAIL_REASON,
     LOG_FILE,
     PER_MPARAM,
@@ -48,8 +49,7 @@ from nas.record import (
     TrialRecord,
     has_test_metrics,
 )
-from nas.study import count_finished
-from nas.trial import Deadline, TaskError, TrialTimeout, data_fields, run_trial
+from nas.trial.run import Deadline, TaskError, TrialTimeout, data_fields, run_trial
 from search_spaces import SearchSpace
 
 log = logging.getLogger("adaptnas")
@@ -144,7 +144,8 @@ class Objective:
         log_dir: Folder of the per-trial log files (``trial_<number>.log``: the trial's lines and,
             when it fails, the traceback); ``None`` writes none.
         strategy: ``None`` (standalone), or an object whose ``prepare(trial, arch, cfg)`` gives
-            each trial's run config and ``init_model`` (``nas.supernet.SupernetStrategy``).
+            each trial's run config and ``init_model`` (``Strategy.open`` of
+            ``nas.strategies``: ``nas.strategies.supernet.SupernetStrategy``).
 
     ``cfg["trial_timeout"]`` (seconds, optional) limits each trial: past it the trial fails.
     """
@@ -160,7 +161,8 @@ class Objective:
         strategy: Any = None,
     ):
         self.cfg, self.suite, self.space = cfg, suite, space
-        # strategy=supernet (nas/supernet.py): prepare(trial, arch, cfg) -> (cfg, init_model).
+        # strategy=supernet (nas/strategies/supernet.py):
+        # prepare(trial, arch, cfg) -> (cfg, init_model).
         self.strategy = strategy
         self.hooks = list(hooks or [])
         self.n_trials = n_trials
@@ -252,8 +254,8 @@ class Objective:
             self._fail(trial, str(err), prefix, err)
             raise
         except KeyboardInterrupt:
-            # The search stops (nas/cli.py says so in one line); the trial is failed, not left
-            # running, so a resume re-runs its slot at once.
+            # The search stops (nas/config/compose.py says so in one line); the trial is failed, not
+            # left running, so a resume re-runs its slot at once.
             self._fail(trial, "interrupted", prefix, None, terminal=False)
             raise
         except Exception as err:
@@ -266,7 +268,8 @@ class Objective:
         if self.per_param:
             value = per_million(value, result.trainable_params.values())
             result.adaptability_per_mparam = value
-            # before the hooks: weight keeping ranks the running trial by it (nas/checkpoints.py)
+            # before the hooks: weight keeping ranks the running trial by it
+            # (nas/study/kept_weights.py)
             trial.set_user_attr(PER_MPARAM, value)
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
@@ -408,7 +411,7 @@ class _Watch(TrialHook):
         return not (self.objective.multi or self.repeat is not None)
 
     def pretrain_rungs(self, trial) -> tuple[float, ...]:
-        at = getattr(trial.study.pruner, "pretrain_at", None)  # nas.pruning.TaskHalvingPruner
+        at = getattr(trial.study.pruner, "pretrain_at", None)  # nas.study.pruning.TaskHalvingPruner
         return (at,) if at is not None and self._pruning() else ()
 
     def on_pretrain_rung(self, trial, fraction: float, val_loss: float) -> None:
