@@ -44,7 +44,7 @@ from nas.config.compose import CONF_DIR  # noqa: E402
 from nas.config.nodes import TINY as TINY_BUDGETS  # noqa: E402
 from nas.config.nodes import plain  # noqa: E402
 from nas.engine.run import check_config, load_suite  # noqa: E402
-from nas.trial.resources import prepare  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
 from nas.trial.run import data_fields  # noqa: E402
 from nas.trial.stages import finetune, pretrain  # noqa: E402
 
@@ -201,7 +201,7 @@ def load(overrides: list[str]):
     composed = compose_cfg(overrides)
     check_config(composed)
     cfg = plain(composed)
-    prepare()
+    prepare_process()
     return cfg, load_suite(composed)
 
 

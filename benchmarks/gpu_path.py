@@ -62,7 +62,7 @@ from benchmarks.throughput import adaptnas_arch, make_runners, measure, parse_si
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from nas.config.schema import TrainerConfig  # noqa: E402
 from nas.engine.run import load_suite  # noqa: E402
-from nas.trial.resources import prepare  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
 from nas.trial.run import data_fields, run_trial  # noqa: E402
 from nas.trial.stages import precision_for  # noqa: E402
 
@@ -163,7 +163,7 @@ def sdpa_probe(device: torch.device, dtype: torch.dtype, head_dim: int) -> dict[
 def run(args) -> dict[str, Any]:
     """Measure every size; returns the JSON payload."""
     threads = set_threads(args.threads)
-    prepare()
+    prepare_process()
     on_gpu = torch.cuda.is_available() and args.device != "cpu"
     device = torch.device("cuda" if on_gpu else "cpu")
     reduced = args.quick or not on_gpu

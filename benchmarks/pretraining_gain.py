@@ -79,11 +79,11 @@ def run(args) -> dict[str, Any]:
     from nas.config.compose import CONF_DIR
     from nas.config.nodes import plain
     from nas.engine.run import load_suite
-    from nas.trial.resources import prepare
+    from nas.trial.resources import prepare_process
     from nas.trial.run import data_fields, run_trial
 
     threads = set_threads(args.threads)
-    prepare()
+    prepare_process()
     overrides = [*(QUICK if args.quick else []), *args.override]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=overrides)

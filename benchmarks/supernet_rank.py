@@ -9,7 +9,7 @@ built-in suite and budgets as they are) is built once; then:
 2. ``--archs`` distinct architectures are drawn from the supernet's narrowed space
    (``SubnetSampler.random``, seeded by ``--draw-seed``);
 3. each is scored (a) **inherited**: sliced from the super-network and adapted per task exactly
-   as a supernet trial does (``SupernetStrategy.prepare`` -> ``run_trial``), and
+   as a supernet trial does (``InheritedWeights.prepare`` -> ``run_trial``), and
    (b) **standalone**: the plain staged trial (pretrained from scratch with ``pretrain.tokens``,
    the same adaptation budget), with the same model seed; ``--seeds`` > 1 adds standalone
    seeds for the seed sd;
@@ -59,7 +59,9 @@ from benchmarks.search_efficiency import preset_overrides  # noqa: E402
 KS = (8, 50, 200)
 TARGET_RATIO = 5.0  # the issue: >= 5x the candidates of a standalone search in the same time
 TARGET_TAU = 0.5
-SEED_STRIDE = 100  # standalone seeds: seed, seed + 100, ... (never another architecture's seed)
+STANDALONE_SEED_STRIDE = (
+    100  # standalone seeds: seed, seed + 100, ... (never another architecture's seed)
+)
 DEFAULT_CACHE = DEFAULT_OUT.parent / "supernet_rank_cache"
 
 
@@ -198,10 +200,10 @@ def setup(cfg):
     from nas.config.nodes import plain
     from nas.engine.run import load_suite
     from nas.strategies.registry import strategy_for
-    from nas.trial.resources import prepare
+    from nas.trial.resources import prepare_process
     from search_spaces import load_space
 
-    prepare()
+    prepare_process()
     run = plain(cfg)
     space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
     space = strategy_for(run).space(run, space)
@@ -262,7 +264,7 @@ def run(args) -> dict[str, Any]:
         *args.overrides,
     ]
     cfg = compose(overrides)
-    from nas.strategies.supernet import SubnetSampler, SupernetSettings, SupernetStrategy
+    from nas.strategies.supernet import InheritedWeights, SubnetSampler, SupernetSettings
     from nas.trial.run import data_fields
     from nas.validity.statistics import rank_agreement
 
@@ -278,7 +280,7 @@ def run(args) -> dict[str, Any]:
             f"{'-' if build_cpu is None else f'{build_cpu:.0f}'}",
             flush=True,
         )
-        strategy = SupernetStrategy(net, folder, settings.continue_tokens)
+        strategy = InheritedWeights(net, folder, settings.continue_tokens)
     sampler = SubnetSampler(space, data_fields(suite))
     rng = random.Random(args.draw_seed)
     archs = draw_distinct(lambda: sampler.random(rng), args.archs)
@@ -286,7 +288,7 @@ def run(args) -> dict[str, Any]:
     standalone_cfg = {**run_cfg, "strategy": {"name": "standalone"}}
     shape = {k: run_cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective")}
     shape["trainer"] = run_cfg["trainer"]
-    seeds = [args.seed + SEED_STRIDE * j for j in range(args.seeds)]
+    seeds = [args.seed + STANDALONE_SEED_STRIDE * j for j in range(args.seeds)]
     rows = []
     total = len(archs) * (len(seeds) + (args.only != "standalone"))
     done = 0

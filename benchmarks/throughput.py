@@ -70,7 +70,7 @@ from lightning_modules.optim import adamw_with_schedule, check_loss  # noqa: E40
 from lightning_modules.pretrain import PretrainModule  # noqa: E402
 from lightning_modules.tasks.base import tensor_loader  # noqa: E402
 from nas.config.schema import TrainerConfig  # noqa: E402
-from nas.trial.resources import prepare  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
 from nas.trial.stages import device_loader, make_trainer, precision_for  # noqa: E402
 
 RUNNERS = ("adaptnas", "plain", "gpt2_hf", "gpt2_hf_fused")
@@ -384,7 +384,7 @@ def run(args) -> dict[str, Any]:
     """Measure every size; returns the JSON payload."""
     threads = set_threads(args.threads)
     _clock[0] = CLOCKS[args.clock]
-    prepare()  # the process settings every search and train run uses
+    prepare_process()  # the process settings every search and train run uses
     if args.matmul_precision:
         # 'medium' lets oneDNN feed fp32 matmuls to AMX in bf16 (like TF32 on a GPU).
         torch.set_float32_matmul_precision(args.matmul_precision)
@@ -395,7 +395,7 @@ def run(args) -> dict[str, Any]:
     peak_kwargs: dict[str, Any] = {"device": device, "repeats": 2 if quick else 5}
     if quick:
         peak_kwargs["shapes"] = ((256, 256, 256), (512, 512, 512))
-    matmul_precision = torch.get_float32_matmul_precision()  # 'high', as prepare() set it
+    matmul_precision = torch.get_float32_matmul_precision()  # 'high', as prepare_process() set it
     peaks = {
         "fp32": matmul_peak(torch.float32, precision="highest", **peak_kwargs),
         "bf16": matmul_peak(torch.bfloat16, **peak_kwargs),

@@ -145,7 +145,7 @@ class Objective:
             when it fails, the traceback); ``None`` writes none.
         strategy: ``None`` (standalone), or an object whose ``prepare(trial, arch, cfg)`` gives
             each trial's run config and ``init_model`` (``Strategy.open`` of
-            ``nas.strategies``: ``nas.strategies.supernet.SupernetStrategy``).
+            ``nas.strategies``: ``nas.strategies.supernet.InheritedWeights``).
 
     ``cfg["trial_timeout"]`` (seconds, optional) limits each trial: past it the trial fails.
     """
@@ -285,7 +285,7 @@ class Objective:
             return None
         of, r = int(trial.user_attrs[fin.REPEAT_OF]), int(trial.user_attrs[fin.REPEAT])
         n_seeds = 1 + int(self.cfg["finalists"]["seeds"])
-        seed = int(self.cfg["seed"]) + of + fin.SEED_STRIDE * r
+        seed = int(self.cfg["seed"]) + of + fin.REPEAT_SEED_STRIDE * r
         storage = trial.study._storage
         original = storage.get_trial(
             storage.get_trial_id_from_study_id_trial_number(trial.study._study_id, of)

@@ -51,7 +51,7 @@ from nas.study.storage import (
 )
 from nas.trial.hooks import TrialHook
 from nas.trial.record import TrialRecord
-from nas.trial.resources import prepare
+from nas.trial.resources import prepare_process
 from nas.trial.run import ADAPTABILITY, data_fields, run_trial
 from search_spaces import load_space
 
@@ -176,7 +176,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
         log.info("finalist repeats missing: running them")
     ran = 0
     if remaining != 0 or repeats_due:
-        prepare()
+        prepare_process()
         # Bad data, threads or logger settings: no empty study is left, nothing is written.
         with created.undo_on_user_error(study):
             worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
@@ -290,7 +290,7 @@ def run_train(cfg: DictConfig) -> TrialRecord:
     check_config(cfg)
     # Read before the data is built: a wrong file fails at once and leaves no tokenizer cache.
     given = None if from_params else TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     if given is None:
         arch = sweep_arch(cfg, data_fields(suite))

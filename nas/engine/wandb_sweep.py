@@ -34,7 +34,7 @@ from nas.config.errors import ConfigError
 from nas.trial.record import ADAPTABILITY
 from search_spaces import Param, SearchSpace, SearchSpaceError, builtin_spaces, load_space
 
-METHODS = ("bayes", "random")
+SWEEP_METHODS = ("bayes", "random")  # W&B's search methods (not adaptation methods)
 PREFIX = "params"  # sweep parameter names and the nas/train.py config key: params.<name>
 PROGRAM = "nas/train.py"
 # Keys of conf/sweep.yaml beyond nas/train.py's; every other override is handed to each run.
@@ -144,8 +144,8 @@ def sweep_config(
     Returns:
         The sweep config and the notes on what differs from the Optuna space.
     """
-    if method not in METHODS:
-        raise ConfigError(f"method={method!r} is not one of {', '.join(METHODS)}")
+    if method not in SWEEP_METHODS:
+        raise ConfigError(f"method={method!r} is not one of {', '.join(SWEEP_METHODS)}")
     parameters: dict[str, Any] = {}
     notes: list[str] = []
     for p in space.params:

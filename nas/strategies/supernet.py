@@ -16,7 +16,7 @@ The study-level half of weight sharing (the model half is ``lightning_modules.su
 * ``ensure_supernet`` builds it once per study: the first worker takes an exclusive ``flock`` on
   ``build.lock`` and trains; the others block on the same lock and load the finished file (the
   kernel releases the lock of a killed builder, and the next worker to get it resumes).
-* ``SupernetStrategy.prepare`` hands a trial its sub-network: the objective runs the ordinary
+* ``InheritedWeights.prepare`` hands a trial its sub-network: the objective runs the ordinary
   staged trial with ``init_model`` loading the sliced weights and ``pretrain.tokens`` set to
   ``strategy.continue_tokens`` (0, the default, skips pretraining).
 
@@ -671,7 +671,7 @@ def _build(net, space, data, suite, cfg, settings, spec, folder, on_checkpoint) 
 
 # ---- the trial seam ---------------------------------------------------------------------------
 @dataclass
-class SupernetStrategy:
+class InheritedWeights:
     """What the objective asks per trial under ``strategy=supernet``.
 
     Attributes:
@@ -718,8 +718,8 @@ class Supernet(Strategy):
 
     def open(
         self, cfg: Mapping[str, Any], space: SearchSpace, suite, study_folder: Path
-    ) -> SupernetStrategy:
+    ) -> InheritedWeights:
         """The study's super-network, built (or resumed) by the first worker, loaded by others."""
         settings = SupernetSettings.from_cfg(cfg["strategy"])
         net, folder = ensure_supernet(space, suite, cfg, study_folder)
-        return SupernetStrategy(net, folder, settings.continue_tokens)
+        return InheritedWeights(net, folder, settings.continue_tokens)

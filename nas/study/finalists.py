@@ -61,9 +61,9 @@ REPEAT = "repeat"  # user attr of a repeat: 1..seeds
 SURPLUS_ATTR = "adaptnas:surplus"  # system attr: a trial that lost a race and never ran
 STUDY_ATTR = "adaptnas:finalists"  # study user attr: the settings of the last search
 MAX_FAILURES = 3  # failed attempts after which a repeat is given up
-# Repeat r of trial n trains with seed ``seed + n + SEED_STRIDE * r``: never a search trial's
+# Repeat r of trial n trains with seed ``seed + n + REPEAT_SEED_STRIDE * r``: never a search trial's
 # seed (``seed + number``), whatever the numbers the repeats get in the storage.
-SEED_STRIDE = 100_003
+REPEAT_SEED_STRIDE = 100_003
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def pareto_front(
     return [t for t, p in points if not any(dominates(q, p) for _, q in points)]
 
 
-def finalists(
+def pick_finalists(
     trials: Sequence[FrozenTrial],
     top_k: int,
     directions: Sequence[optuna.study.StudyDirection] | None = None,
@@ -190,7 +190,7 @@ def work(study: optuna.Study, settings: FinalistSettings) -> Work:
     for tries in attempts.values():
         out.waiting += sum(t.state == State.WAITING for t in tries)
         out.running += sum(t.state == State.RUNNING for t in tries)
-    for final in finalists(trials, settings.top_k, study.directions):
+    for final in pick_finalists(trials, settings.top_k, study.directions):
         for r in range(1, settings.seeds + 1):
             tries = attempts.get((final.number, r), [])
             if any(t.state in LIVE for t in tries):
@@ -290,7 +290,7 @@ def ranked(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> 
     trials = list(study.get_trials(deepcopy=False)) if trials is None else list(trials)
     settings = FinalistSettings.of_study(study)
     scores = seed_scores(trials)
-    chosen = {t.number for t in finalists(trials, settings.top_k, study.directions)}
+    chosen = {t.number for t in pick_finalists(trials, settings.top_k, study.directions)}
     chosen |= {n for n, s in scores.items() if s.n > 1}
     if len(study.directions) > 1:  # the winner stays on the front of the search trials
         front = {

@@ -1,6 +1,6 @@
 """What this process may use: torch's process-wide settings, CPU threads and GPUs.
 
-``prepare`` sets the process-wide torch settings every search, single run and validity study
+``prepare_process`` sets the process-wide torch settings every search, single run and validity study
 uses; the rest decides a worker's torch threads and GPU (``nas.engine.workers.setup_worker``)
 from what the launcher (SLURM, Hydra's joblib) and the machine tell.
 """
@@ -18,7 +18,7 @@ import torch
 from nas.config.errors import ConfigError
 
 
-def prepare() -> None:
+def prepare_process() -> None:
     """Process-wide settings for fast CPU training."""
     # Tiny weights drift into denormals during training; flushing them avoids a 10x slowdown.
     torch.set_flush_denormal(True)

@@ -2,7 +2,7 @@
 
 ``nas/validate.py`` composes ``conf/validate.yaml`` and calls ``run_validate``; a search calls
 ``validate_after_search`` at its end with ``validate.auto=true``. For the top ``validate.top_k``
-trials of the study (its winner first, ``finalists``) it re-runs the trial of
+trials of the study (its winner first, ``trials_to_validate``) it re-runs the trial of
 ``nas.trial.run.run_trial`` with the study's own run config (``<study folder>/config.yaml``) and
 measures, per architecture and per task:
 
@@ -63,7 +63,9 @@ matplotlib.use("Agg")  # files only, never a window
 log = logging.getLogger("adaptnas")
 
 FORMAT = "adaptnas-validity-v1"
-SEED_STRIDE = 100  # validation seeds are validate.seed + 100 k: a run uses seed + task index too
+VALIDATION_SEED_STRIDE = (
+    100  # validation seeds are validate.seed + 100 k: a run uses seed + task index too
+)
 # Faults of one run: recorded with the reason, the other runs go on.
 RUN_FAULTS = (DivergedError, TaskError)
 
@@ -211,7 +213,7 @@ def _check_settings(v: Mapping[str, Any]) -> None:
             raise ConfigError(f"validate.baselines: '{name}' is not one of {', '.join(BASELINES)}")
 
 
-def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
+def trials_to_validate(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
     """The ``top_k`` completed trials with an architecture, the study's winner first.
 
     The order is the study's own (``nas.study.finalists.ranked``: the finalists by their mean over
@@ -224,7 +226,7 @@ def finalists(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]
 
 
 def _top(study: optuna.Study, top_k: int) -> list[fin.SeedScores]:
-    """``finalists`` with each trial's scores over the search's seeds."""
+    """``trials_to_validate`` with each trial's scores over the search's seeds."""
     trials = study.get_trials(deepcopy=False)
     done = [s for s in fin.seed_scores(trials).values() if has_architecture(s.trial)]
     if len(done) < 2:
@@ -259,13 +261,13 @@ def validate_study(
             search used.
     """
     from lightning_modules.suite import build_suite
-    from nas.trial.resources import prepare
+    from nas.trial.resources import prepare_process
 
     v = dict(settings)
     v["baselines"] = list(v.get("baselines") or [])
     _check_settings(v)
     top = _top(study, int(v["top_k"]))
-    seeds = [int(v["seed"]) + SEED_STRIDE * k for k in range(int(v["seeds"]))]
+    seeds = [int(v["seed"]) + VALIDATION_SEED_STRIDE * k for k in range(int(v["seeds"]))]
     search_seeds = {int(run["seed"]) + t.number for t in study.trials}
     if clash := sorted(set(seeds) & search_seeds):
         raise ConfigError(
@@ -280,7 +282,7 @@ def validate_study(
     usable = baseline_names(v["baselines"], tasks_cfg)
     runnable = [n for n, why in usable.items() if not why]
 
-    prepare()
+    prepare_process()
     t0 = time.perf_counter()
     suite = build_suite(run["data"], tasks_cfg, cache_dir)
     total = len(top) * (2 * len(seeds) + len(large_seeds)) + len(runnable) * len(seeds)
@@ -489,7 +491,7 @@ def validate_after_search(cfg: DictConfig, study: optuna.Study, folder: Path) ->
     if int(cfg.get("worker", 0) or 0) != 0:
         return {}
     try:
-        finalists(study, 2)
+        trials_to_validate(study, 2)
     except ConfigError as err:
         log.warning("validation skipped: %s", err)
         return {}

@@ -16,7 +16,7 @@ from nas.config.families import allowed_families
 from nas.config.nodes import plain
 from nas.config.schema import check_task
 from nas.engine.run import load_suite
-from nas.trial.resources import prepare
+from nas.trial.resources import prepare_process
 from nas.trial.run import data_fields, run_trial
 from tests.conftest import compose_config
 
@@ -125,7 +125,7 @@ def test_gold_code_scores_one_and_a_tiny_candidate_scores_in_range(tiny_cfg):
         "tasks.code.examples=null",
     ]
     cfg = tiny_cfg(task="code", extra=extra)
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     task = suite.tasks["code"]
     assert isinstance(task, CodeTask)

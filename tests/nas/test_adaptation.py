@@ -15,7 +15,7 @@ from nas.config.errors import ConfigError
 from nas.config.nodes import plain
 from nas.engine.run import check_config, load_suite, run_search
 from nas.exporting import run_export
-from nas.trial.resources import prepare
+from nas.trial.resources import prepare_process
 from nas.trial.run import data_fields, run_trial
 from tests.conftest import compose_config, tiny_overrides
 
@@ -41,7 +41,7 @@ def _arch(suite) -> TransformerConfig:
 def test_every_method_adapts_and_scores_every_task_kind(tiny_cfg, extra):
     cfg = tiny_cfg(task=TASKS, extra=extra)
     check_config(cfg)
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     arch = _arch(suite)
     run = plain(cfg)

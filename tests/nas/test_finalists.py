@@ -226,12 +226,12 @@ def test_search_reruns_its_finalists_and_a_resume_adds_seeds(tiny_cfg):
     result = run_search(tiny_cfg(task="sentiment", extra=extra))
     study = result.study
     assert result.ran == 3 + 2 and count_finished(study) == 3
-    top = fin.finalists(study.trials, 2)
+    top = fin.pick_finalists(study.trials, 2)
     for (of, r), (rep,) in fin.repeats_by_key(study.trials).items():
         original = study.trials[of]
         assert of in {t.number for t in top} and r == 1
         assert rep.params == original.params and rep.state == State.COMPLETE
-        assert rep.user_attrs["seed"] == original.user_attrs["seed"] + fin.SEED_STRIDE
+        assert rep.user_attrs["seed"] == original.user_attrs["seed"] + fin.REPEAT_SEED_STRIDE
         assert rep.intermediate_values == {}  # nothing reported to the pruner
         assert rep.values[0] == rep.user_attrs["adaptability"]
     # Another seed, another score (CPU runs are deterministic: this holds on every run).

@@ -19,7 +19,7 @@ from nas.config.nodes import plain
 from nas.engine.run import run_search
 from nas.trial.run import run_trial
 from nas.validity.baselines import BASELINES, baseline_names, match_baseline
-from nas.validity.study import finalists, run_validate, scale_budget, without_pretraining
+from nas.validity.study import run_validate, scale_budget, trials_to_validate, without_pretraining
 from tests.conftest import compose_config, tiny_overrides
 from tests.nas.test_cli import run
 from tests.nas.test_report import png_size
@@ -192,7 +192,7 @@ def test_a_study_with_one_completed_trial_cannot_be_validated():
     arch = TransformerConfig(n_layer=1, d_model=32, n_head=2, d_ff=64).to_dict()
     study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"architecture": arch}))
     with pytest.raises(ConfigError, match="has 1 completed trial.*needs 2 or more"):
-        finalists(study, 3)
+        trials_to_validate(study, 3)
 
 
 def test_command_line_validates_a_study_and_rejects_an_unknown_one(validated, tmp_path):
@@ -272,7 +272,7 @@ def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatc
 def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
     import optuna
 
-    from nas.validity.study import finalists
+    from nas.validity.study import trials_to_validate
 
     study = optuna.create_study(direction="maximize")
     arch = {"family": "decoder"}
@@ -285,7 +285,7 @@ def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
         study.add_trial(
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
         )
-    assert [t.number for t in finalists(study, 3)] == [0, 1, 3]
+    assert [t.number for t in trials_to_validate(study, 3)] == [0, 1, 3]
 
 
 def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_best_first_seed():
@@ -294,7 +294,7 @@ def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_be
     import optuna
 
     from nas.study.finalists import FinalistSettings
-    from nas.validity.study import finalists
+    from nas.validity.study import trials_to_validate
 
     study = optuna.create_study(direction="maximize")
     FinalistSettings(top_k=2, seeds=1).record(study)
@@ -310,5 +310,5 @@ def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_be
         study.add_trial(
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
         )
-    assert [t.number for t in finalists(study, 3)] == [1, 0, 4]
-    assert [t.number for t in finalists(study, 4)] == [1, 0, 4, 5]
+    assert [t.number for t in trials_to_validate(study, 3)] == [1, 0, 4]
+    assert [t.number for t in trials_to_validate(study, 4)] == [1, 0, 4, 5]
