@@ -11,7 +11,7 @@ leaderboard) and the search goes on:
 Any other exception is a bug: the trial is failed and the error stops the search with its
 traceback.
 
-A finalist repeat (a trial enqueued with ``user_attrs["finalist_of"]``, see ``nas.study.finalists``)
+A finalist repeat (a trial enqueued with ``record.repeat_attrs``, see ``nas.study.finalists``)
 runs its finalist's architecture with another seed, reports nothing to the pruner and is never
 pruned by it; it is scored on the test splits when its finalist was.
 """
@@ -38,17 +38,9 @@ from nas.config.errors import describe
 from nas.study import finalists as fin
 from nas.study.pruning import PRETRAIN_STEP, rung_value
 from nas.study.storage import count_finished
+from nas.trial import record as rec
 from nas.trial.hooks import TrialHook
-from nas.trial.record import (
-    FAIL_REASON,
-    LOG_FILE,
-    PER_MPARAM,
-    SEED,
-    TASK_SCORES,
-    State,
-    TrialRecord,
-    has_test_metrics,
-)
+from nas.trial.record import State, TrialRecord, has_test_metrics
 from nas.trial.run import Deadline, TaskError, TrialTimeout, data_fields, run_trial
 from search_spaces import SearchSpace
 
@@ -190,9 +182,9 @@ class Objective:
             # Whatever else ended the trial (Ctrl-C outside the stages, a bug in a hook or in
             # recording the result), the trial says why it failed and its log has the traceback.
             handled = isinstance(err, (optuna.TrialPruned, *TRIAL_FAULTS))
-            if not handled and FAIL_REASON not in trial.user_attrs:
+            if not handled and not rec.has_fail_reason(trial):
                 interrupted = isinstance(err, KeyboardInterrupt)
-                trial.set_user_attr(FAIL_REASON, "interrupted" if interrupted else describe(err))
+                rec.write_fail_reason(trial, "interrupted" if interrupted else describe(err))
                 if not interrupted:
                     self._write_traceback(f"trial {trial.number}", err)
             raise
@@ -211,7 +203,7 @@ class Objective:
             count = f"{done + 1}/{self.n_trials}" if self.n_trials else f"#{done + 1}"
             prefix = f"trial {trial.number} ({count})"
             seed = int(self.cfg["seed"]) + trial.number
-        trial.set_user_attr(SEED, seed)  # the model seed: what a repeat changes
+        rec.write_seed(trial, seed)  # the model seed: what a repeat changes
         n_stages = 1 + len(self.suite.tasks)
         stages = {name: i for i, name in enumerate(["pretrain", *self.suite.tasks], start=1)}
         deadline = Deadline.after(self.trial_timeout) if self.trial_timeout else None
@@ -220,8 +212,7 @@ class Objective:
             arch = TransformerConfig.from_dict(params)
         except ArchitectureError as err:
             return self._prune(trial, f"invalid architecture: {err}", prefix)
-        for key, value in TrialRecord.start_attrs(arch).items():
-            trial.set_user_attr(key, value)
+        rec.write_attrs(trial, TrialRecord.start_attrs(arch))
         log.info("%s: %s, %s params", prefix, arch.describe(), params_human(arch.num_params()))
         for hook in self.hooks:
             hook.on_trial_start(trial, arch)
@@ -262,15 +253,14 @@ class Objective:
             # A bug: recorded on the trial, then it stops the search with its traceback.
             self._fail(trial, describe(err), prefix, err, terminal=False)
             raise
-        for key, value in result.to_attrs().items():
-            trial.set_user_attr(key, value)
+        rec.write_attrs(trial, result.to_attrs())
         value = result.adaptability
         if self.per_param:
             value = per_million(value, result.trainable_params.values())
             result.adaptability_per_mparam = value
             # before the hooks: weight keeping ranks the running trial by it
             # (nas/study/kept_weights.py)
-            trial.set_user_attr(PER_MPARAM, value)
+            rec.write_per_mparam(trial, value)
         for hook in self.hooks:
             hook.on_trial_end(trial, "complete", result, None)
         self.durations.append(time.perf_counter() - t0)
@@ -281,9 +271,10 @@ class Objective:
 
     def _repeat_of(self, trial: optuna.Trial) -> tuple[int, int, int, int, bool] | None:
         """``(finalist, r, seeds in all, seed, test it)`` of a finalist repeat, else ``None``."""
-        if fin.REPEAT_OF not in trial.user_attrs:
+        identity = rec.repeat_identity(trial.user_attrs)
+        if identity is None:
             return None
-        of, r = int(trial.user_attrs[fin.REPEAT_OF]), int(trial.user_attrs[fin.REPEAT])
+        of, r = identity
         n_seeds = 1 + int(self.cfg["finalists"]["seeds"])
         seed = int(self.cfg["seed"]) + of + fin.REPEAT_SEED_STRIDE * r
         storage = trial.study._storage
@@ -301,7 +292,7 @@ class Objective:
         terminal: bool = True,
     ) -> None:
         """Record why ``trial`` fails, log it (one line), append the traceback to its log file."""
-        trial.set_user_attr(FAIL_REASON, reason)
+        rec.write_fail_reason(trial, reason)
         # Failed trials spend budget too: they count in the ETA's mean trial time.
         self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))
         where = f" (traceback in {self._handler.baseFilename})" if self._handler and err else ""
@@ -337,7 +328,7 @@ class Objective:
         for name in TRIAL_LOGGERS:
             logging.getLogger(name).addHandler(handler)
         self._handler = handler
-        trial.set_user_attr(LOG_FILE, str(path))
+        rec.write_log_file(trial, str(path))
         # A first line whatever the loggers' levels (INFO lines need logging configured for
         # INFO, as the entry points do; tracebacks of failures are written in any case).
         header = f"trial {trial.number} of study {trial.study.study_name}"
@@ -357,7 +348,7 @@ class Objective:
 
     def _prune(self, trial: optuna.Trial, reason: str, prefix: str):
         """Record why ``trial`` is pruned, log it and raise ``TrialPruned``."""
-        trial.set_user_attr(FAIL_REASON, reason)
+        rec.write_fail_reason(trial, reason)
         # Pruned trials spend budget too: they count in the ETA's mean trial time.
         self.durations.append(time.perf_counter() - getattr(self, "_t0", time.perf_counter()))
         log.info("%s: pruned: %s | %s", prefix, reason, self._progress(trial.study, None))
@@ -424,7 +415,7 @@ class _Watch(TrialHook):
             )
 
     def on_report(self, trial, step: int, value: float, scores: dict[str, float]) -> None:
-        trial.set_user_attr(TASK_SCORES, dict(scores))  # pruned trials keep what they scored
+        rec.write_running_scores(trial, scores)  # pruned trials keep what they scored
         o = self.objective
         if o.per_param:
             value = per_million(value, [self.trainable[t] for t in scores])

@@ -41,8 +41,9 @@ import torch
 from omegaconf import DictConfig
 
 from nas.study import finalists as fin
-from nas.study.finalists import SURPLUS_ATTR, FinalistSettings
-from nas.trial.record import FAIL_REASON, FINISHED, LIVE, State
+from nas.study.finalists import FinalistSettings
+from nas.trial import record as rec
+from nas.trial.record import FAIL_REASON, FINISHED, LIVE, State, is_surplus, write_attrs
 from nas.trial.resources import assign_gpu, available_cpus, local_workers, resolve_threads
 
 log = logging.getLogger("adaptnas")
@@ -63,7 +64,7 @@ class StopAfterFailures:
         self.limit, self.failures = limit, 0
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.system_attrs.get(SURPLUS_ATTR):
+        if is_surplus(trial):
             return  # surplus trials never ran anything
         self.failures = self.failures + 1 if trial.state == State.FAIL else 0
         if self.failures >= self.limit:
@@ -91,13 +92,7 @@ class WorkerInfo:
 
     def attrs(self) -> dict[str, Any]:
         """What each trial of this worker records about where it ran (and who runs it)."""
-        return {
-            "worker": self.index,
-            "host": self.host,
-            "device": self.device,
-            "pid": self.pid,
-            "pid_ns": pid_namespace(),
-        }
+        return rec.worker_attrs(self.index, self.host, self.device, self.pid, pid_namespace())
 
     def describe(self) -> str:
         """``worker 1 (pid 123 on node7): 2 threads, GPU 1``."""
@@ -209,10 +204,9 @@ class BudgetedObjective:
     def __call__(self, trial: optuna.Trial) -> Any:
         self.surplus = False
         self.trial_id = trial._trial_id
-        for key, value in self.attrs.items():  # which worker, host and GPU ran it
-            trial.set_user_attr(key, value)
+        write_attrs(trial, self.attrs)  # which worker, host and GPU ran it
         reason = None
-        if fin.REPEAT_OF in trial.user_attrs:
+        if rec.repeat_identity(trial.user_attrs) is not None:
             first = fin.duplicate_of(trial.study, trial)
             if first is not None:
                 reason = f"surplus: trial {first} runs the same finalist repeat"
@@ -225,8 +219,8 @@ class BudgetedObjective:
                 )
         if reason is not None:
             self.surplus = True
-            trial.set_user_attr(FAIL_REASON, reason)
-            trial.study._storage.set_trial_system_attr(trial._trial_id, SURPLUS_ATTR, True)
+            rec.write_fail_reason(trial, reason)
+            trial.study._storage.set_trial_system_attr(trial._trial_id, rec.SURPLUS, True)
             raise SurplusTrial(reason)
         return self.objective(trial)
 
@@ -277,10 +271,10 @@ def fail_orphans(
     failed = []
     for trial in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
         attrs = trial.user_attrs
-        pid = attrs.get("pid")
-        if attrs.get("host") != host or not isinstance(pid, int) or pid == os.getpid():
+        pid = attrs.get(rec.PID)
+        if attrs.get(rec.HOST) != host or not isinstance(pid, int) or pid == os.getpid():
             continue
-        if attrs.get("pid_ns", namespace) != namespace or alive(pid):
+        if attrs.get(rec.PID_NS, namespace) != namespace or alive(pid):
             continue
         reason = f"worker process {pid} died"
         try:

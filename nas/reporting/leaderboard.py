@@ -48,9 +48,7 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
     """
     # A surplus trial lost the race for a slot (nas/engine/workers.py) or a repeat
     # (nas/study/finalists.py) and never ran.
-    everything = [
-        t for t in study.get_trials(deepcopy=False) if not t.system_attrs.get(fin.SURPLUS_ATTR)
-    ]
+    everything = [t for t in study.get_trials(deepcopy=False) if not rec.is_surplus(t)]
     scores = fin.seed_scores(everything)
     chosen = {s.trial.number: i for i, s in enumerate(fin.ranked(study, everything))}
     trials = [t for t in everything if not (fin.is_repeat(t) and t.state == State.COMPLETE)]
@@ -241,7 +239,11 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
         "adaptability_sd": s.sd if s is not None else None,
         "n_seeds": len(runs),
         "seeds": [
-            {"trial": r.number, rec.SEED: r.user_attrs.get(rec.SEED), rec.ADAPTABILITY: r.values[0]}
+            {
+                "trial": r.number,
+                rec.SEED: TrialRecord.from_trial(r).seed,
+                rec.ADAPTABILITY: r.values[0],
+            }
             for r in runs
         ],
         "search_adaptability": t.values[0],

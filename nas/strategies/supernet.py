@@ -56,6 +56,7 @@ from lightning_modules.optim import adamw_with_schedule
 from lightning_modules.supernet import ELASTIC, SHARED, SuperNetwork, sandwich_step
 from nas.config.errors import ConfigError
 from nas.strategies.base import Strategy
+from nas.trial.record import write_strategy
 from search_spaces import SearchSpace, SearchSpaceError
 
 log = logging.getLogger("adaptnas")
@@ -694,8 +695,7 @@ class InheritedWeights:
         """
         state = self.net.state_for(arch)  # also checks that arch fits (ArchitectureError)
         if trial is not None:
-            trial.set_user_attr("strategy", "supernet")
-            trial.set_user_attr("supernet", str(self.folder))
+            write_strategy(trial, "supernet", str(self.folder))
         run = {**cfg, "pretrain": {**cfg["pretrain"], "tokens": int(self.continue_tokens)}}
 
         def init_model(model) -> None:

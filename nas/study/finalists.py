@@ -50,15 +50,21 @@ from typing import Any
 import optuna
 
 from nas.config.errors import ConfigError
-from nas.trial.record import LIVE, State, TrialRecord
+from nas.trial.record import (  # REPEAT, REPEAT_OF: a repeat's user attributes, for readers
+    LIVE,
+    REPEAT,  # noqa: F401
+    REPEAT_OF,  # noqa: F401
+    State,
+    TrialRecord,
+    is_surplus,
+    repeat_attrs,
+    repeat_identity,
+)
 
 log = logging.getLogger("adaptnas")
 
 FrozenTrial = optuna.trial.FrozenTrial
 
-REPEAT_OF = "finalist_of"  # user attr of a repeat: the number of the trial it repeats
-REPEAT = "repeat"  # user attr of a repeat: 1..seeds
-SURPLUS_ATTR = "adaptnas:surplus"  # system attr: a trial that lost a race and never ran
 STUDY_ATTR = "adaptnas:finalists"  # study user attr: the settings of the last search
 MAX_FAILURES = 3  # failed attempts after which a repeat is given up
 # Repeat r of trial n trains with seed ``seed + n + REPEAT_SEED_STRIDE * r``: never a search trial's
@@ -110,17 +116,19 @@ class FinalistSettings:
 
 def is_repeat(t: FrozenTrial) -> bool:
     """Whether ``t`` re-runs a finalist."""
-    return REPEAT_OF in t.user_attrs
+    return repeat_identity(t.user_attrs) is not None
 
 
 def repeat_key(t: FrozenTrial) -> tuple[int, int]:
     """``(finalist number, r)`` of a repeat."""
-    return int(t.user_attrs[REPEAT_OF]), int(t.user_attrs[REPEAT])
+    key = repeat_identity(t.user_attrs)
+    assert key is not None, f"trial {t.number} is no finalist repeat"
+    return key
 
 
 def search_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
     """The trials of the search itself: not repeats, not surplus."""
-    return [t for t in trials if not is_repeat(t) and not t.system_attrs.get(SURPLUS_ATTR)]
+    return [t for t in trials if not is_repeat(t) and not is_surplus(t)]
 
 
 def _valid(t: FrozenTrial) -> bool:
@@ -160,7 +168,7 @@ def repeats_by_key(trials: Iterable[FrozenTrial]) -> dict[tuple[int, int], list[
     """Every attempt of every repeat, by ``(finalist, r)``, in number order (surplus left out)."""
     out: dict[tuple[int, int], list[FrozenTrial]] = {}
     for t in sorted(trials, key=lambda t: t.number):
-        if is_repeat(t) and not t.system_attrs.get(SURPLUS_ATTR):
+        if is_repeat(t) and not is_surplus(t):
             out.setdefault(repeat_key(t), []).append(t)
     return out
 
@@ -206,7 +214,7 @@ def enqueue_missing(study: optuna.Study, settings: FinalistSettings) -> Work:
     """Enqueue the repeats that have no live attempt; returns the work after doing so."""
     todo = work(study, settings)
     for final, r in todo.missing:
-        study.enqueue_trial(final.params, user_attrs={REPEAT_OF: final.number, REPEAT: r})
+        study.enqueue_trial(final.params, user_attrs=repeat_attrs(final.number, r))
         log.info(
             "finalist trial %d (adaptability %.4f): seed %d/%d queued",
             final.number,
@@ -222,10 +230,10 @@ def enqueue_missing(study: optuna.Study, settings: FinalistSettings) -> Work:
 
 def duplicate_of(study: optuna.Study, trial: optuna.Trial) -> int | None:
     """The number of a live attempt of the same repeat created before ``trial``, if any."""
-    key = (int(trial.user_attrs[REPEAT_OF]), int(trial.user_attrs[REPEAT]))
+    key = repeat_identity(trial.user_attrs)
     for t in study.get_trials(deepcopy=False, states=LIVE):
         if t.number < trial.number and is_repeat(t) and repeat_key(t) == key:
-            if not t.system_attrs.get(SURPLUS_ATTR):
+            if not is_surplus(t):
                 return t.number
     return None
 

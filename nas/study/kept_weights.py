@@ -44,15 +44,16 @@ from lightning_modules.export import (
     save_task_weights,
 )
 from nas.study.finalists import is_repeat
+from nas.trial import record as rec
 from nas.trial.hooks import TrialHook
 from nas.trial.record import State, TrialRecord
 
 log = logging.getLogger("adaptnas")
 
 WEIGHTS_DIR = "weights"
-WEIGHTS_ATTR = "weights"  # trial user attr: the folder, relative to the study folder
+WEIGHTS_ATTR = rec.WEIGHTS  # trial user attr: the folder, relative to the study folder
 ARTIFACTS_DIR = "artifacts"  # the study's optuna.artifacts.FileSystemArtifactStore
-ARTIFACTS_ATTR = "weights_artifacts"  # trial user attr: {file in the weights folder: artifact id}
+ARTIFACTS_ATTR = rec.WEIGHTS_ARTIFACTS  # trial user attr: {file in the weights folder: id}
 FORMAT = "adaptnas-weights-v1"
 
 
@@ -101,8 +102,8 @@ def remove_artifacts(study: optuna.Study, study_folder: Path, numbers: set[int])
     """Delete the artifacts of trials ``numbers`` (their weights left the top k)."""
     store = None
     for t in study.get_trials(deepcopy=False):
-        ids = t.user_attrs.get(ARTIFACTS_ATTR) if t.number in numbers else None
-        for artifact_id in (ids or {}).values():
+        ids = rec.weights_artifacts(t) if t.number in numbers else {}
+        for artifact_id in ids.values():
             store = store or artifact_store(study_folder)
             try:
                 store.remove(artifact_id)
@@ -251,14 +252,14 @@ class KeepWeights(TrialHook):
             except OSError as err:  # a full disk costs the export, not the trial's result
                 log.warning("trial %d: weights not kept: %s", trial.number, err)
             else:
-                trial.set_user_attr(WEIGHTS_ATTR, str(target.relative_to(self.folder)))
+                rec.write_weights(trial, str(target.relative_to(self.folder)))
                 log.info("trial %d: weights kept in %s", trial.number, target)
                 try:
                     ids = register_artifacts(trial, self.folder, target)
                 except OSError as err:
                     log.warning("trial %d: no artifacts of the weights: %s", trial.number, err)
                 else:
-                    trial.set_user_attr(ARTIFACTS_ATTR, ids)
+                    rec.write_weights_artifacts(trial, ids)
         deleted = self.prune(keep)
         if deleted:
             remove_artifacts(trial.study, self.folder, set(deleted))

@@ -4,7 +4,10 @@ In the spirit of Optuna's ``FrozenTrial``: one dataclass, ``TrialRecord``, is bo
 ``nas.trial.run.run_trial`` returns and what the readers of a study (leaderboard, plots, tracking,
 weight keeping, finalists, validation, export) rebuild from storage with ``from_trial``. The
 user-attribute keys are spelled here only; ``to_attrs`` writes the keys the objective has always
-written, so studies of earlier versions load as they are.
+written, so studies of earlier versions load as they are. What a running trial writes as it goes
+(its seed, why it ended, its log file, the running scores, where it ran, its kept weights, its
+strategy) goes through the ``write_*`` functions below, and a finalist repeat's identity is on the
+record (``repeat_of``, ``repeat``) so that readers need not join it with ``nas.study.finalists``.
 
 The trial states the package counts by (``State``, ``FINISHED``, ``LIVE``) are defined here once
 too.
@@ -46,6 +49,20 @@ TRAINABLE_PARAMS = "trainable_params"
 SEED = "seed"
 FAIL_REASON = "fail_reason"
 LOG_FILE = "log_file"
+# A finalist's repeat (nas.study.finalists): enqueued with these two.
+REPEAT_OF = "finalist_of"  # the number of the trial it repeats
+REPEAT = "repeat"  # 1..finalists.seeds
+# Weights kept of the best trials (nas.study.kept_weights).
+WEIGHTS = "weights"  # the folder, relative to the study folder
+WEIGHTS_ARTIFACTS = "weights_artifacts"  # {file in the weights folder: artifact id}
+# strategy=supernet (nas.strategies.supernet): the strategy and the super-network's folder.
+STRATEGY = "strategy"
+SUPERNET = "supernet"
+# Where the trial ran (nas.engine.workers.WorkerInfo): a dead worker's trial is found by these.
+WORKER, HOST, DEVICE, PID, PID_NS = "worker", "host", "device", "pid", "pid_ns"
+
+# ---- system-attribute keys ------------------------------------------------------------------
+SURPLUS = "adaptnas:surplus"  # a trial that lost a race (a slot, a repeat) and never ran
 
 
 @dataclass
@@ -78,6 +95,10 @@ class TrialRecord:
             included).
         seed: The model seed (what a finalist repeat changes).
         fail_reason: Why a pruned or failed trial ended.
+        log_file: The trial's log file (stored records only).
+        repeat_of: For a finalist's repeat, the number of the trial it repeats (stored records
+            only; ``None`` for a search trial).
+        repeat: For a finalist's repeat, which one (1..``finalists.seeds``).
         adaptability_per_mparam: The value under ``objective.per_trainable_param``.
         describe: The architecture in one line (from ``arch`` unless stored).
         architecture: The architecture as a dict (``arch.to_dict()`` unless stored).
@@ -103,6 +124,9 @@ class TrialRecord:
     trainable_params: dict[str, int] = field(default_factory=dict)
     seed: int | None = None
     fail_reason: str | None = None
+    log_file: str | None = None
+    repeat_of: int | None = None
+    repeat: int | None = None
     adaptability_per_mparam: float | None = None
     describe: str = ""
     architecture: dict[str, Any] | None = None
@@ -212,6 +236,7 @@ class TrialRecord:
         adaptability = attrs.get(ADAPTABILITY)
         loss = attrs.get(PRETRAIN_VAL_LOSS)
         flops = attrs.get(FLOPS_PER_TOKEN)
+        repeat = repeat_identity(attrs)
         return cls(
             arch=arch,
             n_params=attrs.get(N_PARAMS),
@@ -228,6 +253,9 @@ class TrialRecord:
             trainable_params=dict(attrs.get(TRAINABLE_PARAMS) or {}),
             seed=attrs.get(SEED),
             fail_reason=attrs.get(FAIL_REASON) or None,
+            log_file=attrs.get(LOG_FILE),
+            repeat_of=None if repeat is None else repeat[0],
+            repeat=None if repeat is None else repeat[1],
             adaptability_per_mparam=attrs.get(PER_MPARAM),
             describe=attrs.get(DESCRIBE) or "",
             architecture=arch_dict,
@@ -249,3 +277,86 @@ def has_architecture(trial: optuna.trial.FrozenTrial) -> bool:
 def has_test_metrics(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether ``trial`` was scored on the test splits (a finalist)."""
     return bool(trial.user_attrs.get(TEST_METRICS))
+
+
+# ---- a finalist's repeat ----------------------------------------------------------------------
+def repeat_attrs(of: int, r: int) -> dict[str, int]:
+    """The user attributes a finalist's repeat is enqueued with: repeat ``r`` of trial ``of``."""
+    return {REPEAT_OF: of, REPEAT: r}
+
+
+def repeat_identity(attrs: Mapping[str, Any]) -> tuple[int, int] | None:
+    """``(finalist, r)`` of a repeat's user attributes, ``None`` for a search trial."""
+    if REPEAT_OF not in attrs:
+        return None
+    return int(attrs[REPEAT_OF]), int(attrs[REPEAT])
+
+
+def is_surplus(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` lost a race for a slot or a repeat and never ran."""
+    return bool(trial.system_attrs.get(SURPLUS))
+
+
+# ---- attributes a running trial writes as it goes (the objective, workers, hooks) -------------
+def write_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Store ``attrs`` (from ``start_attrs``, ``to_attrs``, ...) on the running ``trial``."""
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def write_seed(trial: optuna.Trial, seed: int) -> None:
+    """The model seed, before any stage: what a finalist's repeat changes."""
+    trial.set_user_attr(SEED, seed)
+
+
+def write_fail_reason(trial: optuna.Trial, reason: str) -> None:
+    """Why the trial is pruned or fails (the leaderboard's note)."""
+    trial.set_user_attr(FAIL_REASON, reason)
+
+
+def has_fail_reason(trial: optuna.Trial | optuna.trial.FrozenTrial) -> bool:
+    """Whether a reason was recorded already (the first one stays)."""
+    return FAIL_REASON in trial.user_attrs
+
+
+def write_log_file(trial: optuna.Trial, path: str) -> None:
+    """The trial's log file, as soon as it is opened."""
+    trial.set_user_attr(LOG_FILE, path)
+
+
+def write_running_scores(trial: optuna.Trial, scores: Mapping[str, float]) -> None:
+    """The validation scores of the tasks done so far: a pruned trial keeps what it scored."""
+    trial.set_user_attr(TASK_SCORES, dict(scores))
+
+
+def write_per_mparam(trial: optuna.Trial, value: float) -> None:
+    """The value under ``objective.per_trainable_param``, before the hooks rank the trial."""
+    trial.set_user_attr(PER_MPARAM, value)
+
+
+def write_weights(trial: optuna.Trial, folder: str) -> None:
+    """Where the trial's weights were kept, relative to the study folder."""
+    trial.set_user_attr(WEIGHTS, folder)
+
+
+def write_weights_artifacts(trial: optuna.Trial, ids: Mapping[str, str]) -> None:
+    """The artifact ids of the kept weights: {file in the weights folder: artifact id}."""
+    trial.set_user_attr(WEIGHTS_ARTIFACTS, dict(ids))
+
+
+def weights_artifacts(trial: optuna.trial.FrozenTrial) -> dict[str, str]:
+    """The artifact ids ``write_weights_artifacts`` stored ({} when none)."""
+    return dict(trial.user_attrs.get(WEIGHTS_ARTIFACTS) or {})
+
+
+def write_strategy(trial: optuna.Trial, name: str, folder: str) -> None:
+    """``strategy=supernet``: the strategy and the folder of the super-network it inherited."""
+    trial.set_user_attr(STRATEGY, name)
+    trial.set_user_attr(SUPERNET, folder)
+
+
+def worker_attrs(
+    worker: int, host: str, device: str | None, pid: int, pid_ns: str | None
+) -> dict[str, Any]:
+    """Where a trial ran (and who runs it): what a search started later checks for dead workers."""
+    return {WORKER: worker, HOST: host, DEVICE: device, PID: pid, PID_NS: pid_ns}

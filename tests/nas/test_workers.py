@@ -22,7 +22,6 @@ import pytest
 from nas.config.errors import ConfigError
 from nas.engine.workers import (
     MAX_CONSECUTIVE_FAILURES,
-    SURPLUS_ATTR,
     BudgetedObjective,
     StopAfterFailures,
     SurplusTrial,
@@ -35,6 +34,7 @@ from nas.study.storage import (
     open_study,
     url_password,
 )
+from nas.trial.record import SURPLUS as SURPLUS_ATTR
 from nas.trial.resources import assign_gpu, local_workers, resolve_threads
 from tests.conftest import REPO, tiny_overrides
 
