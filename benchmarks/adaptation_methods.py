@@ -40,12 +40,13 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from benchmarks.common import base_parser, set_threads, write_json  # noqa: E402
 from lightning_modules.config import FAMILIES, TransformerConfig  # noqa: E402
-from nas.cli import CONF_DIR  # noqa: E402
-from nas.config import TINY as TINY_BUDGETS  # noqa: E402
-from nas.config import plain  # noqa: E402
-from nas.engine import check_config, load_suite, prepare  # noqa: E402
-from nas.stages import finetune, pretrain  # noqa: E402
-from nas.trial import data_fields  # noqa: E402
+from nas.config.compose import CONF_DIR  # noqa: E402
+from nas.config.nodes import TINY as TINY_BUDGETS  # noqa: E402
+from nas.config.nodes import plain  # noqa: E402
+from nas.engine.run import check_config, load_suite  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
+from nas.trial.run import data_fields  # noqa: E402
+from nas.trial.stages import finetune, pretrain  # noqa: E402
 
 METHODS = ("full", "lora", "adapter", "probe")
 #: ``--families`` with no value: every family, those that generate first.
@@ -200,7 +201,7 @@ def load(overrides: list[str]):
     composed = compose_cfg(overrides)
     check_config(composed)
     cfg = plain(composed)
-    prepare()
+    prepare_process()
     return cfg, load_suite(composed)
 
 

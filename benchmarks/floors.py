@@ -23,8 +23,8 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from nas.cli import CONF_DIR  # noqa: E402
-from nas.engine import check_config, load_suite  # noqa: E402
+from nas.config.compose import CONF_DIR  # noqa: E402
+from nas.engine.run import check_config, load_suite  # noqa: E402
 
 SUITES = {"builtin": [], "real_suite": ["experiment=real_suite"]}
 

@@ -2,11 +2,11 @@
 
 What a trial does on a GPU (``trainer.accelerator=auto``, ``trainer.precision=auto``):
 
-* bf16 mixed precision (``nas.stages.precision_for``: ``auto`` -> ``bf16-mixed`` on a GPU);
+* bf16 mixed precision (``nas.trial.stages.precision_for``: ``auto`` -> ``bf16-mixed`` on a GPU);
 * attention through ``F.scaled_dot_product_attention``; a decoder passes no mask but
   ``is_causal=True`` and plain MHA does not ask for GQA, so the flash kernel serves them (the
   probe below shows which kernel accepts each of the model's mask kinds);
-* pretraining batches from pinned host memory (``nas.stages.device_loader``);
+* pretraining batches from pinned host memory (``nas.trial.stages.device_loader``);
 * optionally ``torch.compile`` of the backbone for pretraining (``trainer.compile=true``).
 
 It prints, in this order:
@@ -17,7 +17,7 @@ It prints, in this order:
    bf16 matmul roof) of the trial path (``adaptnas``: Lightning + PretrainModule), of a plain loop
    with the same model and precision (``plain``) and of the trial path with ``torch.compile``
    (``adaptnas_compiled``, with its compile time); no new size starts after ``--max-minutes``;
-3. the whole staged trial (``nas.trial.run_trial``) of a d_model 512 decoder on the built-in
+3. the whole staged trial (``nas.trial.run.run_trial``) of a d_model 512 decoder on the built-in
    suite, all five tasks, at the trial's precision (bf16 on a GPU): seconds, tokens/s and MFU of
    each stage (pretraining longer than a search's, ``--trial-pretrain-tokens``, so that its MFU
    is measured past the warm-up) and every task's score.
@@ -60,10 +60,11 @@ from benchmarks.common import (  # noqa: E402
 )
 from benchmarks.throughput import adaptnas_arch, make_runners, measure, parse_sizes  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
-from nas.engine import load_suite, prepare  # noqa: E402
-from nas.schema import TrainerConfig  # noqa: E402
-from nas.stages import precision_for  # noqa: E402
-from nas.trial import data_fields, run_trial  # noqa: E402
+from nas.config.schema import TrainerConfig  # noqa: E402
+from nas.engine.run import load_suite  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
+from nas.trial.run import data_fields, run_trial  # noqa: E402
+from nas.trial.stages import precision_for  # noqa: E402
 
 GPU_SIZES = "256x4,512x8,1024x12"
 # The staged trial: (d_model, n_layer, n_head, d_ff) on a GPU and in the reduced mode.
@@ -162,7 +163,7 @@ def sdpa_probe(device: torch.device, dtype: torch.dtype, head_dim: int) -> dict[
 def run(args) -> dict[str, Any]:
     """Measure every size; returns the JSON payload."""
     threads = set_threads(args.threads)
-    prepare()
+    prepare_process()
     on_gpu = torch.cuda.is_available() and args.device != "cpu"
     device = torch.device("cuda" if on_gpu else "cpu")
     reduced = args.quick or not on_gpu
@@ -309,8 +310,8 @@ def staged_trial(args, on_gpu: bool, reduced: bool, peaks: dict) -> dict[str, An
     """
     from hydra import compose, initialize_config_dir
 
-    from nas.cli import CONF_DIR
-    from nas.config import plain
+    from nas.config.compose import CONF_DIR
+    from nas.config.nodes import plain
 
     d_model, n_layer, n_head, d_ff = REDUCED_TRIAL_ARCH if reduced else TRIAL_ARCH
     overrides = ["task=suite", "storage=memory", *(REDUCED_TRIAL if reduced else [])]

@@ -1,8 +1,9 @@
 """Overhead: where a default trial's wall time goes besides forward, backward and optimizer steps.
 
 Runs real trials of the default search (``conf/search.yaml``: ``small`` space, built-in suite,
-TPE, Hyperband, SQLite storage) through ``nas.objective.Objective`` and ``study.optimize``, as
-``nas/search.py`` does, and splits their wall time with Lightning callback hooks:
+TPE, Hyperband, SQLite storage) through ``nas.engine.optuna_objective.Objective`` and
+``study.optimize``, as ``nas/search.py`` does, and splits their wall time with Lightning callback
+hooks:
 
 * compute: forward (``training_step``: model, loss, divergence check, ``self.log``), backward,
   optimizer step (gradient clipping included);
@@ -53,8 +54,8 @@ from benchmarks.common import (  # noqa: E402
     sync,
     warn_if_loaded,
 )
-from nas.config import TINY as TINY_BUDGETS  # noqa: E402
-from nas.hooks import TrialHook  # noqa: E402
+from nas.config.nodes import TINY as TINY_BUDGETS  # noqa: E402
+from nas.trial.hooks import TrialHook  # noqa: E402
 
 COMPUTE = ("forward", "backward", "optimizer")
 # The smoke mode: two tasks and the tiny budgets of tests/conftest.py's TINY.
@@ -80,7 +81,8 @@ import torch; marks["torch"] = time.perf_counter()
 import pytorch_lightning; marks["pytorch_lightning"] = time.perf_counter()
 import optuna; marks["optuna"] = time.perf_counter()
 import hydra, omegaconf; marks["hydra"] = time.perf_counter()
-import nas.engine, nas.objective, search_spaces; marks["adaptnas"] = time.perf_counter()
+import nas.engine.run, nas.engine.optuna_objective, search_spaces
+marks["adaptnas"] = time.perf_counter()
 print(json.dumps({k: v - t0 for k, v in marks.items()}))
 """
 
@@ -156,7 +158,7 @@ class PhaseTimer(pl.Callback):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         now = self._now()
-        # Test splits are scored only for trials that enter the top k (nas.stages.score_test).
+        # Test splits are scored only for trials that enter the top k (nas.trial.stages.score_test).
         split = getattr(pl_module, "eval_split", "validation")
         self._add("test_scoring" if split == "test" else "evaluation", "validation", now)
         if self.last_end is not None:
@@ -167,7 +169,7 @@ class PhaseTimer(pl.Callback):
 
 
 class TimingHook(TrialHook):
-    """Trial hooks (``nas.hooks.TrialHook``) that cut the running totals per trial.
+    """Trial hooks (``nas.trial.hooks.TrialHook``) that cut the running totals per trial.
 
     ``TimingHook.pair`` gives two hooks sharing one record: the first goes before every other hook
     (its ``on_trial_start`` takes the snapshot), the second after them (its ``on_trial_end`` takes
@@ -215,20 +217,20 @@ class TimingHook(TrialHook):
 def instrumented(totals: dict[str, float], device: torch.device):
     """Time the search's trainers, fits, model builds, trials and hooks while the block runs.
 
-    Wraps ``nas.stages.make_trainer`` (each trainer gets a ``PhaseTimer`` and timed ``fit`` and
-    ``validate``), ``nas.stages.build_model``, ``nas.objective.run_trial`` and the hooks that
-    ``nas.engine.build_hooks`` returns; the real functions run inside, and the originals are
-    restored on exit. Yields the ``TimingHook`` that holds the per-trial totals.
+    Wraps ``nas.trial.stages.make_trainer`` (each trainer gets a ``PhaseTimer`` and timed ``fit``
+    and ``validate``), ``nas.trial.stages.build_model``, ``nas.engine.optuna_objective.run_trial``
+    and the hooks that ``nas.engine.run.build_hooks`` returns; the real functions run inside, and
+    the originals are restored on exit. Yields the ``TimingHook`` that holds the per-trial totals.
     """
-    import nas.engine
-    import nas.objective
-    import nas.stages
+    import nas.engine.optuna_objective
+    import nas.engine.run
+    import nas.trial.stages
 
     originals = {
-        (nas.stages, "make_trainer"): nas.stages.make_trainer,
-        (nas.stages, "build_model"): nas.stages.build_model,
-        (nas.objective, "run_trial"): nas.objective.run_trial,
-        (nas.engine, "build_hooks"): nas.engine.build_hooks,
+        (nas.trial.stages, "make_trainer"): nas.trial.stages.make_trainer,
+        (nas.trial.stages, "build_model"): nas.trial.stages.build_model,
+        (nas.engine.optuna_objective, "run_trial"): nas.engine.optuna_objective.run_trial,
+        (nas.engine.run, "build_hooks"): nas.engine.run.build_hooks,
     }
     timer = PhaseTimer(totals, device)
     first, last = TimingHook.pair(totals)
@@ -246,7 +248,7 @@ def instrumented(totals: dict[str, float], device: torch.device):
     def make_trainer(trainer_cfg, max_steps, val_every, **extra):
         t0 = time.perf_counter()
         callbacks = [*extra.pop("callbacks", []), timer]
-        trainer = originals[nas.stages, "make_trainer"](
+        trainer = originals[nas.trial.stages, "make_trainer"](
             trainer_cfg, max_steps, val_every, callbacks=callbacks, **extra
         )
         totals["trainer_construction"] += time.perf_counter() - t0
@@ -255,16 +257,18 @@ def instrumented(totals: dict[str, float], device: torch.device):
         return trainer
 
     def build_hooks(cfg):
-        hooks = originals[nas.engine, "build_hooks"](cfg)
+        hooks = originals[nas.engine.run, "build_hooks"](cfg)
         for hook in hooks:  # tracking, weight keeping: "logging" and "checkpointing"
             for name in ("on_trial_start", "on_stage", "on_trial_end", "logger_for"):
                 setattr(hook, name, timed(getattr(hook, name), "hooks"))
         return [first, *hooks, last]
 
-    nas.stages.make_trainer = make_trainer
-    nas.stages.build_model = timed(originals[nas.stages, "build_model"], "model_build")
-    nas.objective.run_trial = timed(originals[nas.objective, "run_trial"], "run_trial")
-    nas.engine.build_hooks = build_hooks
+    nas.trial.stages.make_trainer = make_trainer
+    nas.trial.stages.build_model = timed(originals[nas.trial.stages, "build_model"], "model_build")
+    nas.engine.optuna_objective.run_trial = timed(
+        originals[nas.engine.optuna_objective, "run_trial"], "run_trial"
+    )
+    nas.engine.run.build_hooks = build_hooks
     try:
         yield last
     finally:
@@ -303,7 +307,7 @@ def compose(overrides: list[str]):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from nas.cli import CONF_DIR
+    from nas.config.compose import CONF_DIR
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         return hydra_compose("search", overrides=overrides)
@@ -314,8 +318,8 @@ def measure_suite(cfg) -> dict[str, float]:
     from lightning_modules import suite as suite_mod
     from lightning_modules.data import texts as data_texts
     from lightning_modules.data.tokenizer import EOS, load_or_train_tokenizer
-    from nas.config import plain
-    from nas.engine import load_suite
+    from nas.config.nodes import plain
+    from nas.engine.run import load_suite
 
     data, tasks = plain(cfg.data), plain(cfg.tasks)
     seed = int(data.get("seed", 0))
@@ -417,8 +421,8 @@ def run(args) -> dict[str, Any]:
 
 
 def run_trials(cfg) -> dict[str, Any]:
-    """Run the configured search (``nas.engine.run_search``) with every phase timed."""
-    from nas.engine import run_search
+    """Run the configured search (``nas.engine.run.run_search``) with every phase timed."""
+    from nas.engine.run import run_search
 
     totals: dict[str, float] = defaultdict(float)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,7 +1,7 @@
 """Pretraining gain: the same adaptation from a pretrained and from an untrained backbone.
 
 For fixed hand-picked architectures of the ``small`` space, each seed runs the whole staged trial
-(``nas.trial.run_trial``) twice at the configured budgets: once as the search does, once with
+(``nas.trial.run.run_trial``) twice at the configured budgets: once as the search does, once with
 ``pretrain.tokens=0`` (adaptation from the initialised backbone). The gain is the difference of
 the two means; it counts only against the spread between seeds (the issue's goal: gain >= 5 x
 seed sd). This is how the default budgets were chosen; ``nas/validate.py`` measures the same for
@@ -76,13 +76,14 @@ def run(args) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
 
     from lightning_modules.config import TransformerConfig
-    from nas.cli import CONF_DIR
-    from nas.config import plain
-    from nas.engine import load_suite, prepare
-    from nas.trial import data_fields, run_trial
+    from nas.config.compose import CONF_DIR
+    from nas.config.nodes import plain
+    from nas.engine.run import load_suite
+    from nas.trial.resources import prepare_process
+    from nas.trial.run import data_fields, run_trial
 
     threads = set_threads(args.threads)
-    prepare()
+    prepare_process()
     overrides = [*(QUICK if args.quick else []), *args.override]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=overrides)

@@ -9,7 +9,7 @@ rotates with the seed):
 * ``tpe+<name>``: the same with ``pruner=<name>``, for each ``--compare-pruner <name>``;
 * ``random``: ``sampler=random pruner=none``.
 
-All run through ``nas.engine.run_search`` (in-memory study, no plots, no kept weights, no
+All run through ``nas.engine.run.run_search`` (in-memory study, no plots, no kept weights, no
 finalist repeats: the curves compare single-seed search scores). A trial is never cut short:
 when one ends past the budget the search stops, and trials that end past it do not count
 (Optuna's ``timeout`` works the same way). The clock is this process's CPU time by default,
@@ -59,7 +59,7 @@ from benchmarks.common import (  # noqa: E402
     warn_if_loaded,
 )
 from benchmarks.overhead import QUICK_OVERRIDES, compose  # noqa: E402
-from nas.hooks import TrialHook  # noqa: E402
+from nas.trial.hooks import TrialHook  # noqa: E402
 
 RANDOM = ["sampler=random", "pruner=none"]
 # Goals of issue 12: TPE + pruning reaches random's final best in at most half of random's time
@@ -116,7 +116,7 @@ def preset_overrides(preset: str, user: list[str]) -> list[str]:
 
 
 class BudgetClock(TrialHook):
-    """A trial hook (``nas.hooks.TrialHook`` protocol): when each trial ends, on which clock.
+    """A trial hook (``nas.trial.hooks.TrialHook`` protocol): when each trial ends, on which clock.
 
     ``cpu`` counts this process's CPU seconds: with one torch thread that is the wall time of an
     idle machine, and it barely moves when other processes compete for the cores (wall seconds
@@ -160,15 +160,15 @@ class BudgetClock(TrialHook):
 
 @contextlib.contextmanager
 def with_hook(hook):
-    """Add ``hook`` to the hooks ``nas.engine.build_hooks`` gives while the block runs."""
-    import nas.engine
+    """Add ``hook`` to the hooks ``nas.engine.run.build_hooks`` gives while the block runs."""
+    import nas.engine.run
 
-    original = nas.engine.build_hooks
-    nas.engine.build_hooks = lambda cfg: [*original(cfg), hook]
+    original = nas.engine.run.build_hooks
+    nas.engine.run.build_hooks = lambda cfg: [*original(cfg), hook]
     try:
         yield hook
     finally:
-        nas.engine.build_hooks = original
+        nas.engine.run.build_hooks = original
 
 
 def best_curve(
@@ -211,7 +211,7 @@ def best_at(curve: list[tuple[float, float]], at: float) -> float | None:
 
 def run_one(overrides: list[str], budget: float, clock: str) -> dict[str, Any]:
     """One search of ``budget`` seconds on ``clock``; its curve and trial counts."""
-    from nas.engine import run_search
+    from nas.engine.run import run_search
 
     cfg = compose(overrides + ["timeout=null", "n_trials=null"])
     t0 = time.perf_counter()
@@ -309,7 +309,7 @@ def run(args) -> dict[str, Any]:
             *preset_overrides(preset, args.overrides),
         ]
         # Build the suite (and train the tokenizer) before any clock starts: a worker pays it once.
-        from nas.engine import load_suite
+        from nas.engine.run import load_suite
 
         load_suite(compose(base))
         names = list(plan)

@@ -9,7 +9,7 @@ starts; the order alternates with the seed):
   rule, ``strategy.tokens_factor`` x a candidate's tokens), *inside the budget*, then adapts every
   candidate from its sliced weights without pretraining it.
 
-Both run through ``nas.engine.run_search`` (in-memory study, no plots, no kept weights) on the
+Both run through ``nas.engine.run.run_search`` (in-memory study, no plots, no kept weights) on the
 clock of ``benchmarks/search_efficiency.py`` (this process's CPU seconds with one torch thread
 by default: steady when other processes load the cores). Reported per strategy: candidates
 evaluated within the budget (and per CPU-hour), the best adaptability at 25/50/75/100% of the
@@ -82,7 +82,7 @@ def run(args) -> dict[str, Any]:
             f"threads={threads}",
             *preset_overrides(preset, args.overrides),
         ]
-        from nas.engine import load_suite
+        from nas.engine.run import load_suite
 
         load_suite(compose(base))  # data and tokenizer before any clock starts
         for i, seed in enumerate(seeds):

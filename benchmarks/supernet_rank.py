@@ -9,12 +9,12 @@ built-in suite and budgets as they are) is built once; then:
 2. ``--archs`` distinct architectures are drawn from the supernet's narrowed space
    (``SubnetSampler.random``, seeded by ``--draw-seed``);
 3. each is scored (a) **inherited**: sliced from the super-network and adapted per task exactly
-   as a supernet trial does (``SupernetStrategy.prepare`` -> ``run_trial``), and
+   as a supernet trial does (``InheritedWeights.prepare`` -> ``run_trial``), and
    (b) **standalone**: the plain staged trial (pretrained from scratch with ``pretrain.tokens``,
    the same adaptation budget), with the same model seed; ``--seeds`` > 1 adds standalone
    seeds for the seed sd;
-4. reported: Kendall tau and Spearman (``nas.validate.rank_agreement``), both score lists, the
-   CPU seconds of every run and of the build, the implied candidates-per-hour ratio of a
+4. reported: Kendall tau and Spearman (``nas.validity.statistics.rank_agreement``), both score
+   lists, the CPU seconds of every run and of the build, the implied candidates-per-hour ratio of a
    supernet search over a standalone one (build amortised over K candidates, and its
    asymptote), and the winner check (the best inherited architecture retrained standalone
    against the best of the standalone column).
@@ -59,7 +59,9 @@ from benchmarks.search_efficiency import preset_overrides  # noqa: E402
 KS = (8, 50, 200)
 TARGET_RATIO = 5.0  # the issue: >= 5x the candidates of a standalone search in the same time
 TARGET_TAU = 0.5
-SEED_STRIDE = 100  # standalone seeds: seed, seed + 100, ... (never another architecture's seed)
+STANDALONE_SEED_STRIDE = (
+    100  # standalone seeds: seed, seed + 100, ... (never another architecture's seed)
+)
 DEFAULT_CACHE = DEFAULT_OUT.parent / "supernet_rank_cache"
 
 
@@ -168,7 +170,7 @@ class Cache:
 
 
 def _trial(arch, suite, run_cfg, seed: int, init_model=None) -> dict[str, Any]:
-    from nas.trial import run_trial
+    from nas.trial.run import run_trial
 
     t0 = time.process_time()
     r = run_trial(arch, suite, run_cfg, seed=seed, init_model=init_model)
@@ -194,16 +196,17 @@ def _standalone(cache: Cache, arch, suite, run_cfg, seed: int, shape) -> dict[st
 
 def setup(cfg):
     """The run config (plain), the supernet's narrowed space and the suite."""
-    from nas.config import plain
-    from nas.engine import load_suite, prepare
-    from nas.supernet import strategy_space
-    from nas.task_families import restrict_to_tasks
+    from nas.config.families import restrict_to_tasks
+    from nas.config.nodes import plain
+    from nas.engine.run import load_suite
+    from nas.strategies.registry import strategy_for
+    from nas.trial.resources import prepare_process
     from search_spaces import load_space
 
-    prepare()
+    prepare_process()
     run = plain(cfg)
     space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
-    space = strategy_space(run, space)
+    space = strategy_for(run).space(run, space)
     return run, space, load_suite(cfg)
 
 
@@ -215,8 +218,8 @@ def build(run, space, suite, cache: Cache):
         build killed and resumed (each process books its seconds at every checkpoint; work lost
         after the last one is redone and counted once).
     """
-    from nas.supernet import ensure_supernet, spec_of, super_config, supernet_dir
-    from nas.trial import data_fields
+    from nas.strategies.supernet import ensure_supernet, spec_of, super_config, supernet_dir
+    from nas.trial.run import data_fields
 
     study = cache.root / "study"
     spec = spec_of(space, super_config(space, data_fields(suite)), run)
@@ -261,9 +264,9 @@ def run(args) -> dict[str, Any]:
         *args.overrides,
     ]
     cfg = compose(overrides)
-    from nas.supernet import SubnetSampler, SupernetSettings, SupernetStrategy
-    from nas.trial import data_fields
-    from nas.validate import rank_agreement
+    from nas.strategies.supernet import InheritedWeights, SubnetSampler, SupernetSettings
+    from nas.trial.run import data_fields
+    from nas.validity.statistics import rank_agreement
 
     run_cfg, space, suite = setup(cfg)
     net = folder = strategy = None
@@ -277,7 +280,7 @@ def run(args) -> dict[str, Any]:
             f"{'-' if build_cpu is None else f'{build_cpu:.0f}'}",
             flush=True,
         )
-        strategy = SupernetStrategy(net, folder, settings.continue_tokens)
+        strategy = InheritedWeights(net, folder, settings.continue_tokens)
     sampler = SubnetSampler(space, data_fields(suite))
     rng = random.Random(args.draw_seed)
     archs = draw_distinct(lambda: sampler.random(rng), args.archs)
@@ -285,7 +288,7 @@ def run(args) -> dict[str, Any]:
     standalone_cfg = {**run_cfg, "strategy": {"name": "standalone"}}
     shape = {k: run_cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective")}
     shape["trainer"] = run_cfg["trainer"]
-    seeds = [args.seed + SEED_STRIDE * j for j in range(args.seeds)]
+    seeds = [args.seed + STANDALONE_SEED_STRIDE * j for j in range(args.seeds)]
     rows = []
     total = len(archs) * (len(seeds) + (args.only != "standalone"))
     done = 0

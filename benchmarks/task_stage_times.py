@@ -24,12 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from lightning_modules.generate import beam_search, greedy  # noqa: E402
 from lightning_modules.model import build_model  # noqa: E402
-from nas.cli import CONF_DIR  # noqa: E402
-from nas.config import plain  # noqa: E402
-from nas.engine import load_suite, prepare  # noqa: E402
-from nas.hooks import TrialHook  # noqa: E402
-from nas.stages import make_trainer  # noqa: E402
-from nas.trial import data_fields, run_trial  # noqa: E402
+from nas.config.compose import CONF_DIR  # noqa: E402
+from nas.config.nodes import plain  # noqa: E402
+from nas.engine.run import load_suite  # noqa: E402
+from nas.trial.hooks import TrialHook  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
+from nas.trial.run import data_fields, run_trial  # noqa: E402
+from nas.trial.stages import make_trainer  # noqa: E402
 
 
 def stage_times(args, overrides: list[str]) -> None:
@@ -37,7 +38,7 @@ def stage_times(args, overrides: list[str]) -> None:
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("search", overrides=overrides)
-    prepare()
+    prepare_process()
     t0 = time.perf_counter()
     suite = load_suite(cfg)
     print(f"suite built in {time.perf_counter() - t0:.1f}s: tasks {', '.join(suite.tasks)}")
@@ -120,7 +121,7 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     logging.basicConfig(level=logging.WARNING)
     if args.decode_only:
-        prepare()
+        prepare_process()
         decode_speed(args)
     else:
         stage_times(args, [*overrides, "storage=memory"])

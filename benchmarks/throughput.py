@@ -3,8 +3,9 @@
 Four runners train the same shape (batch, sequence length, vocabulary, width, depth, heads, MLP
 width) on the same random token blocks, side by side in one process:
 
-* ``adaptnas``: the trial path itself: ``PretrainModule`` under ``nas.stages.make_trainer`` (the
-  Lightning trainer every trial uses, with the ``trainer`` defaults of ``nas/schema.py``);
+* ``adaptnas``: the trial path itself: ``PretrainModule`` under
+  ``nas.trial.stages.make_trainer`` (the Lightning trainer every trial uses, with the ``trainer``
+  defaults of ``nas/config/schema.py``);
 * ``plain``: the same model, loss and optimizer in a plain PyTorch loop (Lightning's cost is the
   gap between these two);
 * ``gpt2_hf``: ``transformers``' ``GPT2LMHeadModel`` (SDPA attention, no pretrained weights) in a
@@ -12,8 +13,8 @@ width) on the same random token blocks, side by side in one process:
 * ``gpt2_hf_fused``: the same with fused AdamW, as adaptnas steps (model against model).
 
 Precision: adaptnas and the plain loop run at ``--precision`` (default ``auto``: what a trial
-picks for that size, ``nas.stages.precision_for``: bf16 autocast on a GPU, and on a CPU with bf16
-matrix units from d_model 256 on), GPT-2 at ``--gpt2-precision`` (default fp32, as a user runs
+picks for that size, ``nas.trial.stages.precision_for``: bf16 autocast on a GPU, and on a CPU with
+bf16 matrix units from d_model 256 on), GPT-2 at ``--gpt2-precision`` (default fp32, as a user runs
 it). A runner name ending in ``_fp32`` or ``_bf16`` fixes its own (``adaptnas_fp32,adaptnas_bf16``
 compares the two side by side).
 
@@ -68,9 +69,9 @@ from lightning_modules.objectives import pretraining_loss  # noqa: E402
 from lightning_modules.optim import adamw_with_schedule, check_loss  # noqa: E402
 from lightning_modules.pretrain import PretrainModule  # noqa: E402
 from lightning_modules.tasks.base import tensor_loader  # noqa: E402
-from nas.engine import prepare  # noqa: E402
-from nas.schema import TrainerConfig  # noqa: E402
-from nas.stages import device_loader, make_trainer, precision_for  # noqa: E402
+from nas.config.schema import TrainerConfig  # noqa: E402
+from nas.trial.resources import prepare_process  # noqa: E402
+from nas.trial.stages import device_loader, make_trainer, precision_for  # noqa: E402
 
 RUNNERS = ("adaptnas", "plain", "gpt2_hf", "gpt2_hf_fused")
 # Runner-name suffixes that fix a runner's precision.
@@ -205,7 +206,7 @@ class LightningRunner(Runner):
 
     Batches come from the trial's own loader (``tensor_loader``, pinned on a GPU by
     ``device_loader``). With ``compile_model`` the backbone's forward is compiled once, as
-    ``nas.stages.compiled_backbone`` does for the length of a trial's pretraining.
+    ``nas.trial.stages.compiled_backbone`` does for the length of a trial's pretraining.
     """
 
     def __init__(self, name, arch, trainer_cfg, *args, compile_model: bool = False):
@@ -383,7 +384,7 @@ def run(args) -> dict[str, Any]:
     """Measure every size; returns the JSON payload."""
     threads = set_threads(args.threads)
     _clock[0] = CLOCKS[args.clock]
-    prepare()  # the process settings every search and train run uses
+    prepare_process()  # the process settings every search and train run uses
     if args.matmul_precision:
         # 'medium' lets oneDNN feed fp32 matmuls to AMX in bf16 (like TF32 on a GPU).
         torch.set_float32_matmul_precision(args.matmul_precision)
@@ -394,7 +395,7 @@ def run(args) -> dict[str, Any]:
     peak_kwargs: dict[str, Any] = {"device": device, "repeats": 2 if quick else 5}
     if quick:
         peak_kwargs["shapes"] = ((256, 256, 256), (512, 512, 512))
-    matmul_precision = torch.get_float32_matmul_precision()  # 'high', as prepare() set it
+    matmul_precision = torch.get_float32_matmul_precision()  # 'high', as prepare_process() set it
     peaks = {
         "fp32": matmul_peak(torch.float32, precision="highest", **peak_kwargs),
         "bf16": matmul_peak(torch.bfloat16, **peak_kwargs),
@@ -416,7 +417,7 @@ def run(args) -> dict[str, Any]:
     results = []
     for d_model, n_layer in parse_sizes(args.sizes):
         arch = adaptnas_arch(d_model, n_layer, args.head_dim, args.vocab, args.seq_len)
-        # auto: what a trial of this size runs at (nas.stages.precision_for).
+        # auto: what a trial of this size runs at (nas.trial.stages.precision_for).
         precision = precision_for(args.precision, arch)
         n_blocks = args.batch * (args.warmup + args.steps) * 2
         blocks = torch.randint(7, args.vocab, (n_blocks, args.seq_len + 1), generator=gen)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from nas.cli import CONF_DIR, entry, run_guarded
+from nas.config.compose import CONF_DIR, entry, run_guarded
 from nas.exporting import run_export
 
 

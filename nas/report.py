@@ -1,6 +1,7 @@
 """Leaderboard and plots of a study, from its storage: ``python nas/report.py study=suite-small``.
 
-Composes ``conf/report.yaml`` and calls ``nas.plots.run_report``; safe while the search runs.
+Composes ``conf/report.yaml`` and calls ``nas.reporting.plots.run_report``; safe while the search
+runs.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import hydra
 import matplotlib
 from omegaconf import DictConfig
 
-from nas.cli import CONF_DIR, entry, run_guarded
-from nas.plots import run_report
+from nas.config.compose import CONF_DIR, entry, run_guarded
+from nas.reporting.plots import run_report
 
 matplotlib.use("Agg")  # files only, never a window
 

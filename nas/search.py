@@ -1,6 +1,7 @@
 """Architecture search: ``python nas/search.py task=qa search_space=small n_trials=12``.
 
-Composes ``conf/search.yaml`` and calls ``nas.engine.run_search``; see the README for the groups.
+Composes ``conf/search.yaml`` and calls ``nas.engine.run.run_search``; see the README for the
+groups.
 """
 
 from __future__ import annotations
@@ -9,9 +10,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from nas.cli import CONF_DIR, entry, run_guarded
-from nas.engine import run_search
-from nas.study import default_study_name
+from nas.config.compose import CONF_DIR, entry, run_guarded
+from nas.engine.run import run_search
+from nas.study.storage import default_study_name
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="search", version_base="1.3")

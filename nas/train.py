@@ -1,6 +1,6 @@
 """One architecture through the staged trial: ``python nas/train.py arch=<architecture.yaml>``.
 
-Composes ``conf/train.yaml`` and calls ``nas.engine.run_train``.
+Composes ``conf/train.yaml`` and calls ``nas.engine.run.run_train``.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from nas.cli import CONF_DIR, entry, run_guarded
-from nas.engine import run_train
+from nas.config.compose import CONF_DIR, entry, run_guarded
+from nas.engine.run import run_train
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")

@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
-from nas.config import TINY as TINY_BUDGETS  # noqa: E402
+from nas.config.nodes import TINY as TINY_BUDGETS  # noqa: E402
 
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
@@ -147,7 +147,7 @@ def check_weights(folder: Path, study: optuna.Study, keep_top_k: int) -> list[st
     """What is wrong with the kept weights of ``study`` (empty: intact)."""
     from safetensors import safe_open
 
-    from nas.checkpoints import kept_trials, trial_weights_dir
+    from nas.study.kept_weights import kept_trials, trial_weights_dir
 
     problems = []
     for number in sorted(kept_trials(study, keep_top_k, multi_objective=False)):

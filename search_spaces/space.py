@@ -19,7 +19,7 @@ A search space is a YAML file (built-in ones live next to this module and are lo
       rope_base: {type: float, low: 1e3, high: 1e5, log: true}
     supernet:                        # optional: what one super-network fixes (strategy=supernet;
       family: [decoder, prefix_lm]   # a list narrows the choices, a scalar fixes the knob;
-      mlp: gelu                      # see nas/supernet.py and docs/supernet.md)
+      mlp: gelu                      # see nas/strategies/supernet.py and docs/supernet.md)
 
 Every key under ``fixed`` and ``params`` is an init field of
 :class:`~lightning_modules.config.TransformerConfig`. An entry under ``params`` takes these keys:
@@ -428,8 +428,8 @@ class SearchSpace:
         fixed: ``TransformerConfig`` fields set for every trial.
         params: The entries, in sampling order.
         supernet: What one super-network of this space fixes (``strategy=supernet``,
-            ``nas/supernet.py``): field -> one value (fixed) or a list (choices kept). Ignored
-            by the default strategy.
+            ``nas/strategies/supernet.py``): field -> one value (fixed) or a list (choices kept).
+            Ignored by the default strategy.
     """
 
     name: str

@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from nas.cli import CONF_DIR
-from nas.config import TINY as TINY_BUDGETS
+from nas.config.compose import CONF_DIR
+from nas.config.nodes import TINY as TINY_BUDGETS
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ def default_sigint():
     """Every test starts with Python's own Ctrl-C handler.
 
     Lightning ignores SIGINT for the rest of the process once a ``KeyboardInterrupt`` reaches
-    ``Trainer.fit`` outside ``nas.trial.interruptible`` (its graceful shutdown), and an ignored
+    ``Trainer.fit`` outside ``nas.trial.run.interruptible`` (its graceful shutdown), and an ignored
     signal is inherited by every subprocess started later; the Ctrl-C tests of
     tests/nas/test_faults.py would then depend on which tests ran before them.
     """

@@ -16,7 +16,7 @@ import torch
 
 import adaptnas
 from lightning_modules.generate import generate_ids
-from nas.engine import run_search
+from nas.engine.run import run_search
 from tests.conftest import compose_config, tiny_overrides
 from tests.lightning_modules.test_device import INPUTS, build_tasks, write_export
 

@@ -118,7 +118,7 @@ def test_installed_package_imports_from_the_venv_with_its_configs(installed):
         installed,
         str(bin_dir / "python"),
         "-c",
-        "import nas, adaptnas, search_spaces; from nas.cli import CONF_DIR; "
+        "import nas, adaptnas, search_spaces; from nas.config.compose import CONF_DIR; "
         "print(nas.__file__); print(adaptnas.__file__); print(CONF_DIR)",
     )
     assert proc.returncode == 0, proc.stderr

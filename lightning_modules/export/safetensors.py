@@ -103,7 +103,7 @@ def load_safetensors(module: nn.Module, path: str | Path) -> nn.Module:
 def build_task_model(cfg: TransformerConfig, task) -> TaskModel:
     """An untrained ``TaskModel`` shaped like the one ``task`` fine-tunes (for loading weights).
 
-    Mirrors ``nas.stages.finetune``: the backbone is a ``Transformer``, or the whole
+    Mirrors ``nas.trial.stages.finetune``: the backbone is a ``Transformer``, or the whole
     ``LanguageModel`` for kinds that set ``needs_lm_head`` (generation decodes with the LM head);
     the head is ``task.make_head(cfg)``.
     """

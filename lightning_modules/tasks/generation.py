@@ -10,7 +10,7 @@ the task declares ``families = (decoder, prefix_lm, encoder_decoder)`` and the e
 encoders out of the search space when it is selected.
 
 Generation reuses the pretrained LM head, so the task fine-tunes the whole ``LanguageModel``
-(``needs_lm_head``): ``nas/trial.py::finetune`` hands it the full model as the "backbone" and
+(``needs_lm_head``): ``nas/trial/run.py::finetune`` hands it the full model as the "backbone" and
 ``make_head`` adds nothing. Decoding (greedy or beam search) is ``lightning_modules.generate``.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
 
 log = logging.getLogger("adaptnas")
 

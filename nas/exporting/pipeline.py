@@ -16,9 +16,9 @@ One export folder holds::
     transformers/<name>/      where the variant maps: ``lm`` and the tasks whose head maps
     README.md                 the model card (``card.py``)
 
-The safetensors files are the weights the search kept (``nas.checkpoints.KeepWeights``), copied
-and loaded strictly; every other format (an ``ExportFormat`` of ``lightning_modules.export``) is
-written, loaded back and compared with the PyTorch model on real inputs (the study's own
+The safetensors files are the weights the search kept (``nas.study.kept_weights.KeepWeights``),
+copied and loaded strictly; every other format (an ``ExportFormat`` of ``lightning_modules.export``)
+is written, loaded back and compared with the PyTorch model on real inputs (the study's own
 validation examples and held-out pretraining blocks) before the folder appears: it is written
 next to its target and renamed into place.
 """
@@ -59,14 +59,14 @@ from lightning_modules.export import (
 from lightning_modules.model import LanguageModel
 from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
-from nas.checkpoints import FORMAT, WEIGHTS_DIR, trial_weights_dir
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
 from nas.exporting.card import model_card
 from nas.exporting.hub import push_export
 from nas.exporting.retrain import retrain_commands
 from nas.exporting.selection import select_trials, trial_record
-from nas.record import State
-from nas.study import open_existing_study, recorded_run_config
+from nas.study.kept_weights import FORMAT, WEIGHTS_DIR, trial_weights_dir
+from nas.study.storage import open_existing_study, recorded_run_config
+from nas.trial.record import State
 
 log = logging.getLogger("adaptnas")
 COMPLETE = State.COMPLETE
@@ -181,7 +181,7 @@ def write_format(
 
 
 def read_kept_weights(weights: Path) -> dict[str, Any]:
-    """``meta.json`` of a folder of kept weights (``nas.checkpoints.save_trial_weights``)."""
+    """``meta.json`` of a folder of kept weights (``nas.study.kept_weights.save_trial_weights``)."""
     meta_path = weights / "meta.json"
     if not meta_path.is_file():
         raise ConfigError(f"{weights}: no meta.json, not a folder of kept weights")
@@ -202,7 +202,7 @@ def export_trial(
     """Export the weights a search kept for one trial into ``out``, checking every format.
 
     Args:
-        weights: ``<study>/weights/trial_<n>`` (written by ``nas.checkpoints.KeepWeights``).
+        weights: ``<study>/weights/trial_<n>`` (written by ``nas.study.kept_weights.KeepWeights``).
         out: The export folder (replaced if it is an earlier export).
         cache_dir: Tokenizer cache for rebuilding the study's data.
         onnx: Write and check ONNX graphs.

@@ -46,7 +46,7 @@ def retrain_overrides(run: dict[str, Any], task_names: list[str], seed: int) -> 
     Every leaf of ``run``'s ``data``, ``tasks``, ``pretrain`` and ``finetune`` sections that
     differs from what ``conf/train.yaml`` composes with the same tasks becomes ``key=value``.
     """
-    from nas.cli import CONF_DIR
+    from nas.config.compose import CONF_DIR
 
     task_arg = task_names[0] if len(task_names) == 1 else "[" + ",".join(task_names) + "]"
     args = [f"task={task_arg}"]
@@ -79,7 +79,7 @@ def retrain_commands(
     args = retrain_overrides(run, task_names, seed)
     tokens = (run.get("pretrain") or {}).get("tokens")
     if tokens is None:  # a run that recorded no budget: the default config's, not a literal
-        from nas.cli import CONF_DIR
+        from nas.config.compose import CONF_DIR
 
         tokens = yaml.safe_load((CONF_DIR / "pretrain" / "default.yaml").read_text())["tokens"]
     tokens = int(tokens)

@@ -6,8 +6,8 @@ from typing import Any
 
 import optuna
 
-from nas.errors import ConfigError
-from nas.record import TrialRecord
+from nas.config.errors import ConfigError
+from nas.trial.record import TrialRecord
 
 
 def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
@@ -33,7 +33,9 @@ def select_trials(study: optuna.Study, which: Any) -> list[optuna.trial.FrozenTr
                     f"trial=pareto: study '{study.study_name}' has one objective; "
                     "export the best trial (no trial=) or trial=<n>"
                 )
-        from nas.results import best_trials  # the winner by mean over its finalist seeds
+        from nas.reporting.leaderboard import (
+            best_trials,  # the winner by mean over its finalist seeds
+        )
 
         front = best_trials(study)
         return front if which == "pareto" else front[:1]

@@ -20,12 +20,13 @@ from lightning_modules.code_scorer import _run_programs, run_programs
 from lightning_modules.config import TransformerConfig
 from lightning_modules.data.code import code_splits, program
 from lightning_modules.tasks import TASK_KINDS, CodeTask
-from nas.cli import precheck
-from nas.config import plain
-from nas.engine import load_suite, prepare
-from nas.schema import check_task
-from nas.task_families import allowed_families
-from nas.trial import data_fields, run_trial
+from nas.config.compose import precheck
+from nas.config.families import allowed_families
+from nas.config.nodes import plain
+from nas.config.schema import check_task
+from nas.engine.run import load_suite
+from nas.trial.resources import prepare_process
+from nas.trial.run import data_fields, run_trial
 from tests.conftest import compose_config
 
 GOOD = "def f(x):\n    return x + 1\nassert f(1) == 2\n"
@@ -405,7 +406,7 @@ def test_gold_code_scores_one_and_a_tiny_candidate_scores_in_range(tiny_cfg):
         "tasks.code.examples=null",
     ]
     cfg = tiny_cfg(task="code", extra=extra)
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     task = suite.tasks["code"]
     assert isinstance(task, CodeTask)

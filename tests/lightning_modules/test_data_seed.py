@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from nas.engine import load_suite
-from nas.stages import adaptation_budget
+from nas.engine.run import load_suite
+from nas.trial.stages import adaptation_budget
 
 
 def _draw(n: int, seed: int) -> torch.Tensor:

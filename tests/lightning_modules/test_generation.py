@@ -16,7 +16,7 @@ from lightning_modules.generate import beam_search, generate, generate_ids, gree
 from lightning_modules.model import LanguageModel, build_model
 from lightning_modules.tasks import TASK_KINDS, GenerationTask
 from lightning_modules.tasks.generation import IGNORE
-from nas.stages import finetune
+from nas.trial.stages import finetune
 from tests.nas.run_config import run_config
 
 EOS_ID = 6  # [EOS] in SPECIAL_TOKENS order

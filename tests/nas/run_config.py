@@ -12,7 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from nas.study import plain
+from nas.study.storage import plain
 from tests.conftest import compose_config
 
 

@@ -11,11 +11,12 @@ import torch
 import adaptnas
 from lightning_modules.adaptation import AdaptationSpec, task_trainable
 from lightning_modules.config import TransformerConfig
-from nas.config import plain
-from nas.engine import check_config, load_suite, prepare, run_search
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
+from nas.config.nodes import plain
+from nas.engine.run import check_config, load_suite, run_search
 from nas.exporting import run_export
-from nas.trial import data_fields, run_trial
+from nas.trial.resources import prepare_process
+from nas.trial.run import data_fields, run_trial
 from tests.conftest import compose_config, tiny_overrides
 
 # One task of each kind: sequence, token, span, generation.
@@ -40,7 +41,7 @@ def _arch(suite) -> TransformerConfig:
 def test_every_method_adapts_and_scores_every_task_kind(tiny_cfg, extra):
     cfg = tiny_cfg(task=TASKS, extra=extra)
     check_config(cfg)
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     arch = _arch(suite)
     run = plain(cfg)
@@ -94,7 +95,7 @@ def test_schema_knows_the_methods_and_targets_the_code_has():
     import dataclasses
 
     from lightning_modules.adaptation import LORA_TARGETS, METHODS
-    from nas.schema import FinetuneConfig, LoraConfig
+    from nas.config.schema import FinetuneConfig, LoraConfig
 
     rules = {f.name: f.metadata["rule"] for f in dataclasses.fields(FinetuneConfig)}
     assert rules["method"].choices == METHODS
@@ -182,7 +183,7 @@ def test_adapter_export_keeps_the_adapters_and_skips_transformers(tmp_path):
 
 
 def test_weight_keeping_ranks_by_the_per_parameter_value():
-    from nas.checkpoints import kept_trials
+    from nas.study.kept_weights import kept_trials
 
     study = optuna.create_study(direction="maximize")
     done = optuna.trial.create_trial(

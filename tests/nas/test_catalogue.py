@@ -54,7 +54,7 @@ CONLL = ("tasks.ner.source.type=conll", "tasks.ner.source.name=null")
 ARCH = "n_layer: 1\nd_model: 32\nn_head: 2\nd_ff: 64\n"
 
 ROWS = [
-    # ---- the config: composed by Hydra, checked by the schema (nas/schema.py) -----------------
+    # ---- the config: composed by Hydra, checked by the schema (nas/config/schema.py) -------------
     Row(
         "unknown-group-option",
         ("sampler=tpee",),
@@ -150,7 +150,7 @@ ROWS = [
         ("objective.test_top_k=0",),
         "objective.test_top_k=0 must be a positive integer",
     ),
-    # ---- task blocks: one schema per kind (nas/schema.py TASK_SCHEMAS) -------------------------
+    # ---- task blocks: one schema per kind (nas/config/schema.py TASK_SCHEMAS) --------------------
     Row(
         "task-max-len-negative", ("tasks.qa.max_len=-5",), "tasks.qa.max_len=-5 must be an integer"
     ),

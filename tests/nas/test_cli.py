@@ -11,7 +11,7 @@ import pytest
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from nas.cli import CONF_DIR, describe_hydra_error
+from nas.config.compose import CONF_DIR, describe_hydra_error
 from tests.conftest import REPO, SEARCH_ONLY, compose_config, tiny_overrides
 
 State = optuna.trial.TrialState

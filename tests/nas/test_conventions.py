@@ -30,16 +30,17 @@ from lightning_modules.data.tokenizer import (
 from lightning_modules.export import save_safetensors
 from lightning_modules.model import build_model
 from lightning_modules.suite import build_suite
-from nas.checkpoints import ARTIFACTS_ATTR, ARTIFACTS_DIR, KeepWeights, trial_weights_dir
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
 from nas.exporting import card_data, model_card, push_export
 from nas.exporting.pipeline import _prepare_out, _write_tokenizer
-from nas.progress import SearchProgress, interactive, stage_callbacks
-from nas.record import TrialRecord
-from nas.results import fit_columns, print_leaderboard, write_atomic
-from nas.stages import make_trainer
-from nas.study import open_study
-from nas.tracking import has_wandb_key
+from nas.reporting.files import write_atomic
+from nas.reporting.leaderboard import fit_columns, print_leaderboard
+from nas.reporting.progress import SearchProgress, interactive
+from nas.reporting.tracking import has_wandb_key
+from nas.study.kept_weights import ARTIFACTS_ATTR, ARTIFACTS_DIR, KeepWeights, trial_weights_dir
+from nas.study.storage import open_study
+from nas.trial.record import TrialRecord
+from nas.trial.stages import make_trainer, stage_callbacks
 from tests.conftest import REPO, SEARCH_ONLY, compose_config, tiny_overrides
 from tests.nas.run_config import trainer_config
 from tests.nas.test_tracking import read_finished
@@ -265,7 +266,7 @@ def test_kept_weights_are_optuna_artifacts(tmp_path):
 
 def test_optuna_journal_storage_still_lacks_heartbeats():
     """Fails once Optuna's JournalStorage beats itself (optuna#6615): then delete
-    nas.study.JournalHeartbeatStorage and use Optuna's."""
+    nas.study.storage.JournalHeartbeatStorage and use Optuna's."""
     from optuna.storages._heartbeat import BaseHeartbeat
 
     journal = optuna.storages.JournalStorage

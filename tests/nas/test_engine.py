@@ -11,8 +11,8 @@ import pytest
 from lightning_modules.config import TransformerConfig
 from lightning_modules.model import build_model
 from lightning_modules.suite import DataError
-from nas.engine import run_search
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
+from nas.engine.run import run_search
 from search_spaces import SearchSpaceError
 
 State = optuna.trial.TrialState

@@ -24,11 +24,11 @@ from lightning_modules.export import TOLERANCE, load_transformers
 from lightning_modules.model import build_model
 from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
-from nas.checkpoints import KeepWeights, kept_trials, trial_weights_dir
-from nas.engine import run_search, run_train
-from nas.errors import ConfigError
+from nas.config.errors import ConfigError
+from nas.engine.run import run_search, run_train
 from nas.exporting import retrain_commands, run_export, select_trials
-from nas.record import TrialRecord
+from nas.study.kept_weights import KeepWeights, kept_trials, trial_weights_dir
+from nas.trial.record import TrialRecord
 from tests.conftest import REPO, compose_config, tiny_overrides
 
 State = optuna.trial.TrialState
@@ -395,7 +395,7 @@ def test_export_follows_hub_conventions_and_the_umask(exported, tmp_path, monkey
 
 def test_report_export_and_validate_open_a_study_one_way(tmp_path):
     """``open_existing_study``: the storage the study recorded, or the one given; never created."""
-    from nas.study import open_existing_study
+    from nas.study.storage import open_existing_study
 
     folder = tmp_path / "studies" / "j"
     folder.mkdir(parents=True)

@@ -18,7 +18,7 @@ from lightning_modules.data.tokenizer import EOS
 from lightning_modules.export import TOLERANCE, load_transformers
 from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
-from nas.engine import run_search
+from nas.engine.run import run_search
 from nas.exporting import run_export
 from tests.conftest import compose_config, tiny_overrides
 

@@ -17,7 +17,7 @@ from lightning_modules.export import TOLERANCE, load_transformers, onnx_greedy
 from lightning_modules.export.hf import hf_greedy
 from lightning_modules.suite import build_suite
 from lightning_modules.tasks.base import make_loader
-from nas.engine import run_search
+from nas.engine.run import run_search
 from nas.exporting import run_export
 from tests.conftest import compose_config, tiny_overrides
 

@@ -23,16 +23,16 @@ import optuna
 import pytest
 import torch
 
-import nas.stages
-import nas.trial
+import nas.trial.run
+import nas.trial.stages
 from lightning_modules.finetune import FinetuneModule
 from lightning_modules.tasks.classification import SequenceTask
-from nas.engine import run_search
-from nas.errors import ConfigError
-from nas.record import TrialRecord
-from nas.stages import Deadline, DeadlineCallback, TrialTimeout
-from nas.trial import TaskError, task_stage
-from nas.workers import WorkerInfo, fail_orphans, pid_alive, pid_namespace
+from nas.config.errors import ConfigError
+from nas.engine.run import run_search
+from nas.engine.workers import WorkerInfo, fail_orphans, pid_alive, pid_namespace
+from nas.trial.record import TrialRecord
+from nas.trial.run import TaskError, task_stage
+from nas.trial.stages import Deadline, DeadlineCallback, TrialTimeout
 from tests.conftest import REPO, tiny_overrides
 
 State = optuna.trial.TrialState
@@ -76,7 +76,7 @@ def leaderboard(folder: Path) -> dict[int, dict[str, str]]:
 
 
 def test_nan_learning_rate_prunes_that_trial_and_the_study_goes_on(tiny_cfg, monkeypatch):
-    real, calls = nas.stages.pretrain, []
+    real, calls = nas.trial.stages.pretrain, []
 
     def pretrain(arch, suite, cfg, *args, **kwargs):
         calls.append(1)
@@ -84,7 +84,7 @@ def test_nan_learning_rate_prunes_that_trial_and_the_study_goes_on(tiny_cfg, mon
             cfg = {**cfg, "pretrain": {**cfg["pretrain"], "lr": 1e4}}
         return real(arch, suite, cfg, *args, **kwargs)
 
-    monkeypatch.setattr(nas.stages, "pretrain", pretrain)
+    monkeypatch.setattr(nas.trial.stages, "pretrain", pretrain)
     result = tiny_search(tiny_cfg, 2)
     first, *rest = result.study.trials
     assert first.state == State.PRUNED
@@ -112,8 +112,8 @@ def test_out_of_memory_fails_that_trial_frees_memory_and_the_study_goes_on(
         events.append("pretrain")
         return real_pretrain(*args, **kwargs)
 
-    real_pretrain = nas.stages.pretrain
-    monkeypatch.setattr(nas.stages, "pretrain", on_first_call(pretrain, oom))
+    real_pretrain = nas.trial.stages.pretrain
+    monkeypatch.setattr(nas.trial.stages, "pretrain", on_first_call(pretrain, oom))
     monkeypatch.setattr(gc, "collect", collect)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: events.append("empty_cache"))
 
@@ -197,7 +197,7 @@ def test_task_stage_wraps_ordinary_errors_only():
         err.value.__cause__, KeyError
     )
     passing = [
-        nas.trial.DivergedError("ner fine-tune loss nan"),
+        nas.trial.run.DivergedError("ner fine-tune loss nan"),
         TrialTimeout(30, "ner"),
         optuna.TrialPruned("after ner"),
         torch.cuda.OutOfMemoryError(OOM),
@@ -212,12 +212,14 @@ def test_trial_past_its_time_limit_fails_and_the_study_goes_on(tiny_cfg, monkeyp
     # A fake clock: the first trial's fine-tuning "takes" 1000 s; the check after its first
     # training batch (inside Lightning) notices.
     offset = [0.0]
-    monkeypatch.setattr(nas.stages, "clock", lambda: time.monotonic() + offset[0])
+    monkeypatch.setattr(nas.trial.stages, "clock", lambda: time.monotonic() + offset[0])
 
     def slow(*args, **kwargs):
         offset[0] += 1000
 
-    monkeypatch.setattr(nas.stages, "finetune", on_first_call(nas.stages.finetune, slow))
+    monkeypatch.setattr(
+        nas.trial.stages, "finetune", on_first_call(nas.trial.stages.finetune, slow)
+    )
     result = tiny_search(tiny_cfg, 2, "trial_timeout=60")
     states = by_state(result.study)
     (failed,) = states[State.FAIL]
@@ -228,7 +230,7 @@ def test_trial_past_its_time_limit_fails_and_the_study_goes_on(tiny_cfg, monkeyp
 
 def test_deadline_is_checked_between_stages_and_after_validation_batches(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr(nas.stages, "clock", lambda: now[0])
+    monkeypatch.setattr(nas.trial.stages, "clock", lambda: now[0])
     deadline = Deadline.after(30)
     deadline.check("pretrain")  # in time
     now[0] = 131.0
@@ -257,7 +259,7 @@ def test_a_bug_in_the_framework_stops_the_search(tiny_cfg, monkeypatch, where):
     if where == "record":
         monkeypatch.setattr(TrialRecord, "to_attrs", boom)
     else:  # outside the task stages: not a TaskError
-        monkeypatch.setattr(nas.stages, "pretrain", boom)
+        monkeypatch.setattr(nas.trial.stages, "pretrain", boom)
     cfg = tiny_cfg(task="sentiment", extra=["n_trials=3", "pruner=none", "study_name=bug"])
     with pytest.raises(ZeroDivisionError, match="boom"):
         run_search(cfg)

@@ -11,13 +11,14 @@ import optuna
 import pytest
 import yaml
 
-from nas import finalists as fin
-from nas.engine import run_search
-from nas.errors import ConfigError
-from nas.finalists import FinalistSettings
-from nas.results import best_trials, leaderboard_rows
-from nas.study import count_finished
-from nas.workers import SURPLUS_ATTR, fail_orphans, run_trials
+from nas.config.errors import ConfigError
+from nas.engine.run import run_search
+from nas.engine.workers import fail_orphans, run_trials
+from nas.reporting.leaderboard import best_trials, leaderboard_rows
+from nas.study import finalists as fin
+from nas.study.finalists import FinalistSettings
+from nas.study.storage import count_finished
+from nas.trial.record import SURPLUS as SURPLUS_ATTR
 
 State = optuna.trial.TrialState
 FINISHED = (State.COMPLETE, State.PRUNED)
@@ -135,7 +136,7 @@ def test_workers_racing_on_the_finalists_run_each_repeat_exactly_once(tmp_path):
 
 
 def fin_storage(tmp_path: Path):
-    from nas.study import JournalHeartbeatStorage
+    from nas.study.storage import JournalHeartbeatStorage
 
     return JournalHeartbeatStorage(
         tmp_path / "j.log", 1, 3, optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
@@ -226,12 +227,12 @@ def test_search_reruns_its_finalists_and_a_resume_adds_seeds(tiny_cfg):
     result = run_search(tiny_cfg(task="sentiment", extra=extra))
     study = result.study
     assert result.ran == 3 + 2 and count_finished(study) == 3
-    top = fin.finalists(study.trials, 2)
+    top = fin.pick_finalists(study.trials, 2)
     for (of, r), (rep,) in fin.repeats_by_key(study.trials).items():
         original = study.trials[of]
         assert of in {t.number for t in top} and r == 1
         assert rep.params == original.params and rep.state == State.COMPLETE
-        assert rep.user_attrs["seed"] == original.user_attrs["seed"] + fin.SEED_STRIDE
+        assert rep.user_attrs["seed"] == original.user_attrs["seed"] + fin.REPEAT_SEED_STRIDE
         assert rep.intermediate_values == {}  # nothing reported to the pruner
         assert rep.values[0] == rep.user_attrs["adaptability"]
     # Another seed, another score (CPU runs are deterministic: this holds on every run).

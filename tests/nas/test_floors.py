@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import sacrebleu
 
-from nas.engine import load_suite, run_search
-from nas.references import FLOORS_ATTR
-from nas.trial import adaptability
+from nas.engine.run import load_suite, run_search
+from nas.study.references import FLOORS_ATTR
+from nas.trial.run import adaptability
 
 
 def test_skill_is_zero_at_the_floor_and_one_at_a_perfect_score():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-import nas.stages
+import nas.trial.stages
 from lightning_modules.config import TransformerConfig
-from nas.stages import CPU_BF16_MIN_D_MODEL, cpu_bf16_units, make_trainer, precision_for
+from nas.trial.stages import CPU_BF16_MIN_D_MODEL, cpu_bf16_units, make_trainer, precision_for
 from tests.nas.run_config import trainer_config
 
 
@@ -21,7 +21,7 @@ def cpu(monkeypatch):
 
     def make(units: bool) -> None:
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-        monkeypatch.setattr(nas.stages, "cpu_bf16_units", lambda: units)
+        monkeypatch.setattr(nas.trial.stages, "cpu_bf16_units", lambda: units)
 
     return make
 

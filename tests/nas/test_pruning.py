@@ -7,9 +7,9 @@ import math
 import optuna
 import pytest
 
-from nas.errors import ConfigError
-from nas.pruning import TaskHalvingPruner
-from nas.study import build_pruner
+from nas.config.errors import ConfigError
+from nas.study.pruning import TaskHalvingPruner
+from nas.study.storage import build_pruner
 
 State = optuna.trial.TrialState
 
@@ -104,7 +104,7 @@ def random_search_of_seven(tiny_cfg, pruner: str):
     the default 3e-3: at the tiny budgets the default lets one trial's NER lead all others, so
     every other trial stops at rung 2 and rung 4 would go untested.
     """
-    from nas.engine import run_search
+    from nas.engine.run import run_search
 
     extra = [
         "tasks.ner.lr=1e-3",

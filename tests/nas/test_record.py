@@ -7,11 +7,11 @@ import math
 import optuna
 
 from lightning_modules.config import TransformerConfig
-from nas.record import FINISHED, LIVE, State, TrialRecord
+from nas.trial.record import FINISHED, LIVE, State, TrialRecord
 
 ARCH = TransformerConfig(vocab_size=50, max_seq_len=8, n_layer=1, d_model=16, n_head=2, d_ff=16)
-# The keys of a completed trial as nas/objective.py wrote them before TrialRecord existed:
-# studies of earlier versions must keep loading, export reads them.
+# The keys of a completed trial as nas/engine/optuna_objective.py wrote them before TrialRecord
+# existed: studies of earlier versions must keep loading, export reads them.
 COMPLETED_KEYS = [
     "n_params", "flops_per_token", "pretrain_val_loss", "task_scores", "task_metrics", "curves",
     "data_curves", "adaptability", "timings", "steps", "trainable_params", "test_metrics",
@@ -85,3 +85,63 @@ def test_an_architecture_this_version_cannot_build_is_kept_as_stored():
     back = TrialRecord.from_attrs({"architecture": old, "describe": "decoder L1 d16"})
     assert back.arch is None and back.architecture == old
     assert back.describe == "decoder L1 d16"  # the leaderboard still reads it
+
+
+def test_a_repeat_carries_its_identity_and_the_log_file_is_on_the_record():
+    from nas.trial.record import repeat_attrs
+
+    study = optuna.create_study()
+    study.add_trial(
+        optuna.trial.create_trial(
+            value=0.5,
+            user_attrs={**repeat_attrs(3, 2), "seed": 7, "log_file": "logs/trial_4.log"},
+        )
+    )
+    record = TrialRecord.from_trial(study.trials[0])
+    assert (record.repeat_of, record.repeat, record.seed) == (3, 2, 7)
+    assert record.log_file == "logs/trial_4.log"
+    assert study.trials[0].user_attrs["finalist_of"] == 3  # the keys of earlier studies
+    assert TrialRecord.from_attrs({}).repeat_of is None
+
+
+def _spelled_attr_keys(path) -> list[str]:
+    """``file:line`` of every string literal used as a trial attribute key outside the record."""
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        literal = None
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            args = node.args
+            if name in ("set_user_attr", "set_system_attr") and args:
+                literal = args[0]
+            elif name in ("set_trial_user_attr", "set_trial_system_attr") and len(args) > 1:
+                literal = args[1]
+            elif name == "get" and isinstance(node.func.value, ast.Attribute) and args:
+                if node.func.value.attr in ("user_attrs", "system_attrs"):
+                    literal = args[0]
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute):
+            if node.value.attr in ("user_attrs", "system_attrs"):
+                literal = node.slice
+        if isinstance(literal, ast.Constant) and isinstance(literal.value, str):
+            out.append(f"{path.name}:{node.lineno} {literal.value!r}")
+    return out
+
+
+def test_no_module_but_the_record_spells_a_trial_attribute_key():
+    from tests.conftest import REPO
+
+    spelled = [
+        hit
+        for path in sorted((REPO / "nas").rglob("*.py"))
+        if path != REPO / "nas" / "trial" / "record.py"
+        for hit in _spelled_attr_keys(path)
+    ]
+    assert spelled == []
+
+
+def test_the_key_check_sees_a_spelled_key(tmp_path):
+    path = tmp_path / "x.py"
+    path.write_text("def f(t):\n    t.set_user_attr('seed', 1)\n    return t.user_attrs['pid']\n")
+    assert _spelled_attr_keys(path) == ["x.py:2 'seed'", "x.py:3 'pid'"]

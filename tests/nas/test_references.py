@@ -10,11 +10,11 @@ import pytest
 import yaml
 
 from lightning_modules.config import TransformerConfig
-from nas import finalists as fin
-from nas import references as R
-from nas.engine import check_config, run_search
-from nas.errors import ConfigError
-from nas.record import REFERENCE
+from nas.config.errors import ConfigError
+from nas.engine.run import check_config, run_search
+from nas.study import finalists as fin
+from nas.study import references as R
+from nas.trial.record import REFERENCE
 from search_spaces import SearchSpace, load_space
 from tests.nas.test_tracking import wandb_runs
 
@@ -139,7 +139,7 @@ def test_the_best_reference_is_always_a_finalist_and_takes_no_top_k_place():
 
 
 def test_a_reference_reports_but_is_never_pruned(tiny_cfg):
-    from nas.objective import _Watch
+    from nas.engine.optuna_objective import _Watch
 
     class Trial:
         def __init__(self, attrs):

@@ -10,9 +10,9 @@ import sys
 import optuna
 import pytest
 
-from nas.engine import run_search
-from nas.errors import ConfigError
-from nas.plots import run_report, task_score_matrix
+from nas.config.errors import ConfigError
+from nas.engine.run import run_search
+from nas.reporting.plots import run_report, task_score_matrix
 from tests.conftest import REPO, compose_config, tiny_overrides
 
 SINGLE = ["optimization_history", "param_importances", "intermediate_values", "task_scores"]

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from nas import results
-from nas.results import write_atomic
+from nas.reporting import files
+from nas.reporting.files import write_atomic
 
 
 def test_a_crash_while_writing_leaves_the_old_file_whole(tmp_path, monkeypatch):
@@ -30,7 +30,7 @@ def test_a_crash_while_writing_leaves_the_old_file_whole(tmp_path, monkeypatch):
         fh.write = write
         return fh
 
-    monkeypatch.setattr(results.os, "fdopen", fdopen_that_dies_half_way)
+    monkeypatch.setattr(files.os, "fdopen", fdopen_that_dies_half_way)
     with pytest.raises(Crash):
         write_atomic(target, "rank,trial\n1,0\n2,1\n3,2\n")
     assert target.read_text() == "rank,trial\n1,0\n"  # the old file, whole

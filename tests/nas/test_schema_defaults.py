@@ -2,11 +2,12 @@
 
 Every primary config (conf/search.yaml, train, sweep, validate, export, report) and every
 experiment bundle is composed as the entry points compose it, and each value is compared with the
-default of its key in ``nas.schema`` (the schema alone, composed with no file). A key whose schema
-has no default (``???``: the budgets, the vocabulary) or that sits in an open section (``tasks``,
-``sampler``, a corpus ``source``, ...) is the files' to give. Every other difference must be listed
-in ``DELIBERATE`` below with the file that makes it, so a new accidental copy of a default that
-disagrees (``eval_batch_size: 100`` in conf/ beside 64 in the schema) fails, naming the key.
+default of its key in ``nas.config.schema`` (the schema alone, composed with no file). A key whose
+schema has no default (``???``: the budgets, the vocabulary) or that sits in an open section
+(``tasks``, ``sampler``, a corpus ``source``, ...) is the files' to give. Every other difference
+must be listed in ``DELIBERATE`` below with the file that makes it, so a new accidental copy of a
+default that disagrees (``eval_batch_size: 100`` in conf/ beside 64 in the schema) fails, naming
+the key.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from typing import Any
 import pytest
 from omegaconf import MISSING, OmegaConf
 
-from nas.cli import CONF_DIR
-from nas.schema import SCHEMAS
+from nas.config.compose import CONF_DIR
+from nas.config.schema import SCHEMAS
 from tests.conftest import compose_config
 
 NEEDS = {"train": ["arch=a.yaml"], "validate": ["study=s"], "export": ["study=s"]}
@@ -98,7 +99,7 @@ def test_conf_values_agree_with_the_schema_defaults(config_name, experiment):
     found = differences(composed_values(config_name, experiment), schema_defaults(config_name))
     expected = DELIBERATE[(config_name, experiment)]
     accidental = {k: v for k, v in found.items() if k not in expected}
-    assert not accidental, "conf/ and nas/schema.py disagree: " + "; ".join(
+    assert not accidental, "conf/ and nas/config/schema.py disagree: " + "; ".join(
         f"{key}: conf/ gives {conf!r}, the schema {default!r}"
         for key, (conf, default) in accidental.items()
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from nas.study import build_pruner
+from nas.study.storage import build_pruner
 
 Pruner = optuna.pruners.HyperbandPruner
 

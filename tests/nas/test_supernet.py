@@ -18,8 +18,8 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.export import load_safetensors, save_safetensors
 from lightning_modules.model import build_model
 from lightning_modules.supernet import SuperNetwork, check_fits
-from nas.errors import ConfigError
-from nas.supernet import (
+from nas.config.errors import ConfigError
+from nas.strategies.supernet import (
     FINAL,
     LOCK,
     PROGRESS,
@@ -172,7 +172,7 @@ def test_budget_is_ten_times_a_candidates_by_default():
 
 # ---- pretraining, resume, lock ------------------------------------------------------------------
 def test_pretraining_lowers_the_loss_of_largest_and_smallest(tmp_path):
-    from nas.supernet import val_loss
+    from nas.strategies.supernet import val_loss
 
     net, sampler, suite, settings = setup()
     before = [val_loss(net, s, suite) for s in (sampler.largest, sampler.smallest)]
@@ -186,7 +186,7 @@ KILLED = """
 import sys, time
 from pathlib import Path
 from tests.nas.test_supernet import PRETRAIN, TRAINER, setup
-from nas.supernet import pretrain_supernet
+from nas.strategies.supernet import pretrain_supernet
 
 def stop(step):
     if step == 8:
@@ -241,7 +241,7 @@ def test_ensure_builds_once_then_loads(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr("nas.supernet.pretrain_supernet", no_training)
+    monkeypatch.setattr("nas.strategies.supernet.pretrain_supernet", no_training)
     again, folder2 = ensure_supernet(space, FakeSuite(), run_cfg(continue_tokens=64), tmp_path)
     assert folder2 == folder  # continue_tokens is a trial setting: same super-network
     for a, b in zip(net.lm.state_dict().values(), again.lm.state_dict().values(), strict=True):
@@ -256,7 +256,9 @@ def test_a_worker_waits_for_the_builder_and_loads_its_result(tmp_path, monkeypat
     super_cfg = super_config(space, DATA)
     folder = supernet_dir(tmp_path, spec_of(space, super_cfg, cfg))
     folder.mkdir(parents=True)
-    monkeypatch.setattr("nas.supernet.pretrain_supernet", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(
+        "nas.strategies.supernet.pretrain_supernet", lambda *a, **k: pytest.fail("trained")
+    )
     out: dict = {}
     with build_lock(folder / LOCK):  # another worker is building
         waiter = threading.Thread(
@@ -286,7 +288,7 @@ def test_standalone_stays_the_default(tiny_cfg):
 
 
 def test_a_tiny_supernet_search_end_to_end(tiny_cfg, caplog):
-    from nas.engine import run_search
+    from nas.engine.run import run_search
 
     extra = ["strategy=supernet", "n_trials=3", "strategy.tokens_factor=2", "export.keep_top_k=1"]
     cfg = tiny_cfg("qa", extra)
@@ -325,7 +327,7 @@ def test_a_tiny_supernet_search_end_to_end(tiny_cfg, caplog):
 
 
 def test_a_space_that_one_super_network_cannot_cover_leaves_no_study(tiny_cfg):
-    from nas.engine import run_search
+    from nas.engine.run import run_search
 
     cfg = tiny_cfg("qa", ["strategy=supernet", "n_trials=1", "+strategy.fixed.mlp=[gelu,relu]"])
     with pytest.raises(SearchSpaceError, match="mlp varies"):
@@ -334,7 +336,7 @@ def test_a_space_that_one_super_network_cannot_cover_leaves_no_study(tiny_cfg):
 
 
 def test_inherited_vs_standalone_reads_the_validity_ranking(tmp_path):
-    from nas.supernet import inherited_vs_standalone
+    from nas.validity.report import inherited_vs_standalone
 
     doc = {"rank": {"study_scores": [0.5, 0.4, 0.3, None], "search": [0.6, 0.2, 0.1, 0.3]}}
     (tmp_path / "validity.json").write_text(json.dumps(doc))

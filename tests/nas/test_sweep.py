@@ -17,9 +17,9 @@ import yaml
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from lightning_modules.config import TransformerConfig
-from nas.engine import run_train
-from nas.errors import ConfigError
-from nas.sweep import max_layers, sweep_arch, sweep_config, write_sweep
+from nas.config.errors import ConfigError
+from nas.engine.run import run_train
+from nas.engine.wandb_sweep import max_layers, sweep_arch, sweep_config, write_sweep
 from search_spaces import SearchSpaceError, builtin_spaces, load_space
 from tests.conftest import REPO, SEARCH_ONLY, compose_config, tiny_overrides
 from tests.nas.test_tracking import read_finished

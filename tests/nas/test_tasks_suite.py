@@ -9,9 +9,9 @@ import pytest
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.tasks import SequenceTask
-from nas.engine import load_suite, run_search, run_train
-from nas.errors import ConfigError
-from nas.task_families import allowed_families, task_families
+from nas.config.errors import ConfigError
+from nas.config.families import allowed_families, task_families
+from nas.engine.run import load_suite, run_search, run_train
 from search_spaces import SearchSpaceError
 
 State = optuna.trial.TrialState

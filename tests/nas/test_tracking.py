@@ -10,13 +10,11 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.config import plain
-from nas.engine import load_suite, run_search
-from nas.errors import ConfigError
-from nas.hooks import TrialHook
-from nas.objective import Objective
-from nas.record import TrialRecord
-from nas.tracking import (
+from nas.config.errors import ConfigError
+from nas.config.nodes import plain
+from nas.engine.optuna_objective import Objective
+from nas.engine.run import load_suite, run_search
+from nas.reporting.tracking import (
     TrackingHook,
     mask_secrets,
     open_run,
@@ -24,6 +22,8 @@ from nas.tracking import (
     run_config,
     summary_of,
 )
+from nas.trial.hooks import TrialHook
+from nas.trial.record import TrialRecord
 from search_spaces import load_space
 
 # Two tasks whatever the default suite holds; sentiment's own 400 steps would dominate; log

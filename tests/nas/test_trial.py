@@ -7,11 +7,12 @@ import math
 import pytest
 
 from lightning_modules.config import TransformerConfig
-from nas.config import plain
-from nas.engine import load_suite, prepare
-from nas.hooks import ScoreTest, TrialHook
-from nas.stages import adaptation_budget
-from nas.trial import adaptability, data_fields, run_trial
+from nas.config.nodes import plain
+from nas.engine.run import load_suite
+from nas.trial.hooks import ScoreTest, TrialHook
+from nas.trial.resources import prepare_process
+from nas.trial.run import adaptability, data_fields, run_trial
+from nas.trial.stages import adaptation_budget
 
 
 class Reports(TrialHook):
@@ -38,7 +39,7 @@ def test_adaptability_methods_by_hand():
 def test_a_trial_runs_every_stage_and_is_reproducible(tiny_cfg):
     extra = ["finetune.evals=2", "objective.adaptability=auc"]
     cfg = tiny_cfg(task="[sentiment,qa]", extra=extra)
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     arch = TransformerConfig(
         family="prefix_lm", n_layer=1, d_model=32, n_head=2, d_ff=64, **data_fields(suite)
@@ -71,7 +72,7 @@ def _tiny_arch(suite) -> TransformerConfig:
 
 def test_examples_budget_adapts_from_a_fixed_subset(tiny_cfg):
     cfg = tiny_cfg(task="sentiment", extra=["tasks.sentiment.examples=16"])
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     task = suite.tasks["sentiment"]
     loader = task.loader("train", 8, shuffle=True, seed=1, examples=16)
@@ -87,7 +88,7 @@ def test_examples_budget_adapts_from_a_fixed_subset(tiny_cfg):
 
 def test_an_example_budget_changes_what_a_task_learns(tiny_cfg):
     cfg = tiny_cfg(task="ner", extra=["tasks.ner.examples=4"])
-    prepare()
+    prepare_process()
     suite = load_suite(cfg)
     few = run_trial(_tiny_arch(suite), suite, plain(cfg), seed=0)
     everything = plain(cfg)
@@ -99,7 +100,7 @@ def test_an_example_budget_changes_what_a_task_learns(tiny_cfg):
 
 def test_no_pretraining_adapts_from_the_initialised_backbone(tiny_cfg):
     cfg = plain(tiny_cfg(task="sentiment", extra=["pretrain.tokens=0"]))
-    prepare()
+    prepare_process()
     suite = load_suite(tiny_cfg(task="sentiment"))
     result = run_trial(_tiny_arch(suite), suite, cfg, seed=0)
     assert result.steps["pretrain"] == 0
@@ -110,7 +111,7 @@ def test_no_pretraining_adapts_from_the_initialised_backbone(tiny_cfg):
 def test_curve_scores_the_mean_over_example_budgets(tiny_cfg):
     extra = ["objective.adaptability=curve", "finetune.curve=[8,32]"]
     cfg = plain(tiny_cfg(task="[sentiment,ner]", extra=extra))
-    prepare()
+    prepare_process()
     suite = load_suite(tiny_cfg(task="[sentiment,ner]"))
     result = run_trial(_tiny_arch(suite), suite, cfg, seed=0)
     for name in ("sentiment", "ner"):
@@ -169,7 +170,7 @@ class Rungs(TrialHook):
 def test_rungs_inside_pretraining_measure_without_changing_the_trial(tiny_cfg):
     # 4096 tokens of 16 x 32: 8 pretraining steps; rungs at 1/4 and 1/2 are steps 2 and 4.
     composed = tiny_cfg(task="[ner]")
-    prepare()
+    prepare_process()
     suite, cfg = load_suite(composed), plain(composed)
     arch = _tiny_arch(suite)
     hook = Rungs((0.25, 0.5))
@@ -187,10 +188,10 @@ def test_rungs_inside_pretraining_measure_without_changing_the_trial(tiny_cfg):
 
 def test_a_rung_loss_is_the_validation_loss_at_that_step(tiny_cfg):
     composed = tiny_cfg(task="[ner]")
-    prepare()
+    prepare_process()
     suite, cfg = load_suite(composed), plain(composed)
     arch = _tiny_arch(suite)
-    from nas.stages import pretrain
+    from nas.trial.stages import pretrain
 
     hook = Rungs((0.5,))
     model, final_loss, steps = pretrain(
@@ -213,7 +214,7 @@ def test_pruning_at_a_rung_stops_pretraining_there(tiny_cfg):
     import optuna
 
     composed = tiny_cfg(task="[ner]")
-    prepare()
+    prepare_process()
     suite, cfg = load_suite(composed), plain(composed)
     hook = Rungs((0.25, 0.5), stop_at=0.25)
     with pytest.raises(optuna.TrialPruned, match="stopped at the rung"):
@@ -223,7 +224,7 @@ def test_pruning_at_a_rung_stops_pretraining_there(tiny_cfg):
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.5, 1.5])
 def test_rung_fractions_lie_inside_pretraining(bad):
-    from nas.stages import rung_steps
+    from nas.trial.stages import rung_steps
 
     with pytest.raises(ValueError, match=f"pretraining rung {bad!r} must be a fraction"):
         rung_steps([bad], 8)

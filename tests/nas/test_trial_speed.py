@@ -11,10 +11,11 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.tasks.base import tensor_loader
-from nas.config import plain
-from nas.engine import load_suite, prepare
-from nas.stages import compiled_backbone, device_loader, make_trainer, pretrain
-from nas.trial import data_fields
+from nas.config.nodes import plain
+from nas.engine.run import load_suite
+from nas.trial.resources import prepare_process
+from nas.trial.run import data_fields
+from nas.trial.stages import compiled_backbone, device_loader, make_trainer, pretrain
 from tests.nas.run_config import trainer_config
 
 TINY_ARCH = dict(n_layer=1, d_model=16, n_head=2, d_ff=32)
@@ -56,7 +57,7 @@ def test_compiled_pretraining_matches_eager_and_leaves_an_eager_model(tiny_cfg, 
     # Encoders reach the backbone through model.hidden, decoders through model(x): both must
     # run the compiled forward.
     cfg = plain(tiny_cfg(task="qa"))
-    prepare()
+    prepare_process()
     suite = load_suite(tiny_cfg(task="qa"))
     arch = TransformerConfig(family=family, **TINY_ARCH, **data_fields(suite))
     eager, eager_loss, _ = pretrain(arch, suite, cfg, seed=1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import optuna
 
-from nas.config import plain
-from nas.engine import run_search
-from nas.study import open_study
-from nas.task_families import allowed_families, restrict_to_tasks
+from nas.config.families import allowed_families, restrict_to_tasks
+from nas.config.nodes import plain
+from nas.engine.run import run_search
+from nas.study.storage import open_study
 from search_spaces import load_space
 from tests.conftest import compose_config
 

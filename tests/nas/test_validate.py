@@ -12,18 +12,16 @@ from omegaconf import OmegaConf
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.suite import build_suite
-from nas.config import plain
-from nas.engine import run_search
-from nas.errors import ConfigError
-from nas.trial import run_trial
-from nas.validate import (
-    BASELINES,
-    baseline_names,
+from nas.config.errors import ConfigError
+from nas.config.nodes import plain
+from nas.engine.run import run_search
+from nas.trial.run import run_trial
+from nas.validity.baselines import BASELINES, baseline_names, match_baseline
+from nas.validity.study import (
     drawn,
-    finalists,
-    match_baseline,
     run_validate,
     scale_budget,
+    trials_to_validate,
     without_pretraining,
 )
 from tests.conftest import compose_config, tiny_overrides
@@ -188,7 +186,7 @@ def test_a_study_with_one_completed_trial_cannot_be_validated():
     arch = TransformerConfig(n_layer=1, d_model=32, n_head=2, d_ff=64).to_dict()
     study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"architecture": arch}))
     with pytest.raises(ConfigError, match="has 1 completed trial.*needs 2 or more"):
-        finalists(study, 3)
+        trials_to_validate(study, 3)
 
 
 def test_command_line_validates_a_study_and_rejects_an_unknown_one(validated, tmp_path):
@@ -221,9 +219,9 @@ def test_command_line_validates_a_study_and_rejects_an_unknown_one(validated, tm
 
 def test_a_failed_run_is_recorded_and_left_out_of_the_means(tmp_path, monkeypatch):
     """Aggregation without training: a fake staged trial whose score is a function of its inputs."""
-    import nas.validate as validate
+    import nas.validity.study as validate
     from lightning_modules.optim import DivergedError
-    from nas.record import TrialRecord
+    from nas.trial.record import TrialRecord
 
     run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS)))
     study = optuna.create_study(study_name="fake", direction="maximize")
@@ -289,8 +287,8 @@ HAND_BASELINE = {"validation": (0.50, 0.50), "test": (0.45, 0.47)}
 def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
     """Every figure of validity.json for the table above, computed by hand (no formula of
     nas/validate.py re-derived here): aggregation over a fake staged trial, no training."""
-    import nas.validate as validate
-    from nas.record import TrialRecord
+    import nas.validity.study as validate
+    from nas.trial.record import TrialRecord
 
     run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS)))
     base_tokens = run_cfg["pretrain"]["tokens"]
@@ -417,7 +415,7 @@ def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
 def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
     import optuna
 
-    from nas.validate import finalists
+    from nas.validity.study import trials_to_validate
 
     study = optuna.create_study(direction="maximize")
     arch = {"family": "decoder"}
@@ -430,7 +428,7 @@ def test_finalist_repeats_are_not_validated_as_architectures_of_their_own():
         study.add_trial(
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
         )
-    assert [t.number for t in finalists(study, 3)] == [0, 1, 3]
+    assert [t.number for t in trials_to_validate(study, 3)] == [0, 1, 3]
 
 
 def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_best_first_seed():
@@ -438,8 +436,8 @@ def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_be
     the best single search score: validating another trial as "the winner" misreports it."""
     import optuna
 
-    from nas.finalists import FinalistSettings
-    from nas.validate import finalists
+    from nas.study.finalists import FinalistSettings
+    from nas.validity.study import trials_to_validate
 
     study = optuna.create_study(direction="maximize")
     FinalistSettings(top_k=2, seeds=1).record(study)
@@ -455,12 +453,12 @@ def test_the_studys_winner_is_validated_first_even_when_another_trial_had_the_be
         study.add_trial(
             optuna.trial.create_trial(value=value, user_attrs={"architecture": arch, **attrs})
         )
-    assert [t.number for t in finalists(study, 3)] == [1, 0, 4]
-    assert [t.number for t in finalists(study, 4)] == [1, 0, 4, 5]
+    assert [t.number for t in trials_to_validate(study, 3)] == [1, 0, 4]
+    assert [t.number for t in trials_to_validate(study, 4)] == [1, 0, 4, 5]
 
 
 def test_rank_agreement_has_bootstrap_intervals():
-    from nas.validate import rank_agreement
+    from nas.validity.statistics import rank_agreement
 
     # Every resample of a perfectly concordant (reversed) ranking is concordant (reversed) too.
     up = rank_agreement([1, 2, 3, 4, 5], [10, 20, 30, 40, 50])

@@ -19,19 +19,23 @@ from pathlib import Path
 import optuna
 import pytest
 
-from nas.errors import ConfigError
-from nas.study import JournalHeartbeatStorage, mask_url, masked_error, open_study, url_password
-from nas.workers import (
+from nas.config.errors import ConfigError
+from nas.engine.workers import (
     MAX_CONSECUTIVE_FAILURES,
-    SURPLUS_ATTR,
     BudgetedObjective,
     StopAfterFailures,
     SurplusTrial,
-    assign_gpu,
-    local_workers,
-    resolve_threads,
     run_trials,
 )
+from nas.study.storage import (
+    JournalHeartbeatStorage,
+    mask_url,
+    masked_error,
+    open_study,
+    url_password,
+)
+from nas.trial.record import SURPLUS as SURPLUS_ATTR
+from nas.trial.resources import assign_gpu, local_workers, resolve_threads
 from tests.conftest import REPO, tiny_overrides
 
 State = optuna.trial.TrialState

@@ -19,7 +19,7 @@ from lightning_modules.data.leakage import (
 )
 from lightning_modules.data.texts import BUILTIN_TASKS, corpus_texts, task_splits
 from lightning_modules.suite import build_suite
-from nas.config import plain
+from nas.config.nodes import plain
 from tests.conftest import compose_config, need_shared_data
 
 

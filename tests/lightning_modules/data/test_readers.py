@@ -15,7 +15,7 @@ from lightning_modules.data.sources import corpus_from_source, task_splits_from_
 from lightning_modules.data.splitting import limit, split_off
 from lightning_modules.data.texts import corpus_texts, task_splits
 from lightning_modules.suite import build_suite
-from nas.config import plain
+from nas.config.nodes import plain
 from tests.conftest import SHARED_DATA, compose_config, need_shared_data
 
 

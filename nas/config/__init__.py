@@ -1,0 +1,1 @@
+"""The run config: its schema (``schema``), composition by Hydra (``compose``), errors, helpers."""

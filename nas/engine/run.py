@@ -1,0 +1,358 @@
+"""``run_search`` and ``run_train``: what the entry points call; tests call them without Hydra."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import MissingMandatoryValue
+
+from lightning_modules.config import TransformerConfig, params_human
+from lightning_modules.suite import Suite, build_suite
+from lightning_modules.tasks import TASK_KINDS
+from nas.config.errors import ConfigError
+from nas.config.families import check_arch_serves_tasks, restrict_to_tasks
+from nas.config.nodes import plain
+from nas.config.schema import ReferencesConfig, SearchConfig, TrainConfig, check_task
+from nas.engine.optuna_objective import TRIAL_FAULTS, Objective, fmt_duration
+from nas.engine.wandb_sweep import sweep_arch
+from nas.engine.workers import (
+    MAX_CONSECUTIVE_FAILURES,
+    StopAfterFailures,
+    fail_orphans,
+    run_trials,
+    setup_worker,
+)
+from nas.reporting.files import write_atomic
+from nas.reporting.leaderboard import leaderboard_rows, print_leaderboard, write_results
+from nas.reporting.plots import write_plots_safely
+from nas.reporting.tracking import (
+    TrainRunHook,
+    build_tracking_hooks,
+    open_train_run,
+    summary_of,
+)
+from nas.study import finalists as fin
+from nas.study import references
+from nas.study.finalists import FinalistSettings
+from nas.study.storage import (
+    StudyFootprint,
+    count_finished,
+    default_study_name,
+    mask_url,
+    open_study,
+    scrub_saved_secrets,
+    storage_url,
+    study_dir,
+)
+from nas.trial.hooks import TrialHook
+from nas.trial.record import TrialRecord
+from nas.trial.resources import prepare_process
+from nas.trial.run import ADAPTABILITY, data_fields, run_trial
+from search_spaces import load_space
+
+log = logging.getLogger("adaptnas")
+
+
+@dataclass
+class SearchResult:
+    """What a search leaves: the study, its folder and the files written there."""
+
+    study: optuna.Study
+    folder: Path
+    files: dict[str, Path]
+    ran: int
+
+
+def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
+    """Validate values that Hydra cannot, before any work (one-line ``ConfigError``).
+
+    ``OmegaConf.to_object`` instantiates the schema of ``nas.config.schema``: each section's
+    ``__post_init__`` holds its keys to their rules (type and range) and every task block becomes
+    the typed config of its kind (so a misspelt key fails too); the message names the key.
+
+    Returns:
+        The config as its typed schema object.
+    """
+    given = cfg  # the caller's config: the completed task blocks are written back to it
+    try:
+        if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):  # built by hand, not composed
+            schema = SearchConfig if "sampler" in cfg else TrainConfig
+            cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        typed = OmegaConf.to_object(cfg)
+        metrics = {kind: task.metrics for kind, task in TASK_KINDS.items()}
+        full = {}
+        for name, block in typed.tasks.items():
+            full[name] = dataclasses.asdict(check_task(name, block, metrics))
+        # The run reads task blocks as plain values: give it every key of its kind's schema,
+        # so a key a task file leaves out takes the schema's default, not a KeyError.
+        if OmegaConf.to_container(given.tasks) != full:
+            with open_dict(given):
+                given.tasks = full
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"{err.full_key}: no value (give {err.full_key}=...)") from None
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if typed.objective.adaptability not in ADAPTABILITY:
+        raise ConfigError(
+            f"objective.adaptability={typed.objective.adaptability!r} is not one of "
+            f"{', '.join(ADAPTABILITY)}"
+        )
+    if not typed.tasks:
+        raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
+    FinalistSettings.from_cfg(cfg)
+    return typed
+
+
+def load_suite(cfg: DictConfig) -> Suite:
+    """The run's shared data (memoised per process)."""
+    cache = Path(cfg.paths.cache).expanduser() if cfg.paths.get("cache") else None
+    return build_suite(plain(cfg.data), plain(cfg.tasks), cache)
+
+
+def build_hooks(cfg: DictConfig) -> list[TrialHook]:
+    """The trial observers this config asks for (tracking, weight keeping, ...)."""
+    hooks: list[TrialHook] = []
+    hooks += build_tracking_hooks(plain(cfg))  # logger=wandb|csv: one tracked run per trial
+    from nas.study.kept_weights import KeepWeights  # weights of the best trials, for nas/export.py
+
+    keep_top_k = int(cfg.get("export", {}).get("keep_top_k", 0) or 0)
+    if keep_top_k > 0:
+        hooks.append(KeepWeights(study_dir(cfg), keep_top_k, plain(cfg)))
+    from nas.reporting.progress import (  # a live bar where someone watches
+        SearchProgress,
+        interactive,
+    )
+
+    if cfg.get("n_trials") and interactive():
+        hooks.append(SearchProgress(int(cfg.n_trials)))
+    return hooks
+
+
+def run_search(cfg: DictConfig) -> SearchResult:
+    """Run (or resume) the architecture search described by ``cfg``.
+
+    Re-running with the same ``study_name`` and storage resumes the study and runs only the trials
+    still missing from ``n_trials`` (completed and pruned trials count; failed ones are re-run).
+    Once the search trials are done, the finalists are re-run with more seeds (``finalists``:
+    ``nas.study.finalists``), also on a resume that finds them missing.
+    """
+    check_config(cfg)
+    settings = FinalistSettings.from_cfg(cfg)
+    from nas.strategies.registry import strategy_for  # strategy=standalone|supernet
+
+    if cfg.get("study_name") is None:
+        cfg.study_name = default_study_name(cfg) + strategy_for(cfg).study_suffix
+    # Families that cannot serve a selected task (encoders for generation) are never sampled.
+    space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
+    strategy = strategy_for(plain(cfg))
+    space = strategy.space(plain(cfg), space)  # supernet: only what one super-network covers
+    folder = study_dir(cfg)
+    scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
+    created = StudyFootprint()  # what opening the study creates, undone on bad input below
+    study = open_study(cfg, created)  # fails on a bad URL before any data is built
+    # Trials left running by a killed process on this machine: failed and queued again now,
+    # rather than after the heartbeat's grace period.
+    fail_orphans(study, max_retry=cfg.storage.get("max_retry", 1))
+    finished = count_finished(study)
+    target = cfg.n_trials
+    remaining = None if target is None else max(0, int(target) - finished)
+    # A complete search whose finalists were not (all) re-run: a resume runs them now.
+    repeats_due = remaining == 0 and not fin.work(study, settings).done
+    log.info(
+        "study '%s' (%s) in %s: %d finished, %s to run%s",
+        cfg.study_name,
+        mask_url(storage_url(cfg)),
+        folder,
+        finished,
+        "until timeout" if remaining is None else remaining,
+        ", then the finalists' repeats" if remaining != 0 and settings.enabled else "",
+    )
+    if repeats_due:
+        log.info("finalist repeats missing: running them")
+    ran = 0
+    if remaining != 0 or repeats_due:
+        prepare_process()
+        # Bad data, threads or logger settings: no empty study is left, nothing is written.
+        with created.undo_on_user_error(study):
+            worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
+            t0 = time.perf_counter()
+            suite = load_suite(cfg)
+            # What trials and hooks (W&B, ...) see: resolved once, no storage password.
+            run = _masked(cfg)
+            public = OmegaConf.create(run)
+            hooks = build_hooks(public)
+            # supernet: built (or resumed) by the first worker, loaded by the others.
+            objective = Objective(
+                run,
+                suite,
+                space,
+                n_trials=int(target) if target else None,
+                hooks=hooks,
+                log_dir=folder / "logs",
+                strategy=strategy.open(run, space, suite, folder),
+            )
+            if finished == 0 and not study.get_trials(deepcopy=False):  # a new study
+                refs = {**dataclasses.asdict(ReferencesConfig()), **(run.get("references") or {})}
+                references.enqueue(
+                    study,
+                    *references.build(
+                        space, data_fields(suite), refs["designs"], refs["size"], refs["tolerance"]
+                    ),
+                )
+        log.info(
+            "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
+            len(suite.train_blocks),
+            suite.seq_len,
+            suite.vocab_size,
+            ", ".join(suite.tasks),
+            time.perf_counter() - t0,
+        )
+        write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
+        references.record_floors(study, suite, run["objective"]["adaptability"])
+        settings.record(study)  # how the winner is chosen, for reports rebuilt later
+        for hook in hooks:
+            hook.on_search_start(study, run)
+        callbacks: list = []
+        try:
+            if target is not None:
+                # n_trials counts for the whole study, exactly, whatever the number of workers;
+                # this worker also waits for (and retries) trials of workers that die.
+                ran = run_trials(
+                    study,
+                    objective,
+                    int(target),
+                    attrs=worker.attrs(),
+                    timeout=cfg.get("timeout"),
+                    callbacks=callbacks,
+                    catch=TRIAL_FAULTS,  # fail that trial only; bugs stop the search
+                    finalists=settings,
+                )
+            else:
+                before = len(study.trials)
+                study.optimize(
+                    objective,
+                    timeout=cfg.get("timeout"),
+                    # run_trials counts failures itself; here a callback stops the loop.
+                    callbacks=[*callbacks, StopAfterFailures(MAX_CONSECUTIVE_FAILURES)],
+                    gc_after_trial=True,
+                    catch=TRIAL_FAULTS,
+                )
+                ran = len(study.trials) - before
+                if settings.enabled:  # the timeout bounds the search; the finalists follow it
+                    ran += run_trials(
+                        study,
+                        objective,
+                        count_finished(study),
+                        attrs=worker.attrs(),
+                        callbacks=callbacks,
+                        catch=TRIAL_FAULTS,
+                        finalists=settings,
+                    )
+            references.record_verdict(study)  # before the hooks close: W&B's summary has it
+        finally:  # also on Ctrl-C or a crash: hooks close their runs and files
+            for hook in hooks:
+                hook.on_search_end(study)
+        log.info("search ran %d trial(s) in %s", ran, fmt_duration(time.perf_counter() - t0))
+    else:
+        log.info(
+            "study '%s' is complete (%d finished trials): nothing to run", cfg.study_name, finished
+        )
+    said = references.record_verdict(study)  # the winner against the best reference, on test
+    files = write_results(study, folder)
+    if cfg.get("plots", True) and ran:  # plots/: HTML + PNG; nas/report.py rebuilds them any time
+        files.update(write_plots_safely(study, folder / "plots"))
+    print_leaderboard(leaderboard_rows(study), title=f"study {cfg.study_name}")
+    if "best_architecture" in files:
+        best = fin.ranked(study)
+        if best and best[0].n > 1:
+            log.info(
+                "winner: trial %d, adaptability %.4f +- %.4f over %d seeds (%s)",
+                best[0].trial.number,
+                best[0].mean,
+                best[0].sd,
+                best[0].n,
+                files["best_architecture"],
+            )
+        else:
+            log.info("winner: %s", files["best_architecture"])
+    if said is not None:
+        log.info("verdict: %s", said["text"])
+    log.info("leaderboard: %s", files["leaderboard"])
+    if cfg.get("validate", {}).get("auto"):  # validate.auto=true: nas/validate.py on the study
+        from nas.validity.study import validate_after_search
+
+        files.update(validate_after_search(cfg, study, folder))
+    return SearchResult(study=study, folder=folder, files=files, ran=ran)
+
+
+def run_train(cfg: DictConfig) -> TrialRecord:
+    """Run one fully specified architecture (``arch=<yaml>``) through the staged trial."""
+    from_params = bool(cfg.get("params"))  # a W&B sweep run: values of a search space's params
+    if not from_params and (OmegaConf.is_missing(cfg, "arch") or not cfg.arch):
+        raise ConfigError(
+            "arch: give the architecture YAML, "
+            "e.g. arch=outputs/studies/<name>/best_architecture.yaml"
+        )
+    if from_params and OmegaConf.is_missing(cfg, "arch"):
+        cfg.arch = None  # a sweep run: the params give the architecture
+    check_config(cfg)
+    # Read before the data is built: a wrong file fails at once and leaves no tokenizer cache.
+    given = None if from_params else TransformerConfig.from_yaml(Path(str(cfg.arch)).expanduser())
+    prepare_process()
+    suite = load_suite(cfg)
+    if given is None:
+        arch = sweep_arch(cfg, data_fields(suite))
+    else:
+        arch = given
+        # The data decides these; an exported architecture keeps its own when they agree.
+        overrides = data_fields(suite)
+        if arch.vocab_size != overrides["vocab_size"]:
+            log.info(
+                "vocab_size %d -> %d (this run's tokenizer)",
+                arch.vocab_size,
+                overrides["vocab_size"],
+            )
+        arch = TransformerConfig.from_dict({**arch.to_dict(), **overrides})
+    check_arch_serves_tasks(arch.family, plain(cfg.tasks))  # an encoder cannot generate
+    log.info("training %s (%s params)", arch.describe(), params_human(arch.num_params()))
+    from nas.trial.init_from import (
+        init_from_export,  # init_from=<export folder>: resume from its weights
+    )
+
+    init_model = init_from_export(cfg.get("init_from"), arch, suite)
+    tracked = open_train_run(plain(cfg), arch)  # logger=csv|wandb; a no-op for none
+
+    try:
+        result = run_trial(
+            arch,
+            suite,
+            plain(cfg),
+            [TrainRunHook(tracked, test=bool(cfg.test))],
+            seed=int(cfg.seed),
+            init_model=init_model,
+        )
+    except BaseException as err:  # the tracked run is closed as failed, whatever stopped it
+        tracked.finish("fail", {"state": "fail", "reason": f"{type(err).__name__}: {err}"})
+        raise
+    tracked.finish("complete", summary_of(result, "complete"))
+    log.info(
+        "adaptability %.4f; validation %s; test %s",
+        result.adaptability,
+        {k: round(v, 4) for k, v in result.task_scores.items()},
+        {k: round(v, 4) for k, v in result.test_scores.items()},
+    )
+    return result
+
+
+def _masked(cfg: DictConfig) -> dict:
+    """``cfg`` resolved as plain values, with the password of ``storage.url`` masked."""
+    run = plain(cfg)
+    if run.get("storage") and run["storage"].get("url"):
+        run["storage"]["url"] = mask_url(str(run["storage"]["url"]))
+    return run

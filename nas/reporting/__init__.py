@@ -1,0 +1,1 @@
+"""What a study shows: the leaderboard, plots, experiment tracking, the live progress."""

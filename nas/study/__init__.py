@@ -1,0 +1,1 @@
+"""The Optuna study: storage and opening, finalists, pruning, the kept weights of the best."""

@@ -1,0 +1,285 @@
+"""Keep the weights of the best trials of a search, so that the winner can be exported later.
+
+``KeepWeights`` is a trial hook: when a trial completes and ranks among the best ``keep_top_k``
+of the study (multi-objective: on the Pareto front of adaptability vs. parameters, the
+``keep_top_k`` most adaptable of it), its pretrained language model and every task's fine-tuned
+backbone + head are written as safetensors under ``<study_dir>/weights/trial_<n>/``; the folders
+of trials that drop out are deleted, so disk use stays bounded by ``keep_top_k`` trials.
+
+Layout of one trial's folder::
+
+    meta.json                 architecture, scores, tasks (kind, labels, config), run config
+    tokenizer.json            the run's tokenizer
+    backbone.safetensors      the pretrained language model (backbone + LM head)
+    tasks/<task>.safetensors  the task's fine-tuned backbone + head (LoRA merged into it)
+    tasks/<task>.adapter.safetensors   finetune.method=lora or adapter: the adapter + head alone
+
+The ranking reads the storage, in which every finished trial has its ``adaptability`` user
+attribute before the hooks run, so workers sharing a study agree on which folders to keep.
+
+Each kept file is also an Optuna artifact of its trial (``<study_dir>/artifacts``, a
+``FileSystemArtifactStore``), so optuna-dashboard lists and serves them on the trial's page
+(``optuna-dashboard <storage> --artifact-dir <study_dir>/artifacts``). The artifact and the
+weights file are hard links of one file where the file system allows: no second copy on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from lightning_modules.export import (
+    TaskModel,
+    follow_umask,
+    save_adapter,
+    save_safetensors,
+    save_task_weights,
+)
+from nas.study.finalists import is_repeat
+from nas.trial import record as rec
+from nas.trial.hooks import TrialHook
+from nas.trial.record import State, TrialRecord
+
+log = logging.getLogger("adaptnas")
+
+WEIGHTS_DIR = "weights"
+WEIGHTS_ATTR = rec.WEIGHTS  # trial user attr: the folder, relative to the study folder
+ARTIFACTS_DIR = "artifacts"  # the study's optuna.artifacts.FileSystemArtifactStore
+ARTIFACTS_ATTR = rec.WEIGHTS_ARTIFACTS  # trial user attr: {file in the weights folder: id}
+FORMAT = "adaptnas-weights-v1"
+
+
+def trial_weights_dir(study_folder: Path, number: int) -> Path:
+    """Where trial ``number``'s weights live (whether or not they still exist)."""
+    return Path(study_folder) / WEIGHTS_DIR / f"trial_{number}"
+
+
+def artifact_store(study_folder: Path):
+    """The study's artifact store (``<study_dir>/artifacts``), for optuna-dashboard's
+    ``--artifact-dir``."""
+    from optuna.artifacts import FileSystemArtifactStore
+
+    base = Path(study_folder) / ARTIFACTS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    return FileSystemArtifactStore(str(base))
+
+
+def register_artifacts(trial: optuna.Trial, study_folder: Path, weights: Path) -> dict[str, str]:
+    """Upload every file of ``weights`` as an artifact of ``trial``; returns file -> artifact id.
+
+    The uploaded copy then replaces the weights file by a hard link (same inode, one copy on
+    disk); where links are impossible the two copies stay.
+    """
+    from optuna.artifacts import upload_artifact
+
+    store = artifact_store(study_folder)
+    ids: dict[str, str] = {}
+    for path in sorted(p for p in weights.rglob("*") if p.is_file()):
+        rel = path.relative_to(weights).as_posix()
+        mimetype = "application/json" if path.suffix == ".json" else "application/octet-stream"
+        ids[rel] = upload_artifact(
+            artifact_store=store, file_path=str(path), study_or_trial=trial, mimetype=mimetype
+        )
+        stored = Path(study_folder) / ARTIFACTS_DIR / ids[rel]  # FileSystemArtifactStore's layout
+        link = path.with_name(f".{path.name}.link")
+        try:
+            os.link(stored, link)
+            os.replace(link, path)
+        except OSError:
+            link.unlink(missing_ok=True)
+    return ids
+
+
+def remove_artifacts(study: optuna.Study, study_folder: Path, numbers: set[int]) -> None:
+    """Delete the artifacts of trials ``numbers`` (their weights left the top k)."""
+    store = None
+    for t in study.get_trials(deepcopy=False):
+        ids = rec.weights_artifacts(t) if t.number in numbers else {}
+        for artifact_id in ids.values():
+            store = store or artifact_store(study_folder)
+            try:
+                store.remove(artifact_id)
+            except Exception:  # already gone (another worker removed it): nothing to do
+                pass
+
+
+def _ranked_trials(study: optuna.Study) -> list[tuple[int, float, float]]:
+    """``(number, adaptability, n_params)`` of every trial that finished its run.
+
+    Complete trials, plus running ones whose objective already recorded a result (the current
+    trial, and trials of other workers between recording and ``tell``).
+    """
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
+        if is_repeat(t):
+            # a finalist's repeat (nas/study/finalists.py): the winner's weights are its own
+            continue
+        record = TrialRecord.from_trial(t)
+        # objective.per_trainable_param: the trial's value is this, not the plain adaptability
+        score = record.rank_score()
+        if t.state == State.COMPLETE and t.values:
+            score = t.values[0]
+        if score is None or math.isnan(score):
+            continue
+        n_params = math.inf if record.n_params is None else record.n_params
+        out.append((t.number, float(score), float(n_params)))
+    return out
+
+
+def kept_trials(study: optuna.Study, keep_top_k: int, multi_objective: bool) -> set[int]:
+    """Numbers of the trials whose weights should be kept now.
+
+    Args:
+        study: The study (its storage is read; nothing is written).
+        keep_top_k: How many trials to keep at most.
+        multi_objective: Keep the Pareto front of (adaptability up, parameters down), its
+            ``keep_top_k`` most adaptable members, instead of the top ``keep_top_k`` by score.
+    """
+    if keep_top_k <= 0:
+        return set()
+    cands = _ranked_trials(study)
+    if multi_objective:
+        cands = [
+            c
+            for c in cands
+            if not any(
+                o[1] >= c[1] and o[2] <= c[2] and (o[1] > c[1] or o[2] < c[2]) for o in cands
+            )
+        ]
+    # Best first; equal scores: the earlier trial wins, as in Optuna's best_trial.
+    cands.sort(key=lambda c: (-c[1], c[0]))
+    return {c[0] for c in cands[:keep_top_k]}
+
+
+def _task_info(module) -> dict[str, Any]:
+    task = module.task
+    labels = list(getattr(task.splits, "labels", []) or [])
+    return {"kind": task.kind, "num_labels": len(labels) or None, "labels": labels}
+
+
+def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
+    """Write one trial's weights into ``folder`` atomically (temp folder + rename).
+
+    Args:
+        folder: The target folder (``weights/trial_<n>``); replaced if it exists.
+        result: The trial's ``TrialRecord`` with its models still in memory.
+        meta: What ``meta.json`` records besides the tasks (architecture, scores, config).
+        tokenizer: The run's ``tokenizers.Tokenizer`` (taken from a task when ``None``).
+
+    Returns:
+        ``folder``.
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    follow_umask(tmp, folder=True)  # mkdtemp makes 0700
+    try:
+        tasks = {}
+        save_safetensors(result.pretrained, tmp / "backbone.safetensors", {"format": FORMAT})
+        for name, module in result.finetuned.items():
+            info = _task_info(module)
+            tasks[name] = info
+            model = TaskModel(module.backbone, module.head, info["kind"])
+            spec = getattr(module, "adaptation", None)
+            file_meta = {"format": FORMAT, "task": name, "kind": info["kind"]}
+            # LoRA merged into the weights; adapters (which cannot merge) kept with them
+            save_task_weights(model, tmp / "tasks" / f"{name}.safetensors", spec, file_meta)
+            if spec is not None and spec.method in ("lora", "adapter"):
+                # ...and the adapter alone, which the pretrained backbone turns into the model
+                save_adapter(model, tmp / "tasks" / f"{name}.adapter.safetensors", spec, file_meta)
+            if tokenizer is None:
+                tokenizer = module.task.tokenizer
+        if tokenizer is not None:
+            tokenizer.save(str(tmp / "tokenizer.json"))
+        doc = {"format": FORMAT, **meta, "task_info": tasks}
+        (tmp / "meta.json").write_text(json.dumps(doc, indent=1, default=str))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+class KeepWeights(TrialHook):
+    """Trial hook that keeps the weights of the best ``keep_top_k`` trials of the study.
+
+    Args:
+        study_folder: ``nas.study.storage.study_dir(cfg)``.
+        keep_top_k: Trials to keep (0: none).
+        cfg: The run config as plain dicts (recorded in each trial's ``meta.json``).
+    """
+
+    def __init__(self, study_folder: Path, keep_top_k: int, cfg: dict[str, Any]) -> None:
+        self.folder = Path(study_folder)
+        self.keep_top_k = int(keep_top_k)
+        self.cfg = cfg
+        self.multi = bool(cfg["objective"]["multi_objective"])
+
+    def _meta(self, trial: optuna.Trial, result: TrialRecord) -> dict[str, Any]:
+        run = {
+            k: self.cfg.get(k)
+            for k in ("search_space", "seed", "data", "tasks", "pretrain", "finetune", "objective")
+        }
+        if "sampler" in self.cfg:
+            run["sampler"] = self.cfg["sampler"].get("_target_")
+        if "pruner" in self.cfg:
+            run["pruner"] = self.cfg["pruner"].get("_target_")
+        return {
+            "study": trial.study.study_name,
+            "trial": trial.number,
+            **result.weights_doc(),
+            "config": run,
+        }
+
+    def on_trial_end(self, trial, state, result, reason) -> None:
+        """Save this trial's weights if it ranks, then drop the folders of trials that left."""
+        if self.keep_top_k <= 0 or state != "complete" or result is None:
+            return
+        keep = kept_trials(trial.study, self.keep_top_k, self.multi)
+        if trial.number in keep:
+            target = trial_weights_dir(self.folder, trial.number)
+            try:
+                save_trial_weights(target, result, self._meta(trial, result))
+            except OSError as err:  # a full disk costs the export, not the trial's result
+                log.warning("trial %d: weights not kept: %s", trial.number, err)
+            else:
+                rec.write_weights(trial, str(target.relative_to(self.folder)))
+                log.info("trial %d: weights kept in %s", trial.number, target)
+                try:
+                    ids = register_artifacts(trial, self.folder, target)
+                except OSError as err:
+                    log.warning("trial %d: no artifacts of the weights: %s", trial.number, err)
+                else:
+                    rec.write_weights_artifacts(trial, ids)
+        deleted = self.prune(keep)
+        if deleted:
+            remove_artifacts(trial.study, self.folder, set(deleted))
+
+    def prune(self, keep: set[int]) -> list[int]:
+        """Delete the weights of every trial not in ``keep``; returns the numbers deleted."""
+        root = self.folder / WEIGHTS_DIR
+        deleted = []
+        if not root.is_dir():
+            return deleted
+        for path in root.glob("trial_*"):
+            number = path.name.removeprefix("trial_")
+            if not number.isdigit() or int(number) in keep:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            deleted.append(int(number))
+        if deleted:
+            log.info(
+                "weights of trial(s) %s deleted (out of the top %d)",
+                sorted(deleted),
+                self.keep_top_k,
+            )
+        return sorted(deleted)
