@@ -134,7 +134,7 @@ def test_the_best_reference_is_always_a_finalist_and_takes_no_top_k_place():
     study = optuna.create_study(direction="maximize")
     for value, ref in [(0.9, "gpt2"), (0.3, "llama"), (0.5, None), (0.6, None), (0.2, None)]:
         _done(study, value, ref)
-    chosen = [t.number for t in fin.finalists(study.trials, top_k=2)]
+    chosen = [t.number for t in fin.pick_finalists(study.trials, top_k=2)]
     assert chosen == [3, 2, 0]  # the top 2 searched, then the best reference
 
 
