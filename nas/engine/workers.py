@@ -207,7 +207,7 @@ class BudgetedObjective:
         self.trial_id = trial._trial_id
         write_attrs(trial, self.attrs)  # which worker, host and GPU ran it
         reason = None
-        if rec.repeat_identity(trial.user_attrs) is not None:
+        if rec.is_repeat_attrs(trial.user_attrs):
             first = fin.duplicate_of(trial.study, trial)
             if first is not None:
                 reason = f"surplus: trial {first} runs the same finalist repeat"

@@ -57,6 +57,7 @@ from nas.trial.record import (  # REPEAT, REPEAT_OF: a repeat's user attributes,
     REPEAT_OF,  # noqa: F401
     State,
     TrialRecord,
+    is_repeat_attrs,
     is_surplus,
     repeat_attrs,
     repeat_identity,
@@ -117,7 +118,7 @@ class FinalistSettings:
 
 def is_repeat(t: FrozenTrial) -> bool:
     """Whether ``t`` re-runs a finalist."""
-    return repeat_identity(t.user_attrs) is not None
+    return is_repeat_attrs(t.user_attrs)
 
 
 def repeat_key(t: FrozenTrial) -> tuple[int, int]:

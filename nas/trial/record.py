@@ -286,9 +286,14 @@ def repeat_attrs(of: int, r: int) -> dict[str, int]:
     return {REPEAT_OF: of, REPEAT: r}
 
 
+def is_repeat_attrs(attrs: Mapping[str, Any]) -> bool:
+    """Whether user attributes ``attrs`` are a finalist repeat's."""
+    return REPEAT_OF in attrs
+
+
 def repeat_identity(attrs: Mapping[str, Any]) -> tuple[int, int] | None:
     """``(finalist, r)`` of a repeat's user attributes, ``None`` for a search trial."""
-    if REPEAT_OF not in attrs:
+    if not is_repeat_attrs(attrs):
         return None
     return int(attrs[REPEAT_OF]), int(attrs[REPEAT])
 
