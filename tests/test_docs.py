@@ -224,6 +224,9 @@ TABLES: list[Table] = [
 
 QUOTES: list[Quote] = [
     # validity.md
+    Quote(VALIDITY, "the best searched candidate ties it on test:\n{:+.3f} [{:+.3f}, {:+.3f}]**",
+          "verdict_default_seed0.json",
+          ("verdict.diff_mean", "verdict.diff_low", "verdict.diff_high")),
     Quote(VALIDITY, "winner {:+.3f} = **{:.1f} x** the pooled seed sd ({:.3f}:",
           "validity_default_study.json",
           ("gain.winner", "gain.winner_over_pooled_sd", "noise.pooled_sd")),
