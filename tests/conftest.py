@@ -73,7 +73,7 @@ TINY = [
 ]
 _TINY_GENERATION = ["source.n_train=96", "source.n_val=16", "source.n_test=16", "max_new_tokens=12"]
 # Keys of conf/search.yaml that conf/train.yaml does not have.
-SEARCH_ONLY = ("search_space", "sampler", "plots", "finalists")
+SEARCH_ONLY = ("search_space", "sampler", "plots", "finalists", "references")
 TINY_TASKS = {
     "qa": ["source.n_train=96", "source.n_val=32", "source.n_test=32", "max_len=96", "steps=null"],
     # steps=null: finetune.steps, not the built-in task's calibrated 400 (12 s a trial).
