@@ -31,7 +31,8 @@ import optuna
 
 from lightning_modules.config import ArchitectureError, TransformerConfig
 from nas.study.finalists import ranked
-from nas.trial.record import REFERENCE, REPEAT_OF, TEST_METRICS
+from nas.trial.record import REFERENCE, REPEAT_OF, TrialRecord
+from nas.trial.run import adaptability
 from search_spaces import SearchSpace
 from search_spaces.space import Param
 
@@ -259,7 +260,7 @@ def express(
         try:
             arch = space.sample(pick, **overrides)
             config = TransformerConfig.from_dict(arch)
-        except (ArchitectureError, KeyError):
+        except ArchitectureError:
             continue
         if any(arch.get(k) != v for k, v in knobs.items()):
             continue  # a condition of the space overrode a knob of the design
@@ -397,12 +398,10 @@ def paired_interval(diffs: Sequence[float], level: float = 0.95) -> dict[str, An
 
 def _test_adaptability(t: FrozenTrial, floors: Mapping[str, float] | None) -> float | None:
     """Mean test score (``floors``: mean skill above each task's test floor)."""
-    scores = {k: v["score"] for k, v in (t.user_attrs.get(TEST_METRICS) or {}).items()}
+    scores = TrialRecord.from_trial(t).test_scores
     if not scores:
         return None
-    if floors:
-        return statistics.fmean((s - floors[k]) / (1.0 - floors[k]) for k, s in scores.items())
-    return statistics.fmean(scores.values())
+    return adaptability(scores, {}, "skill" if floors else "mean", floors)
 
 
 def record_floors(study: optuna.Study, suite: Any, method: str) -> dict[str, Any]:
