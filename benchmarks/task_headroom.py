@@ -1,0 +1,164 @@
+"""Task headroom: how far above its floor each task lifts the reference designs, and at what recipe.
+
+A task earns its place in the default suite when the hand-written designs score above its floor
+(``Task.floor``: chance, majority class, copying the source) by several seed standard deviations
+at the default budget. This pretrains each reference design of the default search (GPT-2-like,
+Llama-like, T5-like, sized as a search sizes them) once per seed, then adapts it to every task
+under each recipe (the default; other learning rates; more steps), and prints per (design, task,
+recipe): the validation score's mean and sd over seeds, its skill above the floor and the lead
+over the floor in seed sds. The "pretrained" gain is measured too (``--no-pretrain``).
+
+    python benchmarks/task_headroom.py --seeds 3 --json docs/benchmark_results/task_headroom.json
+    python benchmarks/task_headroom.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from benchmarks.common import machine  # noqa: E402
+from lightning_modules.config import TransformerConfig  # noqa: E402
+from nas.config.compose import CONF_DIR  # noqa: E402
+from nas.config.families import restrict_to_tasks  # noqa: E402
+from nas.engine.run import check_config, load_suite  # noqa: E402
+from nas.study import references  # noqa: E402
+from nas.trial import stages  # noqa: E402
+from nas.trial.run import data_fields  # noqa: E402
+from search_spaces import load_space  # noqa: E402
+
+
+def parse_recipe(text: str) -> dict:
+    """``lr=3e-3,steps=x2`` -> ``{"lr": 3e-3, "steps": "x2"}``; ``default`` -> ``{}``."""
+    if text == "default":
+        return {}
+    out = {}
+    for part in text.split(","):
+        key, value = part.split("=", 1)
+        out[key] = value if value.startswith("x") else float(value)
+    return out
+
+
+def recipe_cfg(run: dict, task: str, recipe: dict) -> dict:
+    """``run`` with ``task``'s learning rate and steps set by ``recipe`` (steps ``xK``: K times)."""
+    cfg = json.loads(json.dumps(run))
+    budget = stages.adaptation_budget(cfg, task)
+    if "lr" in recipe:
+        cfg["tasks"][task]["lr"] = float(recipe["lr"])
+    if "steps" in recipe:
+        cfg["tasks"][task]["steps"] = int(budget.steps * float(str(recipe["steps"])[1:]))
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--designs", default="auto", help="comma list, or auto (those the space takes)")
+    p.add_argument("--tasks", default=None, help="comma list (default: the suite's)")
+    p.add_argument("--recipes", default="default", help="';'-separated: default;lr=3e-3;steps=x3")
+    p.add_argument("--no-pretrain", action="store_true", help="also adapt from an untrained model")
+    p.add_argument("--test", action="store_true", help="also score the test splits")
+    p.add_argument("--quick", action="store_true", help="tiny budgets: a smoke run")
+    p.add_argument("--override", action="append", default=[], help="a config override")
+    p.add_argument("--json", type=Path)
+    args = p.parse_args(argv)
+
+    overrides = [f"paths.root={tempfile.mkdtemp()}", *args.override]
+    if args.quick:
+        from nas.config.nodes import TINY
+
+        overrides += [*TINY, "search_space=tiny"]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("search", overrides=overrides)
+    check_config(cfg)
+    run = OmegaConf.to_container(cfg, resolve=True)
+    suite = load_suite(cfg)
+    tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
+    space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
+    designs = "auto" if args.designs == "auto" else args.designs.split(",")
+    refs, skipped = references.build(space, data_fields(suite), designs)
+    recipes = args.recipes.split(";")
+    floors = {t: suite.tasks[t].floor("validation") for t in tasks}
+    rows: dict[tuple, list[float]] = {}
+    seconds: dict[tuple, float] = {}
+    tests: dict[tuple, list[float]] = {}
+    started = time.perf_counter()
+    for ref in refs:
+        arch = TransformerConfig.from_dict(ref.arch)
+        for pre in [True, False] if args.no_pretrain else [True]:
+            for seed in range(args.seeds):
+                cfg_run = json.loads(json.dumps(run))
+                if not pre:
+                    cfg_run["pretrain"]["tokens"] = 0
+                model, _, _ = stages.pretrain(arch, suite, cfg_run, seed)
+                for i, task in enumerate(tasks, start=1):
+                    for recipe in recipes:
+                        t0 = time.perf_counter()
+                        c = recipe_cfg(cfg_run, task, parse_recipe(recipe))
+                        done = stages.adapt(model, suite.tasks[task], c, seed + i)
+                        key = (ref.name, "pretrained" if pre else "scratch", task, recipe)
+                        rows.setdefault(key, []).append(done.metrics["score"])
+                        if args.test:
+                            test = stages.score_test(done.module, c)["score"]
+                            tests.setdefault(key, []).append(test)
+                        seconds[key] = seconds.get(key, 0.0) + time.perf_counter() - t0
+                        print(f"{key} seed {seed}: {done.metrics['score']:.4f}", flush=True)
+    out = []
+    print(
+        f"\n{'design':<7} {'init':<10} {'task':<14} {'recipe':<18} {'mean':>6} {'sd':>6} "
+        f"{'floor':>6} {'skill':>6} {'lead/sd':>7} {'s/run':>6}"
+    )
+    for key, scores in rows.items():
+        name, init, task, recipe = key
+        mean = statistics.fmean(scores)
+        sd = statistics.stdev(scores) if len(scores) > 1 else float("nan")
+        floor = floors[task]
+        lead = (mean - floor) / sd if sd and sd == sd and sd > 0 else float("inf")
+        rec = {
+            "design": name,
+            "init": init,
+            "task": task,
+            "recipe": recipe,
+            "scores": [round(s, 4) for s in scores],
+            "mean": round(mean, 4),
+            "sd": round(sd, 4),
+            "floor": round(floor, 4),
+            "skill": round((mean - floor) / (1 - floor), 4),
+            "lead_in_sd": round(lead, 2),
+            "seconds_per_run": round(seconds[key] / len(scores), 1),
+        }
+        if key in tests:
+            rec["test_scores"] = [round(s, 4) for s in tests[key]]
+            rec["test_floor"] = round(suite.tasks[task].floor("test"), 4)
+        out.append(rec)
+        print(
+            f"{name:<7} {init:<10} {task:<14} {recipe:<18} {mean:6.3f} {sd:6.3f} {floor:6.3f} "
+            f"{rec['skill']:6.3f} {lead:7.1f} {rec['seconds_per_run']:6.1f}"
+        )
+    doc = {
+        "command": "python benchmarks/task_headroom.py " + " ".join(argv or sys.argv[1:]),
+        "machine": machine(),
+        "seconds": round(time.perf_counter() - started),
+        "references": {r.name: r.n_params for r in refs},
+        "skipped": skipped,
+        "rows": out,
+    }
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+    return doc
+
+
+if __name__ == "__main__":
+    main()
