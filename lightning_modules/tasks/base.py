@@ -28,14 +28,23 @@ class Encoded:
 
     tensors: dict[str, Tensor]
     references: list[Any] = field(default_factory=list)
+    # Row i encodes example sources[i] of the split's list; None: row i is example i (nothing
+    # was dropped in encoding, as QA drops training examples whose answer was cut off).
+    sources: list[int] | None = None
 
     def __len__(self) -> int:
         return next(iter(self.tensors.values())).shape[0]
 
+    def source(self, row: int) -> int:
+        """The index in the split's list of the example that row ``row`` encodes."""
+        return row if self.sources is None else self.sources[row]
+
     def subset(self, index: Tensor) -> Encoded:
         """The examples at ``index`` (a 1-D long tensor), in that order."""
-        refs = [self.references[i] for i in index.tolist()] if self.references else []
-        return Encoded({k: v[index] for k, v in self.tensors.items()}, refs)
+        rows = index.tolist()
+        refs = [self.references[i] for i in rows] if self.references else []
+        sources = [self.source(i) for i in rows]
+        return Encoded({k: v[index] for k, v in self.tensors.items()}, refs, sources)
 
 
 class _Batches(Sampler[list[int]]):
@@ -222,6 +231,38 @@ class Task:
             order = torch.randperm(len(encoded), generator=generator)
             self._encoded[key] = encoded.subset(order[:examples])
         return self._encoded[key]
+
+    def held_out(self, examples: int, size: int, data_seed: int = 0) -> str:
+        """A split of ``size`` training examples that ``sample("train", examples, data_seed)``
+        leaves out, encoded for scoring; returns its name for ``loader`` and ``score``.
+
+        It is what a choice made inside a trial (the learning rate of ``finetune.lr_grid``) is
+        scored on: training examples the model does not adapt from, never the validation or
+        test split. The same arguments give the same examples.
+
+        Raises:
+            ValueError: The training split has fewer than ``examples + size`` examples.
+        """
+        train = self.splits.train
+        name = f"held_out[{examples}:{examples + size}]" + (f"@{data_seed}" if data_seed else "")
+        if name not in self._encoded:
+            # The order ``sample`` draws from: its first ``examples`` rows adapt; the examples of
+            # the rows after them, then those that encoding dropped, are held out. Encoded like a
+            # validation split (generation: the source alone).
+            encoded = self.encoded("train")
+            generator = torch.Generator().manual_seed(data_seed)
+            order = torch.randperm(len(encoded), generator=generator).tolist()
+            kept = [encoded.source(row) for row in order]
+            adapted = set(kept[:examples]) if examples < len(encoded) else set(kept)
+            dropped = sorted(set(range(len(train))) - set(kept))
+            rest = [i for i in [*kept[examples:], *dropped] if i not in adapted]
+            if len(rest) < size:
+                raise ValueError(
+                    f"task '{self.name}': {len(train)} training examples cannot hold {examples} "
+                    f"to adapt from and {size} held out to choose on"
+                )
+            self._encoded[name] = self._encode([train[i] for i in rest[:size]], train=False)
+        return name
 
     @staticmethod
     def backbone_kwargs(cfg: TransformerConfig, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -32,8 +32,8 @@ class SpanTask(Task):
         contexts = self.tokenizer.encode_batch(
             [e.context for e in examples], add_special_tokens=False
         )
-        rows, ctx_masks, starts, ends, refs = [], [], [], [], []
-        for ex, q, c in zip(examples, questions, contexts, strict=True):
+        rows, ctx_masks, starts, ends, refs, sources = [], [], [], [], [], []
+        for i, (ex, q, c) in enumerate(zip(examples, questions, contexts, strict=True)):
             q_ids = q.ids[: self.max_len // 2]
             offset = len(q_ids) + 2  # [CLS] q [SEP]
             n_ctx = max(0, min(len(c.ids), self.max_len - offset - 1))
@@ -50,6 +50,7 @@ class SpanTask(Task):
             )
             if train and not inside:
                 continue
+            sources.append(i)
             rows.append([self.cls_id, *q_ids, self.sep_id, *c.ids[:n_ctx], self.sep_id])
             ctx_masks.append([0] * offset + [1] * n_ctx + [0])
             starts.append(offset + start if inside else 0)
@@ -65,6 +66,7 @@ class SpanTask(Task):
                 "end": torch.tensor(ends),
             },
             references=refs,
+            sources=None if len(sources) == len(examples) else sources,
         )
 
     def make_head(self, cfg: TransformerConfig) -> nn.Module:

@@ -90,6 +90,7 @@ class Rule:
         choices: The allowed values of a string.
         note: Said after the rule in the message (what ``null`` or ``0`` means).
         unit: What a number counts (``seconds``): ``a positive number of seconds``.
+        item: The kind of a list's items (``int`` or ``float``).
     """
 
     kind: type = int
@@ -100,6 +101,7 @@ class Rule:
     choices: tuple[str, ...] = ()
     note: str = ""
     unit: str = ""
+    item: type = int
 
     def ok(self, value: Any) -> bool:
         """Whether ``value`` meets the rule."""
@@ -112,7 +114,9 @@ class Rule:
                 and all(isinstance(v, str) and v in self.choices for v in value)
             )
         if self.kind is list:
-            return isinstance(value, list | tuple) and all(self._number(v, int) for v in value)
+            return isinstance(value, list | tuple) and all(
+                self._number(v, self.item) for v in value
+            )
         if self.kind is dict:
             return isinstance(value, Mapping)
         if self.kind is bool:
@@ -142,7 +146,11 @@ class Rule:
         elif self.kind is dict:
             text = "a mapping"
         else:
-            noun = "integer" if self.kind in (int, list) else "number"
+            noun = (
+                "integer"
+                if self.kind is int or (self.kind is list and self.item is int)
+                else "number"
+            )
             if self.low == 0 and self.above and self.high is None:
                 text = f"a positive {noun}"
             elif self.low == 1 and not self.above and self.high is None and noun == "integer":
@@ -497,6 +505,13 @@ class FinetuneConfig(Checked):
     # objective.adaptability=curve: example budgets, e.g. [64, 256, 1024]; each task adapts once
     # per budget (null = none).
     curve: list[int] | None = rule(None, kind=list, low=1, null=True)
+    # Learning rates each (candidate, task) adapts at, e.g. [1e-3, 3e-3]: the one scoring best on
+    # `lr_choice_examples` training examples held out of the adapted subset (never validation or
+    # test) is kept and scored; a task's own `lr` still wins. null = `lr` alone.
+    lr_grid: list[float] | None = rule(
+        None, kind=list, item=float, low=0, above=True, null=True, note="null = lr alone"
+    )
+    lr_choice_examples: int = rule(128, **POSITIVE_INT)
     # How each task's copy of the backbone adapts (lightning_modules/adaptation.py; docs/tasks.md
     # "Adaptation methods"); the task head always trains. full: every weight | lora: low-rank
     # updates of `lora.targets` | adapter: bottleneck adapters after every attention and MLP |

@@ -54,6 +54,7 @@ from nas.trial.hooks import TrialHook
 from nas.trial.record import TrialRecord
 from nas.trial.resources import prepare_process
 from nas.trial.run import ADAPTABILITY, data_fields, run_trial
+from nas.trial.stages import adaptation_budget
 from search_spaces import load_space
 
 log = logging.getLogger("adaptnas")
@@ -105,8 +106,40 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
         )
     if not typed.tasks:
         raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
+    if typed.finetune.lr_grid:
+        if typed.objective.adaptability in ("auc", "curve"):
+            raise ConfigError(
+                f"finetune.lr_grid: not with objective.adaptability={typed.objective.adaptability}"
+                " (the rate is chosen on one final score; use mean, worst or skill)"
+            )
+        for name, block in full.items():
+            examples = typed.finetune.examples if block["examples"] is None else block["examples"]
+            if block["lr"] is None and examples is None:
+                raise ConfigError(
+                    f"finetune.lr_grid: task '{name}' adapts from its whole training split "
+                    "(examples=null), so no training example is left to choose the rate on; "
+                    f"set finetune.examples or tasks.{name}.examples"
+                )
     FinalistSettings.from_cfg(cfg)
     return typed
+
+
+def check_lr_choice(cfg: DictConfig, suite: Suite) -> None:
+    """``finetune.lr_grid``: every task that chooses its rate has training examples to hold out.
+
+    Raises:
+        ConfigError: One line naming the task, before any trial runs.
+    """
+    run = plain(cfg)
+    for name, task in suite.tasks.items():
+        budget = adaptation_budget(run, name)
+        if budget.lr_grid and budget.examples is not None:
+            try:
+                task.held_out(budget.examples, budget.lr_choice_examples, budget.data_seed)
+            except ValueError as err:
+                raise ConfigError(
+                    f"finetune.lr_grid: {err} (finetune.lr_choice_examples)"
+                ) from None
 
 
 def load_suite(cfg: DictConfig) -> Suite:
@@ -183,6 +216,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
             worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
             t0 = time.perf_counter()
             suite = load_suite(cfg)
+            check_lr_choice(cfg, suite)
             # What trials and hooks (W&B, ...) see: resolved once, no storage password.
             run = _masked(cfg)
             public = OmegaConf.create(run)

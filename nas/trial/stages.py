@@ -376,6 +376,8 @@ class TaskBudget:
         curve: The example budgets it adapts from once each (``objective.adaptability=curve``),
             smallest first; empty otherwise.
         data_seed: Which subset of ``examples`` it adapts from (``Task.sample``).
+        lr_grid: The learning rates it chooses ``lr`` from (``finetune.lr_grid``; empty: ``lr``).
+        lr_choice_examples: Held-out training examples the choice is scored on.
     """
 
     steps: int
@@ -388,6 +390,8 @@ class TaskBudget:
     evals: int
     curve: tuple[int, ...] = ()
     data_seed: int = 0
+    lr_grid: tuple[float, ...] = ()
+    lr_choice_examples: int = 128
 
 
 def _inherit(task_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any], key: str) -> Any:
@@ -418,6 +422,11 @@ def adaptation_budget(cfg: Mapping[str, Any], task: str) -> TaskBudget:
         evals=max(1, int(f["evals"])),
         curve=curve,
         data_seed=int(f.get("data_seed") or 0),
+        # A task that sets its own rate keeps it; the grid is for those that inherit finetune.lr.
+        lr_grid=()
+        if task_cfg["lr"] is not None
+        else tuple(float(x) for x in f.get("lr_grid") or ()),
+        lr_choice_examples=int(f.get("lr_choice_examples") or 128),
     )
 
 
@@ -429,6 +438,7 @@ def finetune(
     logger=False,
     deadline: Deadline | None = None,
     budget: TaskBudget | None = None,
+    eval_split: str = "validation",
 ) -> tuple[FinetuneModule, int]:
     """Adapt a copy of the pretrained backbone with the task's head, once.
 
@@ -436,7 +446,8 @@ def finetune(
     whole language model instead, tied or untied head included. ``deadline``, when given, is
     checked after every training and validation batch (``TrialTimeout``). ``budget``: the task's
     budget (``adaptation_budget(cfg, task.name)`` when not given; ``adapt`` passes one per
-    example budget).
+    example budget). ``eval_split``: what its validation passes score (``Task.held_out``'s
+    split while a learning rate is chosen).
 
     Returns:
         ``(module, steps)``: the fine-tuned module and the optimizer steps it took.
@@ -453,6 +464,7 @@ def finetune(
         total_steps=budget.steps,
         warmup_frac=budget.warmup_frac,
         adaptation=cfg["finetune"],  # finetune.method (full, lora, adapter, probe) and its settings
+        eval_split=eval_split,
     )
     trainer = make_trainer(
         t,
@@ -472,11 +484,53 @@ def finetune(
             examples=budget.examples,
             data_seed=budget.data_seed,
         ),
-        val_dataloaders=task.loader("validation", budget.eval_batch_size),
+        val_dataloaders=task.loader(eval_split, budget.eval_batch_size),
     )
     if not module.curve or module.curve[-1][0] != trainer.global_step:
-        trainer.validate(module, task.loader("validation", budget.eval_batch_size), verbose=False)
+        trainer.validate(module, task.loader(eval_split, budget.eval_batch_size), verbose=False)
     return module, trainer.global_step
+
+
+def choose_lr(
+    model,
+    task,
+    cfg: Mapping[str, Any],
+    seed: int,
+    budget: TaskBudget,
+    deadline: Deadline | None = None,
+) -> tuple[FinetuneModule, float, dict[float, float]]:
+    """Adapt at every rate of ``budget.lr_grid``; keep the one that scores best on held-out
+    training examples (``Task.held_out``: examples of the training split the model does not
+    adapt from). Validation and test are never read. Ties go to the rate listed first.
+
+    Returns:
+        ``(module, lr, {lr: held-out score})``: the kept module (its curve holds held-out
+        scores only), its rate and every rate's score.
+
+    Raises:
+        ValueError: The task adapts from its whole training split (nothing left to hold out).
+    """
+    if budget.examples is None:
+        raise ValueError(
+            f"finetune.lr_grid: task '{task.name}' adapts from its whole training split "
+            "(examples=null): no training example is left to choose the rate on"
+        )
+    split = task.held_out(budget.examples, budget.lr_choice_examples, budget.data_seed)
+    best, best_lr, scores = None, None, {}
+    for lr in budget.lr_grid:
+        module, _ = finetune(
+            model,
+            task,
+            cfg,
+            seed,
+            deadline=deadline,
+            budget=dataclasses.replace(budget, lr=lr, evals=1),
+            eval_split=split,
+        )
+        scores[lr] = module.curve[-1][1]["score"]
+        if best is None or scores[lr] > scores[best_lr]:
+            best, best_lr = module, lr
+    return best, best_lr, scores
 
 
 @dataclass
@@ -511,6 +565,25 @@ def adapt(
     budget = adaptation_budget(cfg, task.name)
     if cfg["objective"]["adaptability"] == "curve" and not budget.curve:
         raise ValueError("objective.adaptability=curve needs finetune.curve (example budgets)")
+    if budget.lr_grid and not budget.curve:
+        module, lr, held_out = choose_lr(model, task, cfg, seed, budget, deadline)
+        module.curve.clear()  # held-out scores: the kept module is scored on validation now
+        module.eval_split = "validation"
+        trainer = make_trainer(
+            cfg["trainer"],
+            1,
+            val_every=1,
+            arch=model.cfg,
+            **_deadline_callbacks(deadline, task.name),
+        )
+        trainer.validate(module, task.loader("validation", budget.eval_batch_size), verbose=False)
+        metrics = dict(module.curve[-1][1])
+        metrics["lr"] = lr
+        metrics.update({f"held_out@{x:g}": v for x, v in held_out.items()})
+        steps = budget.steps * len(budget.lr_grid)
+        return Adapted(
+            module=module, metrics=metrics, curve=[metrics["score"]], data_curve={}, steps=steps
+        )
     points: dict[int, float] = {}
     module = None
     steps = 0
