@@ -51,11 +51,14 @@ def parse_recipe(text: str) -> dict:
 
 
 def recipe_cfg(run: dict, task: str, recipe: dict) -> dict:
-    """``run`` with ``task``'s learning rate and steps set by ``recipe`` (steps ``xK``: K times)."""
+    """``run`` with ``task``'s learning rate, examples and steps set by ``recipe`` (steps ``xK``:
+    K times the task's own)."""
     cfg = json.loads(json.dumps(run))
     budget = stages.adaptation_budget(cfg, task)
     if "lr" in recipe:
         cfg["tasks"][task]["lr"] = float(recipe["lr"])
+    if "examples" in recipe:
+        cfg["tasks"][task]["examples"] = int(recipe["examples"])
     if "steps" in recipe:
         cfg["tasks"][task]["steps"] = int(budget.steps * float(str(recipe["steps"])[1:]))
     return cfg

@@ -46,7 +46,7 @@ from nas.study import finalists as fin
 from nas.study import references
 from nas.trial.hooks import ScoreTest
 from nas.trial.record import TrialRecord, has_architecture
-from nas.trial.run import TaskError, run_trial
+from nas.trial.run import TaskError, adaptability, run_trial
 from nas.trial.stages import adaptation_budget
 from nas.validity.baselines import BASELINE_NAMES, BASELINES, baseline_names, match_baseline
 from nas.validity.report import write_validity
@@ -144,8 +144,11 @@ class _Runner:
         out["tasks"] = {k: json_number(v) for k, v in r.task_scores.items()}
         if test:
             out["test"] = {k: json_number(v) for k, v in r.test_scores.items()}
-            scores = [v for v in out["test"].values() if v is not None]
-            out["test_adaptability"] = statistics.fmean(scores) if scores else None
+            scores = {k: v for k, v in r.test_scores.items() if v is not None}
+            # Combined like the validation scores (skill: above each task's test floor).
+            method = "mean" if run["objective"]["adaptability"] != "skill" else "skill"
+            floors = self.suite.floors("test") if method == "skill" else None
+            out["test_adaptability"] = adaptability(scores, {}, method, floors) if scores else None
         out["seconds"] = round(time.perf_counter() - t0, 2)
         log.info(
             "validate [%d/%d] %s seed %d: adaptability %.4f (%.1fs)",

@@ -290,7 +290,9 @@ def test_the_figures_of_a_hand_computed_table(tmp_path, monkeypatch):
     import nas.validity.study as validate
     from nas.trial.record import TrialRecord
 
-    run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS)))
+    # The table's adaptabilities are plain means of the task scores (the fake trial's).
+    mean = ["objective.adaptability=mean"]
+    run_cfg = plain(compose_config("search", tiny_overrides(tmp_path, TASKS, mean)))
     base_tokens = run_cfg["pretrain"]["tokens"]
     study = optuna.create_study(study_name="hand", direction="maximize")
     for trial, value in zip(HAND, [0.9, 0.8, 0.7, 0.6], strict=True):
@@ -473,3 +475,28 @@ def test_rank_agreement_has_bootstrap_intervals():
     low, high = mixed["kendall_tau_ci"]
     assert low < mixed["kendall_tau"] and high == pytest.approx(1.0)
     assert mixed["bootstrap"] > 1900  # only draws of one architecture repeated 8 times drop out
+
+
+def test_a_skill_study_is_validated_on_test_as_skill_above_the_test_floors(tmp_path, monkeypatch):
+    """The validity study combines test scores as the study combines validation scores."""
+    import nas.validity.study as validate
+    from nas.engine.run import load_suite
+    from nas.trial.record import TrialRecord
+
+    cfg = compose_config(
+        "search", tiny_overrides(tmp_path, TASKS, ["objective.adaptability=skill"])
+    )
+    suite = load_suite(cfg)
+    arch = TransformerConfig(n_layer=1, d_model=32, n_head=2, d_ff=64, vocab_size=384)
+
+    def fake(arch, suite, cfg, hooks=(), seed=0, **_):
+        r = TrialRecord(arch=arch, flops_per_token=0.0)
+        r.task_scores, r.adaptability = {"sentiment": 0.7, "ner": 0.5}, 0.0
+        r.test_metrics = {"sentiment": {"score": 0.8}, "ner": {"score": 0.4}}
+        return r
+
+    monkeypatch.setattr(validate, "run_trial", fake)
+    out = validate._Runner(suite, 1)("x", arch, plain(cfg), seed=1000, test=True)
+    floor = suite.tasks["sentiment"].floor("test")  # NER's floor is 0 (every word "O")
+    assert suite.tasks["ner"].floor("test") == 0.0
+    assert out["test_adaptability"] == pytest.approx(((0.8 - floor) / (1 - floor) + 0.4) / 2)
