@@ -40,13 +40,17 @@ from search_spaces import load_space  # noqa: E402
 
 
 def parse_recipe(text: str) -> dict:
-    """``lr=3e-3,steps=x2`` -> ``{"lr": 3e-3, "steps": "x2"}``; ``default`` -> ``{}``."""
+    """``lr=3e-3,steps=x2`` -> ``{"lr": 3e-3, "steps": "x2"}``; ``default`` -> ``{}``;
+    ``grid=1e-3/3e-3``: adapt at each rate, keep the best on held-out training examples."""
     if text == "default":
         return {}
     out = {}
     for part in text.split(","):
         key, value = part.split("=", 1)
-        out[key] = value if value.startswith("x") else float(value)
+        if key == "grid":  # grid=1e-3/3e-3: finetune.lr_grid
+            out[key] = [float(v) for v in value.split("/")]
+        else:
+            out[key] = value if value.startswith("x") else float(value)
     return out
 
 
@@ -57,6 +61,8 @@ def recipe_cfg(run: dict, task: str, recipe: dict) -> dict:
     budget = stages.adaptation_budget(cfg, task)
     if "lr" in recipe:
         cfg["tasks"][task]["lr"] = float(recipe["lr"])
+    if "grid" in recipe:
+        cfg["finetune"]["lr_grid"] = recipe["grid"]
     if "examples" in recipe:
         cfg["tasks"][task]["examples"] = int(recipe["examples"])
     if "steps" in recipe:
