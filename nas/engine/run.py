@@ -22,6 +22,7 @@ from nas.config.schema import (
     SearchConfig,
     TrainConfig,
     check_task,
+    inherit_budget,
 )
 from nas.engine.optuna_objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.engine.wandb_sweep import sweep_arch
@@ -116,8 +117,9 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
                 f"finetune.lr_grid: not with objective.adaptability={typed.objective.adaptability}"
                 " (the rate is chosen on one final score; use mean, worst or skill)"
             )
+        finetune = dataclasses.asdict(typed.finetune)
         for name, block in full.items():
-            examples = typed.finetune.examples if block["examples"] is None else block["examples"]
+            examples = inherit_budget(block, finetune)["examples"]
             if block["lr"] is None and examples is None:
                 raise ConfigError(
                     f"finetune.lr_grid: task '{name}' adapts from its whole training split "
