@@ -26,13 +26,8 @@ import torch
 import yaml
 
 from lightning_modules.config import TransformerConfig
-from lightning_modules.data.code import CodeExample, text_to_code
 from lightning_modules.data.examples import (
-    PairExample,
-    QAExample,
     Splits,
-    TextExample,
-    TokenExample,
 )
 from lightning_modules.export import (
     EXPORT_FORMAT,
@@ -61,48 +56,15 @@ class LoadError(ValueError):
 
 def _examples(kind: str, inputs: list[Any]) -> list[Any]:
     """Task records for raw inputs (labels are placeholders: prediction ignores them)."""
-    out: list[Any] = []
-    for i, x in enumerate(inputs):
-        if kind == "span":
-            if isinstance(x, Mapping):
-                q, c = x["question"], x["context"]
-            else:
-                q, c = x
-            out.append(QAExample(id=str(i), question=str(q), context=str(c), answers=(("", 0),)))
-        elif kind == "sequence":
-            parts = (x,) if isinstance(x, str) else tuple(x)
-            if not 1 <= len(parts) <= 2:
-                raise ValueError(f"input {i}: give a text or a (text, text_pair) tuple")
-            text, pair = parts[0], (parts[1] if len(parts) == 2 else None)
-            out.append(TextExample(text=str(text), label=0, text_pair=pair))
-        elif kind == "token":
-            words = tuple(x.split()) if isinstance(x, str) else tuple(map(str, x))
-            out.append(TokenExample(tokens=words, tags=("O",) * len(words)))
-        elif kind == "generation":
-            out.append(PairExample(source=str(x), target=""))
-        elif kind == "code":  # no tests: prediction decodes only, it never runs the code
-            out.append(CodeExample(source=str(x), target="", entry_point="", tests=""))
-        else:
-            raise ValueError(f"no predict() for task kind {kind!r}")
-    return out
+    if kind not in TASK_KINDS:
+        raise ValueError(f"no predict() for task kind {kind!r}")
+    return [TASK_KINDS[kind].example_of(x, i) for i, x in enumerate(inputs)]
 
 
 def _is_single(kind: str, inputs: Any) -> bool:
     if isinstance(inputs, (str, Mapping)):
         return True
-    if kind == "span":
-        return isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], str)
-    if kind == "sequence":
-        return isinstance(inputs, tuple) and all(isinstance(x, str) for x in inputs)
-    if kind == "token":
-        # A list of words is one pre-split sentence; a list of sentences is a batch.
-        return isinstance(inputs, tuple) or (
-            isinstance(inputs, list)
-            and bool(inputs)
-            and all(isinstance(x, str) for x in inputs)
-            and not any(" " in x for x in inputs)
-        )
-    return False
+    return kind in TASK_KINDS and TASK_KINDS[kind].is_single(inputs)
 
 
 class ExportedModel:
@@ -171,9 +133,7 @@ class ExportedModel:
         if kind not in TASK_KINDS:
             raise LoadError(f"task '{name}': kind {kind!r} is unknown to this adaptnas version")
         if not examples:  # only the head's shape is needed: one placeholder example
-            examples = _examples(
-                kind, [{"question": "q", "context": "c"} if kind == "span" else "x"]
-            )
+            examples = _examples(kind, [TASK_KINDS[kind].placeholder_input])
         splits = Splits(
             train=examples,
             validation=examples,
@@ -225,27 +185,7 @@ class ExportedModel:
         for batch in make_loader(encoded, batch_size, shuffle=False):
             batch = {k: v.to(self.device) for k, v in batch.items()}
             preds.extend(task.predict(model.backbone, model.head, batch))
-        if kind == "sequence":
-            labels = task.splits.labels
-            return [labels[c] if labels else c for _, c in sorted(preds)]
-        if kind == "generation":
-            return [text for _, text in sorted(preds)]
-        if kind == "code":  # the stream's line-break and indent markers back to code
-            return [text_to_code(text) for _, text in sorted(preds)]
-        if kind == "token":
-            tags = task.tags_of(preds, "test")
-            return [
-                list(zip(ex.tokens, t, strict=True)) for ex, t in zip(examples, tags, strict=True)
-            ]
-        # span: the text between the predicted tokens, as SpanTask.score reads it
-        texts = []
-        for i, start, end in sorted(preds):
-            context, offset, offsets, _ = encoded.references[i]
-            s, e = start - offset, end - offset
-            texts.append(
-                context[offsets[s][0] : offsets[e][1]].strip() if 0 <= s <= e < len(offsets) else ""
-            )
-        return texts
+        return task.outputs(preds, examples)
 
     def onnx_session(self, task: str):
         """An onnxruntime session of the task's graph (inputs ``input_ids``, ``attention_mask``).

@@ -200,13 +200,14 @@ def setup(cfg):
     from nas.config.nodes import plain
     from nas.engine.run import load_suite
     from nas.strategies.registry import strategy_for
+    from nas.strategies.supernet import strategy_settings
     from nas.trial.resources import prepare_process
     from search_spaces import load_space
 
     prepare_process()
     run = plain(cfg)
     space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
-    space = strategy_for(run).space(run, space)
+    space = strategy_for(run["strategy"]["name"]).space(strategy_settings(run["strategy"]), space)
     return run, space, load_suite(cfg)
 
 
@@ -264,14 +265,14 @@ def run(args) -> dict[str, Any]:
         *args.overrides,
     ]
     cfg = compose(overrides)
-    from nas.strategies.supernet import InheritedWeights, SubnetSampler, SupernetSettings
+    from nas.strategies.supernet import InheritedWeights, SubnetSampler, strategy_settings
     from nas.trial.run import data_fields
     from nas.validity.statistics import rank_agreement
 
     run_cfg, space, suite = setup(cfg)
     net = folder = strategy = None
     build_cpu = None
-    settings = SupernetSettings.from_cfg(run_cfg["strategy"])
+    settings = strategy_settings(run_cfg["strategy"])
     if args.only != "standalone":
         net, folder, built = build(run_cfg, space, suite, cache)
         build_cpu = built["cpu_s"]

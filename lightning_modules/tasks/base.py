@@ -292,6 +292,28 @@ class Task:
         """Metrics of the predictions for every example of ``split``; keys include ``score``."""
         raise NotImplementedError
 
+    # ---- the kind outside training: adaptnas.load(...).predict and the model card -------------
+    #: The Hub's task type of the model card (``None``: chosen by the metric, as generation's).
+    hub_type: ClassVar[str | None] = None
+    #: The model card's ``adaptnas.load(...).predict`` line (``{n}``: the task's name).
+    predict_example: ClassVar[str] = ""
+    #: A raw input that stands for any, when only the head's shape is needed.
+    placeholder_input: ClassVar[Any] = "x"
+
+    @classmethod
+    def example_of(cls, raw: Any, i: int) -> Any:
+        """The task record of raw input number ``i`` (its label a placeholder: ``predict``)."""
+        raise ValueError(f"no predict() for task kind {cls.kind!r}")
+
+    @classmethod
+    def is_single(cls, inputs: Any) -> bool:
+        """Whether ``inputs`` (not a string or a mapping: those always are) is one input."""
+        return False
+
+    def outputs(self, predictions: list, examples: list) -> list:
+        """``predict``'s predictions over ``examples`` as what a user reads, in input order."""
+        return [p for _, p in sorted(predictions)]
+
     # ---- the floor -----------------------------------------------------------------------------
     #: What the floor predicts, in words (``majority class``, ``copy of the source``, ...).
     floor_rule: ClassVar[str] = ""

@@ -18,6 +18,26 @@ class SequenceTask(Task):
 
     kind = "sequence"
     metrics = ("accuracy", "macro_f1")
+    hub_type = "text-classification"
+    predict_example = 'model.predict("{n}", ["a truly wonderful day"])'
+
+    @classmethod
+    def example_of(cls, raw, i: int) -> TextExample:
+        """``text`` or ``(text, text_pair)``."""
+        parts = (raw,) if isinstance(raw, str) else tuple(raw)
+        if not 1 <= len(parts) <= 2:
+            raise ValueError(f"input {i}: give a text or a (text, text_pair) tuple")
+        text, pair = parts[0], (parts[1] if len(parts) == 2 else None)
+        return TextExample(text=str(text), label=0, text_pair=pair)
+
+    @classmethod
+    def is_single(cls, inputs) -> bool:
+        return isinstance(inputs, tuple) and all(isinstance(x, str) for x in inputs)
+
+    def outputs(self, predictions, examples) -> list:
+        """The label names (the class indices where the task has none)."""
+        labels = self.splits.labels
+        return [labels[c] if labels else c for _, c in sorted(predictions)]
 
     def _encode(self, examples: list[TextExample], train: bool) -> Encoded:
         texts = self.tokenizer.encode_batch([e.text for e in examples], add_special_tokens=False)

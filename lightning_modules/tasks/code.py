@@ -41,6 +41,18 @@ class CodeTask(GenerationTask):
 
     kind = "code"
     metrics = ("pass_at_1", "chrf", "exact_match")
+    hub_type = "text-generation"
+    predict_example = 'model.predict("{n}", ["return the sum of the list xs"])'
+
+    @classmethod
+    def example_of(cls, raw, i: int) -> CodeExample:
+        """``a description of the function`` (no tests: prediction never runs the code)."""
+        return CodeExample(source=str(raw), target="", entry_point="", tests="")
+
+    def outputs(self, predictions, examples) -> list:
+        """The generated programs: the stream's line-break and indent markers back to code."""
+        return [text_to_code(text) for _, text in sorted(predictions)]
+
     options = (*GenerationTask.options, "timeout", "memory_mb")
 
     def __init__(

@@ -84,6 +84,13 @@ class GenerationTask(Task):
 
     kind = "generation"
     metrics = ("bleu", "chrf", "rouge_l")
+    predict_example = 'model.predict("{n}", ["the source sentence"])'
+
+    @classmethod
+    def example_of(cls, raw, i: int) -> PairExample:
+        """``source text``."""
+        return PairExample(source=str(raw), target="")
+
     families = ("decoder", "prefix_lm", "encoder_decoder")
     needs_lm_head = True
     options = ("max_new_tokens", "num_beams", "length_penalty")

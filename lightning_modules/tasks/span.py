@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -23,6 +25,35 @@ class SpanTask(Task):
 
     kind = "span"
     metrics = ("f1", "exact_match")
+    hub_type = "question-answering"
+    predict_example = 'model.predict("{n}", [("Where does Ada live?", "Ada lives in Paris.")])'
+    placeholder_input = {"question": "q", "context": "c"}
+
+    @classmethod
+    def example_of(cls, raw, i: int) -> QAExample:
+        """``(question, context)`` or ``{"question": ..., "context": ...}``."""
+        if isinstance(raw, Mapping):
+            q, c = raw["question"], raw["context"]
+        else:
+            q, c = raw
+        return QAExample(id=str(i), question=str(q), context=str(c), answers=(("", 0),))
+
+    @classmethod
+    def is_single(cls, inputs) -> bool:
+        return isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], str)
+
+    def outputs(self, predictions, examples) -> list:
+        """The text between the predicted tokens, as ``score`` reads it."""
+        encoded = self.encoded("test")
+        texts = []
+        for i, start, end in sorted(predictions):
+            context, offset, offsets, _ = encoded.references[i]
+            s, e = start - offset, end - offset
+            texts.append(
+                context[offsets[s][0] : offsets[e][1]].strip() if 0 <= s <= e < len(offsets) else ""
+            )
+        return texts
+
     max_answer_tokens = 30
 
     def _encode(self, examples: list[QAExample], train: bool) -> Encoded:

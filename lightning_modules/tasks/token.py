@@ -34,6 +34,29 @@ class TokenTask(Task):
 
     kind = "token"
     metrics = ("entity_f1", "accuracy")
+    hub_type = "token-classification"
+    predict_example = 'model.predict("{n}", ["Ada visited Paris"])'
+
+    @classmethod
+    def example_of(cls, raw, i: int) -> TokenExample:
+        """``"a sentence"`` (split on whitespace) or a list of words."""
+        words = tuple(raw.split()) if isinstance(raw, str) else tuple(map(str, raw))
+        return TokenExample(tokens=words, tags=("O",) * len(words))
+
+    @classmethod
+    def is_single(cls, inputs) -> bool:
+        # A list of words is one pre-split sentence; a list of sentences is a batch.
+        return isinstance(inputs, tuple) or (
+            isinstance(inputs, list)
+            and bool(inputs)
+            and all(isinstance(x, str) for x in inputs)
+            and not any(" " in x for x in inputs)
+        )
+
+    def outputs(self, predictions, examples) -> list:
+        """``[(word, tag), ...]`` per input."""
+        tags = self.tags_of(predictions, "test")
+        return [list(zip(ex.tokens, t, strict=True)) for ex, t in zip(examples, tags, strict=True)]
 
     def __init__(self, name, splits, tokenizer, max_len, metric=None):
         super().__init__(name, splits, tokenizer, max_len, metric)

@@ -69,6 +69,7 @@ __all__ = [
     "check_task",
     "check_values",
     "field_names",
+    "inherit_budget",
     "register",
 ]
 
@@ -395,6 +396,28 @@ def check_task(
     return typed
 
 
+#: A task's budget keys whose ``null`` means ``finetune``'s value (steps: null = finetune.steps).
+INHERITED_BUDGET = ("steps", "batch_size", "lr", "examples")
+
+
+def inherit_budget(task: Mapping[str, Any], finetune: Mapping[str, Any]) -> dict[str, Any]:
+    """The budget of task block ``task``: its own value of each inherited key, else ``finetune``'s.
+
+    The one place of the rule "a task's ``null`` means ``finetune.<key>``" (its one reader is
+    ``nas.trial.stages.adaptation_budget``). The run config keeps the ``null``: whether a task
+    sets a value of its own is part of what it says. Only ``None`` inherits; a 0 stays a 0 (the
+    rules reject it).
+
+    Args:
+        task: The task block (plain values).
+        finetune: The ``finetune`` section (plain values).
+
+    Returns:
+        ``{steps, batch_size, lr, examples}`` of the task.
+    """
+    return {key: finetune[key] if task.get(key) is None else task[key] for key in INHERITED_BUDGET}
+
+
 # ---- groups ------------------------------------------------------------------------------------
 # A default below is the one default of its key: a conf/ file that gives the key too must agree
 # (tests/nas/test_schema_defaults.py). ``MISSING`` (``???``): no default; the option files give
@@ -652,28 +675,48 @@ class PathsConfig:
 
 
 @dataclass
-class StrategyConfig:
+class StrategyConfig(Checked):
     """``strategy``: how candidates get their pretrained weights (``conf/strategy/*.yaml``).
 
-    ``standalone`` uses only ``name``; ``supernet`` the rest (``nas/strategies/supernet.py`` checks
-    them).
+    ``standalone`` uses only ``name`` (checked against the strategies by
+    ``nas.strategies.registry``); ``supernet`` the rest, which are checked here and read as they
+    are by ``nas.strategies.supernet``.
     """
+
+    section: typing.ClassVar[str] = "strategy"
+    what: typing.ClassVar[str] = "a strategy"
 
     name: str = "standalone"
     # Super-network pretraining tokens = this x pretrain.tokens (>= 10x a candidate's).
-    tokens_factor: float = 10.0
-    tokens: int | None = None  # or an explicit token budget
-    batch_size: int | None = None  # sequences per step; null = pretrain.batch_size
-    lr: float | None = None  # peak learning rate; null = pretrain.lr
-    sandwich_random: int = 2  # random sub-networks per step, besides the largest and the smallest
-    distill: bool = False  # in-place distillation: the largest's logits teach the others
-    distill_weight: float = 0.5  # share of the distillation term in the others' losses
-    temperature: float = 1.0  # softening of the distillation's distributions
+    tokens_factor: float = rule(10.0, **POSITIVE)
+    tokens: int | None = rule(None, **POSITIVE_INT, null=True)  # or an explicit token budget
+    # Sequences per step; null = pretrain.batch_size.
+    batch_size: int | None = rule(None, **POSITIVE_INT, null=True)
+    lr: float | None = rule(None, **POSITIVE, null=True)  # peak learning rate; null = pretrain.lr
+    # Random sub-networks per step, besides the largest and the smallest.
+    sandwich_random: int = rule(2, kind=int, low=0)
+    distill: bool = rule(False, kind=bool)  # in-place distillation: the largest's logits teach
+    distill_weight: float = rule(0.5, **FRACTION)  # share of distillation in the others' losses
+    temperature: float = rule(1.0, **POSITIVE)  # softening of the distillation's distributions
     # Steps between checkpoints (weights, optimizer, step): resumable after a kill.
-    checkpoint_every: int = 25
+    checkpoint_every: int = rule(25, **POSITIVE_INT)
     # Pretraining tokens of each extracted candidate; 0 = adapt the inherited weights.
-    continue_tokens: int = 0
-    fixed: dict[str, Any] = field(default_factory=dict)  # knob: value(s) on top of supernet:
+    continue_tokens: int = rule(0, kind=int, low=0, note="0 = adapt the inherited weights")
+    # Knob: value(s) on top of the space's supernet: section.
+    fixed: dict[str, Any] = rule(factory=dict, kind=dict)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any] | None) -> StrategyConfig:
+        """The typed ``strategy`` of a plain mapping (a run config's), held to the rules above.
+
+        Raises:
+            ValueError: One line naming the key (an unknown one with the closest known key).
+        """
+        if isinstance(values, cls):
+            return values
+        values = dict(values or {})
+        check_keys(cls, values, cls.section)
+        return cls(**values)
 
 
 def _check_tasks(tasks: Mapping[str, Any]) -> dict[str, TaskConfig]:
@@ -683,21 +726,66 @@ def _check_tasks(tasks: Mapping[str, Any]) -> dict[str, TaskConfig]:
 
 # ---- nas/validate.py ----------------------------------------------------------------------------
 @dataclass
-class ValidateBlock:
+class ValidateBlock(Checked):
     """``validate``: re-running a study's top trials (``conf/validate.yaml``, a search's end).
 
-    ``nas/validate.py`` checks the values (a seed that was a search seed, ...).
+    The values are checked here; what needs the study (a validation seed that was a search
+    seed) is checked by ``nas.validity.study``.
     """
 
+    section: typing.ClassVar[str] = "validate"
+    what: typing.ClassVar[str] = "validate"
+    #: = nas.validity.baselines.BASELINES (tested); not imported: this module stays free of torch.
+    names: typing.ClassVar[tuple[str, ...]] = ("gpt2", "llama", "bert")
+
     auto: bool = False  # a search: validate the top trials when it ends (worker 0)
-    top_k: int = 3  # architectures: the best k trials (8+ for rank statistics)
-    seeds: int = 3  # validation seeds per architecture and condition (2 or more: a seed sd)
-    seed: int = 1000  # first validation seed; the others are +100, +200, ... (never a search seed)
-    scale: Any = 4  # large budget: pretraining tokens and every adaptation step budget x scale
-    scale_seeds: int = 1  # seeds of the large-budget runs (the first ones of the list above)
+    # Architectures: the best k trials (8+ for rank statistics); 2 or more.
+    top_k: int = rule(3, **POSITIVE_INT)
+    # Validation seeds per architecture and condition; 2 or more (a seed sd).
+    seeds: int = rule(3, **POSITIVE_INT)
+    # First validation seed; the others are +100, +200, ... (never a search seed).
+    seed: int = rule(1000, kind=int, low=0)
+    # Large budget: pretraining tokens and every adaptation step budget x scale.
+    scale: Any = rule(4, **POSITIVE)
+    scale_seeds: int = rule(1, **POSITIVE_INT)  # seeds of the large-budget runs (the first ones)
     # Hand-designed designs of the winner's size; bert only where every task allows an encoder.
     baselines: list[str] = field(default_factory=lambda: ["gpt2", "llama", "bert"])
-    param_tolerance: float = 0.15  # baselines match the winner's parameter count within this
+    # Baselines match the winner's parameter count within this fraction, in (0, 1).
+    param_tolerance: float = 0.15
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.top_k < 2:
+            raise ValueError(
+                f"validate.top_k={self.top_k}: needs 2 or more (a winner and a runner-up)"
+            )
+        if self.seeds < 2:
+            raise ValueError(f"validate.seeds={self.seeds}: needs 2 or more for a seed sd")
+        tol = self.param_tolerance
+        if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
+            raise ValueError(f"validate.param_tolerance={tol!r} must be a fraction in (0, 1)")
+        names = self.baselines if self.baselines is not None else []
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"validate.baselines={names!r}: give a list, e.g. [gpt2,llama,bert]")
+        for name in names:
+            if name not in self.names:
+                raise ValueError(
+                    f"validate.baselines: '{name}' is not one of {', '.join(self.names)}"
+                )
+        self.baselines = list(names)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> ValidateBlock:
+        """The typed ``validate`` block of a plain mapping, held to the rules above.
+
+        Raises:
+            ValueError: One line naming the key.
+        """
+        if isinstance(values, cls):
+            return values
+        values = dict(values)
+        check_keys(cls, values, cls.section)
+        return cls(**values)
 
 
 # ---- primary configs ---------------------------------------------------------------------------

@@ -18,7 +18,12 @@ from lightning_modules.tasks import TASK_KINDS
 from nas.config.errors import ConfigError
 from nas.config.families import check_arch_serves_tasks, restrict_to_tasks
 from nas.config.nodes import plain
-from nas.config.schema import ReferencesConfig, SearchConfig, TrainConfig, check_task
+from nas.config.schema import (
+    SearchConfig,
+    TrainConfig,
+    check_task,
+    inherit_budget,
+)
 from nas.engine.optuna_objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.engine.wandb_sweep import sweep_arch
 from nas.engine.workers import (
@@ -112,15 +117,15 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
                 f"finetune.lr_grid: not with objective.adaptability={typed.objective.adaptability}"
                 " (the rate is chosen on one final score; use mean, worst or skill)"
             )
+        finetune = dataclasses.asdict(typed.finetune)
         for name, block in full.items():
-            examples = typed.finetune.examples if block["examples"] is None else block["examples"]
+            examples = inherit_budget(block, finetune)["examples"]
             if block["lr"] is None and examples is None:
                 raise ConfigError(
                     f"finetune.lr_grid: task '{name}' adapts from its whole training split "
                     "(examples=null), so no training example is left to choose the rate on; "
                     f"set finetune.examples or tasks.{name}.examples"
                 )
-    FinalistSettings.from_cfg(cfg)
     return typed
 
 
@@ -175,18 +180,20 @@ def run_search(cfg: DictConfig) -> SearchResult:
     Once the search trials are done, the finalists are re-run with more seeds (``finalists``:
     ``nas.study.finalists``), also on a resume that finds them missing.
     """
-    check_config(cfg)
-    settings = FinalistSettings.from_cfg(cfg)
+    typed = check_config(cfg)
+    settings = FinalistSettings.from_config(typed.finalists)
     from nas.strategies.registry import strategy_for  # strategy=standalone|supernet
 
+    strategy = strategy_for(typed.strategy.name)
     if cfg.get("study_name") is None:
-        cfg.study_name = default_study_name(cfg) + strategy_for(cfg).study_suffix
+        cfg.study_name = default_study_name(cfg) + strategy.study_suffix
+    # What trials and hooks (W&B, ...) see: resolved once, no storage password.
+    run = _masked(cfg)
     # Families that cannot serve a selected task (encoders for generation) are never sampled.
-    space = restrict_to_tasks(load_space(str(cfg.search_space)), plain(cfg.tasks))
-    strategy = strategy_for(plain(cfg))
-    space = strategy.space(plain(cfg), space)  # supernet: only what one super-network covers
-    folder = study_dir(cfg)
-    scrub_saved_secrets(storage_url(cfg))  # a password typed on the command line
+    space = restrict_to_tasks(load_space(typed.search_space), run["tasks"])
+    space = strategy.space(typed.strategy, space)  # supernet: only what one super-network covers
+    folder, url = study_dir(cfg), storage_url(cfg)
+    scrub_saved_secrets(url)  # a password typed on the command line
     created = StudyFootprint()  # what opening the study creates, undone on bad input below
     study = open_study(cfg, created)  # fails on a bad URL before any data is built
     # Trials left running by a killed process on this machine: failed and queued again now,
@@ -200,7 +207,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     log.info(
         "study '%s' (%s) in %s: %d finished, %s to run%s",
         cfg.study_name,
-        mask_url(storage_url(cfg)),
+        mask_url(url),
         folder,
         finished,
         "until timeout" if remaining is None else remaining,
@@ -217,8 +224,6 @@ def run_search(cfg: DictConfig) -> SearchResult:
             t0 = time.perf_counter()
             suite = load_suite(cfg)
             check_lr_choice(cfg, suite)
-            # What trials and hooks (W&B, ...) see: resolved once, no storage password.
-            run = _masked(cfg)
             public = OmegaConf.create(run)
             hooks = build_hooks(public)
             # supernet: built (or resumed) by the first worker, loaded by the others.
@@ -229,14 +234,14 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 n_trials=int(target) if target else None,
                 hooks=hooks,
                 log_dir=folder / "logs",
-                strategy=strategy.open(run, space, suite, folder),
+                strategy=strategy.open(typed.strategy, run, space, suite, folder),
             )
             if finished == 0 and not study.get_trials(deepcopy=False):  # a new study
-                refs = {**dataclasses.asdict(ReferencesConfig()), **(run.get("references") or {})}
+                refs = typed.references
                 references.enqueue(
                     study,
                     *references.build(
-                        space, data_fields(suite), refs["designs"], refs["size"], refs["tolerance"]
+                        space, data_fields(suite), refs.designs, refs.size, refs.tolerance
                     ),
                 )
         log.info(
@@ -319,10 +324,10 @@ def run_search(cfg: DictConfig) -> SearchResult:
     if said is not None:
         log.info("verdict: %s", said["text"])
     log.info("leaderboard: %s", files["leaderboard"])
-    if cfg.get("validate", {}).get("auto"):  # validate.auto=true: nas/validate.py on the study
+    if typed.validate.auto:  # validate.auto=true: nas/validate.py on the study
         from nas.validity.study import validate_after_search
 
-        files.update(validate_after_search(cfg, study, folder))
+        files.update(validate_after_search(cfg, typed.validate, study, folder))
     return SearchResult(study=study, folder=folder, files=files, ran=ran)
 
 

@@ -11,24 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from lightning_modules.config import params_human
+from lightning_modules.tasks import TASK_KINDS
 
 TEMPLATE = Path(__file__).with_name("model_card.md")
 
-# Hub task types (model-index) of the task kinds; generation by its metric.
-HUB_TASK_TYPES = {
-    "span": "question-answering",
-    "sequence": "text-classification",
-    "token": "token-classification",
-}
+# The Hub task type (model-index) of a kind without one of its own (generation): by its metric.
 HUB_GENERATION = {"chrf": "translation", "bleu": "translation", "rouge_l": "summarization"}
-# ``adaptnas.load(...).predict`` lines of the card, per task kind.
-PREDICT_EXAMPLES = {
-    "span": 'model.predict("{n}", [("Where does Ada live?", "Ada lives in Paris.")])',
-    "sequence": 'model.predict("{n}", ["a truly wonderful day"])',
-    "token": 'model.predict("{n}", ["Ada visited Paris"])',
-    "generation": 'model.predict("{n}", ["the source sentence"])',
-    "code": 'model.predict("{n}", ["return the sum of the list xs"])',
-}
 
 
 def _fmt(v: Any, digits: int = 4) -> str:
@@ -40,10 +28,9 @@ def _fmt(v: Any, digits: int = 4) -> str:
 
 
 def _hub_task_type(task: dict[str, Any]) -> str:
-    if task["kind"] in HUB_TASK_TYPES:
-        return HUB_TASK_TYPES[task["kind"]]
-    if task["kind"] == "code":
-        return "text-generation"
+    kind = TASK_KINDS.get(task["kind"])
+    if kind is not None and kind.hub_type:
+        return kind.hub_type
     return HUB_GENERATION.get(str(task.get("metric")), "text-generation")
 
 
@@ -168,9 +155,9 @@ def card_context(doc: dict[str, Any]) -> dict[str, Any]:
         "seed": search.get("seed", "-"),
         "file_rows": _file_rows(doc),
         "predict_lines": [
-            PREDICT_EXAMPLES[t["kind"]].format(n=name)
+            TASK_KINDS[t["kind"]].predict_example.format(n=name)
             for name, t in doc["tasks"].items()
-            if t["kind"] in PREDICT_EXAMPLES
+            if t["kind"] in TASK_KINDS and TASK_KINDS[t["kind"]].predict_example
         ],
         "first_task": first,
         "hf": hf,

@@ -55,6 +55,7 @@ from lightning_modules.objectives import pretraining_loss
 from lightning_modules.optim import adamw_with_schedule
 from lightning_modules.supernet import ELASTIC, SHARED, SuperNetwork, sandwich_step
 from nas.config.errors import ConfigError
+from nas.config.schema import StrategyConfig
 from nas.strategies.base import Strategy
 from nas.trial.record import write_strategy
 from search_spaces import SearchSpace, SearchSpaceError
@@ -73,76 +74,18 @@ _DRAWS = 100  # random draws before a space is declared to hold no valid sub-net
 
 
 # ---- settings ---------------------------------------------------------------------------------
-@dataclass
-class SupernetSettings:
-    """``strategy`` (``conf/strategy/supernet.yaml``), checked.
+def strategy_settings(strategy: Mapping[str, Any] | StrategyConfig | None) -> StrategyConfig:
+    """The typed ``strategy`` of a plain run config's section (a checked one passes through).
 
-    Attributes:
-        tokens_factor: Super-network pretraining tokens = this x ``pretrain.tokens``.
-        tokens: An explicit token budget instead (``None``: from ``tokens_factor``).
-        batch_size: Sequences per step (``None``: ``pretrain.batch_size``).
-        lr: Peak learning rate (``None``: ``pretrain.lr``).
-        sandwich_random: Random sub-networks per step besides the largest and the smallest.
-        distill: In-place distillation from the largest sub-network.
-        distill_weight: Share of the distillation term in the other sub-networks' losses.
-        temperature: Softening of the distillation's distributions.
-        checkpoint_every: Steps between checkpoints.
-        continue_tokens: Pretraining tokens of each extracted candidate (0: none).
-        fixed: Knob -> value (or list of values) on top of the space's ``supernet:`` section.
+    The values are held to ``nas.config.schema.StrategyConfig``'s rules, their one check.
+
+    Raises:
+        ConfigError: A bad value, one line naming the key.
     """
-
-    tokens_factor: float = 10.0
-    tokens: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    sandwich_random: int = 2
-    distill: bool = False
-    distill_weight: float = 0.5
-    temperature: float = 1.0
-    checkpoint_every: int = 25
-    continue_tokens: int = 0
-    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_cfg(cls, strategy: Mapping[str, Any]) -> SupernetSettings:
-        """Read and check ``cfg.strategy``; a bad value is a one-line ``ConfigError``."""
-        s = dict(strategy or {})
-        s.pop("name", None)
-        known = {f.name for f in dataclasses.fields(cls)}
-        for key in s:
-            if key not in known:
-                raise ConfigError(
-                    f"strategy.{key}: unknown key (known: {', '.join(sorted(known))})"
-                )
-
-        def number(key: str, positive: bool, integer: bool, allow_none: bool = False):
-            value = s.get(key, getattr(cls, key, None))
-            if value is None and allow_none:
-                return None
-            ok = not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
-            if not ok or (value <= 0 if positive else value < 0):
-                kind = "a positive" if positive else "a non-negative"
-                raise ConfigError(
-                    f"strategy.{key}={value!r} must be {kind} {'integer' if integer else 'number'}"
-                )
-            return value
-
-        out = cls(
-            tokens_factor=float(number("tokens_factor", True, False)),
-            tokens=number("tokens", True, True, allow_none=True),
-            batch_size=number("batch_size", True, True, allow_none=True),
-            lr=number("lr", True, False, allow_none=True),
-            sandwich_random=number("sandwich_random", False, True),
-            distill=bool(s.get("distill", False)),
-            distill_weight=float(number("distill_weight", False, False)),
-            temperature=float(number("temperature", True, False)),
-            checkpoint_every=number("checkpoint_every", True, True),
-            continue_tokens=number("continue_tokens", False, True),
-            fixed=dict(s.get("fixed") or {}),
-        )
-        if out.distill_weight > 1:
-            raise ConfigError(f"strategy.distill_weight={out.distill_weight} must be in [0, 1]")
-        return out
+    try:
+        return StrategyConfig.of(strategy)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 # ---- the space one super-network covers -------------------------------------------------------
@@ -415,7 +358,7 @@ def load_progress(path: Path, net: SuperNetwork, opt, sched) -> int:
     return int(meta["step"])
 
 
-def budget_steps(settings: SupernetSettings, pretrain_cfg: Mapping[str, Any], seq_len: int) -> int:
+def budget_steps(settings: StrategyConfig, pretrain_cfg: Mapping[str, Any], seq_len: int) -> int:
     """Optimizer steps of the super-network: its token budget over tokens per step."""
     tokens = settings.tokens or int(settings.tokens_factor * int(pretrain_cfg["tokens"]))
     batch = settings.batch_size or int(pretrain_cfg["batch_size"])
@@ -453,7 +396,7 @@ def pretrain_supernet(
     net: SuperNetwork,
     sampler: SubnetSampler,
     suite,
-    settings: SupernetSettings,
+    settings: StrategyConfig,
     pretrain_cfg: Mapping[str, Any],
     trainer_cfg: Mapping[str, Any],
     folder: Path,
@@ -591,6 +534,7 @@ def ensure_supernet(
     cfg: Mapping[str, Any],
     study_folder: Path,
     on_checkpoint: Callable[[int], None] | None = None,
+    settings: StrategyConfig | None = None,
 ) -> tuple[SuperNetwork, Path]:
     """The study's super-network: loaded when built, else built (or resumed) by this worker.
 
@@ -601,13 +545,15 @@ def ensure_supernet(
             ``seed``).
         study_folder: The study's folder.
         on_checkpoint: Passed to ``pretrain_supernet``.
+        settings: The checked ``strategy`` (``None``: ``cfg["strategy"]`` held to the schema).
 
     Returns:
         ``(super-network on the CPU, its folder)``.
     """
     from nas.trial.run import data_fields
 
-    settings = SupernetSettings.from_cfg(cfg["strategy"])
+    if settings is None:
+        settings = strategy_settings(cfg["strategy"])
     data = data_fields(suite)
     super_cfg = super_config(space, data)
     spec = spec_of(space, super_cfg, cfg)
@@ -712,14 +658,18 @@ class Supernet(Strategy):
     name = "supernet"
     study_suffix = "-supernet"  # in the default study name: never mixed with standalone
 
-    def space(self, cfg: Mapping[str, Any], space: SearchSpace) -> SearchSpace:
+    def space(self, settings: StrategyConfig, space: SearchSpace) -> SearchSpace:
         """What one super-network covers: the space's ``supernet:`` section and ``fixed``."""
-        return supernet_space(space, SupernetSettings.from_cfg(cfg["strategy"]).fixed)
+        return supernet_space(space, settings.fixed)
 
     def open(
-        self, cfg: Mapping[str, Any], space: SearchSpace, suite, study_folder: Path
+        self,
+        settings: StrategyConfig,
+        cfg: Mapping[str, Any],
+        space: SearchSpace,
+        suite,
+        study_folder: Path,
     ) -> InheritedWeights:
         """The study's super-network, built (or resumed) by the first worker, loaded by others."""
-        settings = SupernetSettings.from_cfg(cfg["strategy"])
-        net, folder = ensure_supernet(space, suite, cfg, study_folder)
+        net, folder = ensure_supernet(space, suite, cfg, study_folder, settings=settings)
         return InheritedWeights(net, folder, settings.continue_tokens)

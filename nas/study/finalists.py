@@ -45,11 +45,10 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import optuna
 
-from nas.config.errors import ConfigError
+from nas.config.schema import FinalistsConfig
 from nas.trial.record import (  # REPEAT, REPEAT_OF: a repeat's user attributes, for readers
     LIVE,
     REFERENCE,
@@ -87,21 +86,14 @@ class FinalistSettings:
         return self.seeds > 0 and self.top_k > 0
 
     @classmethod
-    def from_cfg(cls, cfg: Any) -> FinalistSettings:
-        """Read and check ``cfg.finalists`` (one-line ``ConfigError`` naming the key).
+    def from_config(cls, finalists: FinalistsConfig | None) -> FinalistSettings:
+        """The settings of a checked ``finalists`` section (its rules: ``FinalistsConfig``).
 
         A config without the block (``nas/train.py``'s: one architecture) has no finalists.
         """
-        if "finalists" not in cfg:
+        if finalists is None:
             return cls(top_k=1, seeds=0)
-        node = cfg["finalists"]
-        values = {"top_k": node["top_k"], "seeds": node["seeds"]}
-        for key, value in values.items():
-            low = 1 if key == "top_k" else 0
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                what = "a positive integer" if low else "a non-negative integer (0: off)"
-                raise ConfigError(f"finalists.{key}={value!r} must be {what}")
-        return cls(**values)
+        return cls(top_k=finalists.top_k, seeds=finalists.seeds)
 
     @classmethod
     def of_study(cls, study: optuna.Study) -> FinalistSettings:

@@ -6,9 +6,9 @@ with its precision and device choices, pretraining (``pretrain``), adaptation to
 per-trial deadline that every stage checks after each batch (``Deadline``). Nothing here knows
 of Optuna, hooks or trial records: each stage takes the run config and returns what it measured.
 
-A task's adaptation budget is resolved once from the run config (``adaptation_budget`` ->
-``TaskBudget``): the task's own value where it sets one, ``finetune``'s where it leaves it
-``null``.
+A task's adaptation budget is read once from the run config (``adaptation_budget`` ->
+``TaskBudget``); "a task's ``null`` means ``finetune``'s value" is the schema's rule
+(``nas.config.schema.inherit_budget``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.suite import Suite
 from lightning_modules.tasks.base import tensor_loader
+from nas.config.schema import inherit_budget
 
 log = logging.getLogger("adaptnas")
 
@@ -394,28 +395,23 @@ class TaskBudget:
     lr_choice_examples: int = 128
 
 
-def _inherit(task_cfg: Mapping[str, Any], finetune_cfg: Mapping[str, Any], key: str) -> Any:
-    """A task's own value of ``key``, or ``finetune``'s when the task leaves it ``null``.
-
-    Only ``None`` inherits; a 0 stays a 0 (the config check rejects it rather than replacing it).
-    """
-    value = task_cfg[key]
-    return finetune_cfg[key] if value is None else value
-
-
 def adaptation_budget(cfg: Mapping[str, Any], task: str) -> TaskBudget:
-    """The adaptation budget of ``task`` under the run config ``cfg``."""
+    """The adaptation budget of ``task`` under the run config ``cfg``.
+
+    A task's ``null`` takes ``finetune``'s value by the schema's one rule, ``inherit_budget``.
+    """
     f = cfg["finetune"]
     task_cfg = cfg["tasks"][task]
-    examples = _inherit(task_cfg, f, "examples")
+    own = inherit_budget(task_cfg, f)
+    examples = own["examples"]
     curve: tuple[int, ...] = ()
     if cfg["objective"]["adaptability"] == "curve" and f["curve"]:
         curve = tuple(sorted(int(e) for e in f["curve"]))
     return TaskBudget(
-        steps=int(_inherit(task_cfg, f, "steps")),
-        batch_size=int(_inherit(task_cfg, f, "batch_size")),
+        steps=int(own["steps"]),
+        batch_size=int(own["batch_size"]),
         examples=None if examples is None else int(examples),
-        lr=float(_inherit(task_cfg, f, "lr")),
+        lr=float(own["lr"]),
         weight_decay=float(f["weight_decay"]),
         warmup_frac=float(f["warmup_frac"]),
         eval_batch_size=int(f["eval_batch_size"]),

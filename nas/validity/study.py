@@ -42,13 +42,14 @@ from omegaconf import DictConfig, OmegaConf
 from lightning_modules.config import TransformerConfig
 from lightning_modules.optim import DivergedError
 from nas.config.errors import ConfigError, describe
+from nas.config.schema import ValidateBlock
 from nas.study import finalists as fin
 from nas.study import references
 from nas.trial.hooks import ScoreTest
 from nas.trial.record import TrialRecord, has_architecture
 from nas.trial.run import TaskError, adaptability, run_trial
 from nas.trial.stages import adaptation_budget
-from nas.validity.baselines import BASELINE_NAMES, BASELINES, baseline_names, match_baseline
+from nas.validity.baselines import BASELINE_NAMES, baseline_names, match_baseline
 from nas.validity.report import write_validity
 from nas.validity.statistics import (
     difference,
@@ -202,32 +203,18 @@ def _gain(pre: dict, scratch: dict, tasks: list[str]) -> dict[str, Any]:
     return out
 
 
-def _check_settings(v: Mapping[str, Any]) -> None:
-    for key in ("top_k", "seeds", "scale_seeds"):
-        value = v.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"validate.{key}={value!r} must be a positive integer")
-    if v["top_k"] < 2:
-        raise ConfigError(
-            f"validate.top_k={v['top_k']}: needs 2 or more (a winner and a runner-up)"
-        )
-    if v["seeds"] < 2:
-        raise ConfigError(f"validate.seeds={v['seeds']}: needs 2 or more for a seed sd")
-    scale = v.get("scale")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0:
-        raise ConfigError(f"validate.scale={scale!r} must be a positive number")
-    seed = v.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"validate.seed={seed!r} must be a non-negative integer")
-    tol = v.get("param_tolerance")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
-        raise ConfigError(f"validate.param_tolerance={tol!r} must be a fraction in (0, 1)")
-    names = v.get("baselines") or []
-    if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"validate.baselines={names!r}: give a list, e.g. [gpt2,llama,bert]")
-    for name in names:
-        if name not in BASELINES:
-            raise ConfigError(f"validate.baselines: '{name}' is not one of {', '.join(BASELINES)}")
+def validate_settings(values: Mapping[str, Any] | ValidateBlock) -> ValidateBlock:
+    """The typed ``validate`` block of plain values (a checked one passes through).
+
+    The values are held to ``nas.config.schema.ValidateBlock``'s rules, their one check.
+
+    Raises:
+        ConfigError: A bad setting, one line naming the key.
+    """
+    try:
+        return ValidateBlock.of(values)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def trials_to_validate(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
@@ -260,7 +247,7 @@ def validate_study(
     study: optuna.Study,
     folder: Path,
     run: Mapping[str, Any],
-    settings: Mapping[str, Any],
+    settings: ValidateBlock | Mapping[str, Any],
     cache_dir: Path | None = None,
 ) -> ValidateResult:
     """Validate the top trials of ``study`` and write the three files into ``folder``.
@@ -269,8 +256,8 @@ def validate_study(
         study: The finished (or running) study.
         folder: Its folder (``validity.*`` go there).
         run: The study's run config (its ``config.yaml``, a plain dict).
-        settings: The ``validate`` block (``top_k``, ``seeds``, ``seed``, ``scale``,
-            ``scale_seeds``, ``baselines``, ``param_tolerance``).
+        settings: The ``validate`` block, checked (``ValidateBlock``; plain values are held to
+            its rules first).
         cache_dir: Tokenizer cache for rebuilding the study's data.
 
     Raises:
@@ -280,23 +267,21 @@ def validate_study(
     from lightning_modules.suite import build_suite
     from nas.trial.resources import prepare_process
 
-    v = dict(settings)
-    v["baselines"] = list(v.get("baselines") or [])
-    _check_settings(v)
-    top = _top(study, int(v["top_k"]))
-    seeds = [int(v["seed"]) + VALIDATION_SEED_STRIDE * k for k in range(int(v["seeds"]))]
+    v = validate_settings(settings)
+    top = _top(study, int(v.top_k))
+    seeds = [int(v.seed) + VALIDATION_SEED_STRIDE * k for k in range(int(v.seeds))]
     search_seeds = {int(run["seed"]) + t.number for t in study.trials}
     if clash := sorted(set(seeds) & search_seeds):
         raise ConfigError(
-            f"validate.seed={v['seed']}: seed {clash[0]} was a search seed (seed + trial number, "
+            f"validate.seed={v.seed}: seed {clash[0]} was a search seed (seed + trial number, "
             f"up to {max(search_seeds)}); pick validate.seed above that"
         )
-    large_seeds = seeds[: int(v["scale_seeds"])]
-    big = scale_budget(run, float(v["scale"]))
+    large_seeds = seeds[: int(v.scale_seeds)]
+    big = scale_budget(run, float(v.scale))
     scratch_run = without_pretraining(run)
     tasks_cfg = run["tasks"]
     task_names = list(tasks_cfg)
-    usable = baseline_names(v["baselines"], tasks_cfg)
+    usable = baseline_names(v.baselines, tasks_cfg)
     runnable = [n for n, why in usable.items() if not why]
 
     prepare_process()
@@ -324,7 +309,7 @@ def validate_study(
             runner(f"{label} not pretrained", arch, drawn(scratch_run, s), s, True) for s in seeds
         ]
         lrg = [
-            runner(f"{label} x{v['scale']:g} budget", arch, drawn(big, s), s, False)
+            runner(f"{label} x{v.scale:g} budget", arch, drawn(big, s), s, False)
             for s in large_seeds
         ]
         pre_doc, scr_doc = _condition(pre, task_names), _condition(scr, task_names)
@@ -384,7 +369,7 @@ def validate_study(
     winner_arch = TransformerConfig.from_dict(winner["architecture"])
     baselines: list[dict[str, Any]] = []
     for name in runnable:
-        arch, rel = match_baseline(name, winner_arch, float(v["param_tolerance"]))
+        arch, rel = match_baseline(name, winner_arch, float(v.param_tolerance))
         runs = [runner(BASELINE_NAMES[name], arch, drawn(run, s), s, True) for s in seeds]
         doc = _condition(runs, task_names)
         item: dict[str, Any] = {
@@ -394,7 +379,7 @@ def validate_study(
             "architecture": arch.to_dict(),
             "n_params": arch.num_params(),
             "param_difference": rel,
-            "within_tolerance": rel <= float(v["param_tolerance"]),
+            "within_tolerance": rel <= float(v.param_tolerance),
             **doc,
         }
         for split, key in (("validation", "adaptability"), ("test", "test_adaptability")):
@@ -424,12 +409,12 @@ def validate_study(
         "written": datetime.now().isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1),
         "settings": {
-            "top_k": int(v["top_k"]),
+            "top_k": int(v.top_k),
             "seeds": seeds,
-            "scale": float(v["scale"]),
+            "scale": float(v.scale),
             "large_seeds": large_seeds,
-            "baselines": v["baselines"],
-            "param_tolerance": float(v["param_tolerance"]),
+            "baselines": v.baselines,
+            "param_tolerance": float(v.param_tolerance),
             "adaptability": run["objective"]["adaptability"],
             "search_budget": _budget(run),
             "large_budget": _budget(big),
@@ -514,15 +499,18 @@ def run_validate(cfg: DictConfig) -> ValidateResult:
 
     study, folder = open_existing_study(cfg, "validate")
     run = _run_config(folder)
-    settings = OmegaConf.to_container(cfg.validate, resolve=True)
-    _check_settings({**settings, "baselines": list(settings.get("baselines") or [])})
+    settings = validate_settings(OmegaConf.to_container(cfg.validate, resolve=True))
     _set_threads(cfg.get("threads", "auto"))
     cache = Path(cfg.paths.cache).expanduser() if cfg.paths.get("cache") else None
     return validate_study(study, folder, run, settings, cache)
 
 
-def validate_after_search(cfg: DictConfig, study: optuna.Study, folder: Path) -> dict[str, Path]:
+def validate_after_search(
+    cfg: DictConfig, settings: ValidateBlock, study: optuna.Study, folder: Path
+) -> dict[str, Path]:
     """``validate.auto=true``: validate the study a search just finished (worker 0 only).
+
+    ``settings`` is the search's checked ``validate`` block.
 
     A study with fewer than 2 completed trials is logged and left alone, never a failed search.
     """
@@ -534,7 +522,6 @@ def validate_after_search(cfg: DictConfig, study: optuna.Study, folder: Path) ->
         log.warning("validation skipped: %s", err)
         return {}
     cache = Path(cfg.paths.cache).expanduser() if cfg.paths.get("cache") else None
-    settings = OmegaConf.to_container(cfg.validate, resolve=True)
     result = validate_study(study, folder, _run_config(folder), settings, cache)
     log.info("validity: %s", result.files["validity_md"])
     return result.files

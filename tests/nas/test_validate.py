@@ -68,6 +68,34 @@ def test_scale_budget_multiplies_training_and_keeps_the_data(tmp_path):
     assert run["pretrain"]["tokens"] == 4096
 
 
+def test_the_schema_knows_the_baselines():
+    from nas.config.schema import ValidateBlock
+
+    assert ValidateBlock.names == tuple(BASELINES)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("validate.top_k=1", "validate.top_k=1: needs 2 or more (a winner and a runner-up)"),
+        ("validate.seeds=1", "validate.seeds=1: needs 2 or more for a seed sd"),
+        ("validate.scale=0", "validate.scale=0 must be a positive number"),
+        (
+            "validate.param_tolerance=1.5",
+            "validate.param_tolerance=1.5 must be a fraction in (0, 1)",
+        ),
+        (
+            "validate.baselines=[gpt2,t5]",
+            "validate.baselines: 't5' is not one of gpt2, llama, bert",
+        ),
+    ],
+)
+def test_bad_validate_settings_fail_a_search_before_any_work(tiny_cfg, override, message):
+    """The schema checks the validate block once, with the rest of the config."""
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        run_search(tiny_cfg(task="sentiment", extra=[override]))
+
+
 def test_bert_baseline_only_where_no_task_generates(tmp_path):
     suite = plain(compose_config("search", tiny_overrides(tmp_path, "suite")).tasks)
     names = baseline_names(["gpt2", "llama", "bert"], suite)
