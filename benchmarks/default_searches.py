@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import REPO, machine  # noqa: E402
+from benchmarks.common import REPO, machine, write_json  # noqa: E402
 
 STUDY = "suite-small"  # the default search's study name (task=suite, search_space=small)
 
@@ -135,8 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         "per_seed": per_seed,
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(args.json, doc)
     return doc
 
 

@@ -15,7 +15,6 @@ the evaluators need knobs every trial has.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections import defaultdict
@@ -32,6 +31,7 @@ from optuna.importance import (  # noqa: E402
 )
 from optuna.trial import TrialState  # noqa: E402
 
+from benchmarks.common import write_json  # noqa: E402
 from nas.trial.record import REPEAT_OF  # noqa: E402
 
 COMPLETE = TrialState.COMPLETE
@@ -110,8 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         "by_value": means,
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(args.json, doc)
     return doc
 
 

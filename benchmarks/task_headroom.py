@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, write_json  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
 from nas.config.compose import CONF_DIR  # noqa: E402
 from nas.config.families import restrict_to_tasks  # noqa: E402
@@ -164,8 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rows": out,
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=1) + "\n")
+        write_json(args.json, doc)
     return doc
 
 

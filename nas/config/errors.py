@@ -25,6 +25,19 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key."""
 
 
+def checked(schema, values):
+    """``schema.of(values)``: a section of a schema of ``nas.config.schema``, typed and held to
+    its rules (a typed one passes through).
+
+    Raises:
+        ConfigError: A bad value, one line naming the key.
+    """
+    try:
+        return schema.of(values)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+
+
 # Everything a user can cause with their input. Anything else is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,

@@ -54,7 +54,7 @@ from lightning_modules.export import load_safetensors, save_safetensors
 from lightning_modules.objectives import pretraining_loss
 from lightning_modules.optim import adamw_with_schedule
 from lightning_modules.supernet import ELASTIC, SHARED, SuperNetwork, sandwich_step
-from nas.config.errors import ConfigError
+from nas.config.errors import checked
 from nas.config.schema import StrategyConfig
 from nas.strategies.base import Strategy
 from nas.trial.record import write_strategy
@@ -82,10 +82,7 @@ def strategy_settings(strategy: Mapping[str, Any] | StrategyConfig | None) -> St
     Raises:
         ConfigError: A bad value, one line naming the key.
     """
-    try:
-        return StrategyConfig.of(strategy)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    return checked(StrategyConfig, strategy)
 
 
 # ---- the space one super-network covers -------------------------------------------------------

@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.optim import DivergedError
-from nas.config.errors import ConfigError, describe
+from nas.config.errors import ConfigError, checked, describe
 from nas.config.schema import ValidateBlock
 from nas.study import finalists as fin
 from nas.study import references
@@ -211,10 +211,7 @@ def validate_settings(values: Mapping[str, Any] | ValidateBlock) -> ValidateBloc
     Raises:
         ConfigError: A bad setting, one line naming the key.
     """
-    try:
-        return ValidateBlock.of(values)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    return checked(ValidateBlock, values)
 
 
 def trials_to_validate(study: optuna.Study, top_k: int) -> list[optuna.trial.FrozenTrial]:
