@@ -10,6 +10,8 @@ over the floor in seed sds. The "pretrained" gain is measured too (``--no-pretra
 
     python benchmarks/task_headroom.py --seeds 3 --json docs/benchmark_results/task_headroom.json
     python benchmarks/task_headroom.py --quick
+    python benchmarks/task_headroom.py --collect run1.json run2.json --pick sentiment:default \\
+        --json docs/benchmark_results/task_headroom.json
 """
 
 from __future__ import annotations
@@ -70,8 +72,42 @@ def recipe_cfg(run: dict, task: str, recipe: dict) -> dict:
     return cfg
 
 
+def collect(files: list[Path], picks: list[str]) -> dict:
+    """One table of several runs: per picked ``task:recipe`` (as the runs spelt it), each
+    design's pretrained validation score (mean, sd, lead over the floor in sds)."""
+    found: dict[tuple[str, str], dict] = {}
+    for f in files:
+        for r in json.loads(f.read_text())["rows"]:
+            if r["init"] == "pretrained":
+                found.setdefault((r["task"], r["recipe"]), {})[r["design"]] = {
+                    "mean": r["mean"],
+                    "sd": r["sd"],
+                    "lead_in_sd": r["lead_in_sd"],
+                    "floor": r["floor"],
+                    "n": len(r["scores"]),
+                    "source": f.name,
+                }
+    rows = []
+    for pick in picks:
+        task, recipe = pick.split(":", 1)
+        if (task, recipe) not in found:
+            raise SystemExit(f"task_headroom: no run measured {task} at {recipe}")
+        designs = found[(task, recipe)]
+        floor = next(iter(designs.values()))["floor"]
+        rows.append({"row": f"{task} ({recipe})", "task": task, "recipe": recipe,
+                     "floor": floor, **designs})  # fmt: skip
+    return {"sources": [f.name for f in files], "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--collect",
+        nargs="+",
+        type=Path,
+        help="only tabulate these runs' JSON files, for the --pick task:recipe pairs",
+    )
+    p.add_argument("--pick", nargs="+", default=[], help="task:recipe pairs for --collect")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--designs", default="auto", help="comma list, or auto (those the space takes)")
     p.add_argument("--tasks", default=None, help="comma list (default: the suite's)")
@@ -82,6 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--override", action="append", default=[], help="a config override")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.collect:
+        doc = collect(args.collect, args.pick)
+        if args.json:
+            write_json(args.json, doc)
+        return doc
 
     overrides = [f"paths.root={tempfile.mkdtemp()}", *args.override]
     if args.quick:
