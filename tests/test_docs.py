@@ -57,6 +57,10 @@ def kilo(n: float) -> str:
     return f"{round(n / 1000)}k"
 
 
+def headroom(mean: float, sd: float, lead: float) -> str:
+    return f"{mean:.3f} ± {sd:.3f} ({lead:+.1f})"
+
+
 def mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.3f} ± {sd:.3f}"
 
@@ -125,6 +129,13 @@ TABLES: list[Table] = [
         "floors.json", "real_suite", lambda r: r["task"],
         {"metric": ("metric", "{}"), "validation": ("validation", ".3f"),
          "test": ("test", ".3f")},
+    ),
+    # tasks.md: each reference design's lead over each task's floor, per adaptation recipe
+    Table(
+        "docs/tasks.md", "| task (recipe) | GPT-2-like | Llama-like | T5-like |",
+        "task_headroom.json", "rows", lambda r: r["row"],
+        {title: ((f"{d}.mean", f"{d}.sd", f"{d}.lead_in_sd"), headroom)
+         for title, d in (("GPT-2-like", "gpt2"), ("Llama-like", "llama"), ("T5-like", "t5"))},
     ),
     # validity.md: the default search, validated
     Table(
