@@ -13,6 +13,7 @@ from lightning_modules.model import build_model
 from lightning_modules.suite import DataError
 from nas.config.errors import ConfigError
 from nas.engine.run import run_search
+from nas.study.references import FLOORS_ATTR
 from search_spaces import SearchSpaceError
 
 State = optuna.trial.TrialState
@@ -50,7 +51,10 @@ def test_trial_records_architecture_scores_and_timings(tiny_cfg):
     assert trial.state == State.COMPLETE
     assert TransformerConfig.from_dict(attrs["architecture"]).num_params() == attrs["n_params"]
     assert set(attrs["task_scores"]) == {"sentiment", "qa"}
-    assert trial.values[0] == pytest.approx(sum(attrs["task_scores"].values()) / 2)
+    # The default adaptability: the mean skill above each task's floor (kept in the study).
+    floors = result.study.user_attrs[FLOORS_ATTR]["validation"]
+    skill = [(s - floors[t]) / (1 - floors[t]) for t, s in attrs["task_scores"].items()]
+    assert trial.values[0] == pytest.approx(sum(skill) / 2)
     assert {"pretrain", "sentiment", "qa", "total"} <= set(attrs["timings"])
     assert attrs["flops_per_token"] > 0
     assert trial.intermediate_values.keys() == {1, 2}
@@ -86,7 +90,8 @@ def test_each_pruner_composes_and_runs(tiny_cfg, pruner):
 
 def test_a_pruned_trial_ends_pruned_after_its_task_with_the_reason(tiny_cfg):
     """End to end: the pruner stops each trial after its first task, the second never runs."""
-    # ThresholdPruner(lower=1.01) prunes any running adaptability (in [0, 1]) at its first report:
+    # ThresholdPruner(lower=1.01) prunes any running adaptability (at most 1; skill below a floor
+    # is negative) at its first report:
     # the pruning path is certain, whatever the candidates score.
     extra = [
         "pruner=none",
@@ -99,7 +104,7 @@ def test_a_pruned_trial_ends_pruned_after_its_task_with_the_reason(tiny_cfg):
     assert [t.state for t in result.study.trials] == [State.PRUNED, State.PRUNED]
     for trial in result.study.trials:
         reason = trial.user_attrs["fail_reason"]
-        assert re.fullmatch(r"after sentiment \(running adaptability \d\.\d{3}\)", reason), reason
+        assert re.fullmatch(r"after sentiment \(running adaptability -?\d\.\d{3}\)", reason), reason
         assert set(trial.user_attrs["task_scores"]) == {"sentiment"}  # ner never trained
         assert trial.intermediate_values.keys() == {1}
     rows = list(csv.DictReader(result.files["leaderboard"].open()))
