@@ -28,7 +28,7 @@ import nas.trial.stages
 from lightning_modules.finetune import FinetuneModule
 from lightning_modules.tasks.classification import SequenceTask
 from nas.config.errors import ConfigError
-from nas.engine.run import run_search
+from nas.engine.run import load_suite, run_search
 from nas.engine.workers import WorkerInfo, fail_orphans, pid_alive, pid_namespace
 from nas.trial.record import TrialRecord
 from nas.trial.run import TaskError, task_stage
@@ -149,6 +149,10 @@ def test_a_raising_task_fails_that_trial_with_its_traceback_in_the_trial_log(
     def bad_score(self, predictions, split):
         raise ValueError("label 7 is out of range\n(and a second line)")
 
+    # The task's floors (a search under the default skill scores trivial predictions once, before
+    # any trial) are computed first, so that the first scoring to fail is the trial's.
+    suite = load_suite(tiny_cfg(task="sentiment"))
+    suite.floors(), suite.floors("test")
     monkeypatch.setattr(SequenceTask, "score", on_first_call(SequenceTask.score, bad_score))
     caplog.set_level(logging.INFO, logger="adaptnas")
     optuna_lines = Keep()  # what Optuna prints on the terminal (its own handler, no propagation)
