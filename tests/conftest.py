@@ -71,15 +71,7 @@ TINY = [
     # No hand-written designs queued first; tests/nas/test_references.py turns them on.
     "references.designs=[]",
 ]
-# steps/lr null: finetune's tiny budget, not the built-in tasks' own 300 steps at 3e-3.
-_TINY_GENERATION = [
-    "source.n_train=96",
-    "source.n_val=16",
-    "source.n_test=16",
-    "max_new_tokens=12",
-    "steps=null",
-    "lr=null",
-]
+_TINY_GENERATION = ["source.n_train=96", "source.n_val=16", "source.n_test=16", "max_new_tokens=12"]
 # Keys of conf/search.yaml that conf/train.yaml does not have.
 SEARCH_ONLY = ("search_space", "sampler", "plots", "finalists", "references")
 TINY_TASKS = {

@@ -57,6 +57,10 @@ def kilo(n: float) -> str:
     return f"{round(n / 1000)}k"
 
 
+def interval(mean: float, low: float, high: float) -> str:
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def headroom(mean: float, sd: float, lead: float) -> str:
     return f"{mean:.3f} ± {sd:.3f} ({lead:+.1f})"
 
@@ -136,6 +140,16 @@ TABLES: list[Table] = [
         "task_headroom.json", "rows", lambda r: r["row"],
         {title: ((f"{d}.mean", f"{d}.sd", f"{d}.lead_in_sd"), headroom)
          for title, d in (("GPT-2-like", "gpt2"), ("Llama-like", "llama"), ("T5-like", "t5"))},
+    ),
+    # tasks.md: the pretraining gain of the reference designs at the default and lifted budgets
+    Table(
+        "docs/tasks.md", "| design | gain, default budgets | summarization, default |",
+        "pretraining_gain_budgets.json", "rows", lambda r: r["design"],
+        {title: ((f"{k}.mean", f"{k}.low", f"{k}.high"), interval)
+         for title, k in (("gain, default budgets", "default.adaptability"),
+                          ("summarization, default", "default.summarization"),
+                          ("gain, lifted budgets", "lifted.adaptability"),
+                          ("summarization, lifted", "lifted.summarization"))},
     ),
     # validity.md: the default search, validated
     Table(

@@ -574,9 +574,9 @@ class ObjectiveConfig(Checked):
 
     section: typing.ClassVar[str] = "objective"
 
-    # skill (mean over tasks of the score above the task's floor) | mean | worst | auc (area under
+    # mean | skill (mean over tasks of the score above the task's floor) | worst | auc (area under
     # the fine-tuning curves; set finetune.evals>1) | curve: one of nas.trial.run.ADAPTABILITY
-    adaptability: str = rule("skill", kind=str)
+    adaptability: str = rule("mean", kind=str)
     # true: maximise adaptability and minimise parameters (Pareto front)
     multi_objective: bool = rule(False, kind=bool)
     # Trials that enter the top k are also scored on the test splits (and so are the finalist
