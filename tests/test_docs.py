@@ -151,6 +151,12 @@ TABLES: list[Table] = [
                           ("gain, lifted budgets", "lifted.adaptability"),
                           ("summarization, lifted", "lifted.summarization"))},
     ),
+    # validity.md: the default search, seeds 2 and 3
+    Table(
+        VALIDITY, "| seed | winner | adaptability (3 seeds) | verdict on test |",
+        "default_searches_seeds2-3.json", "per_seed", lambda r: str(r["seed"]),
+        {"verdict on test": ("verdict.text", "{}")},
+    ),
     # validity.md: the default search at the lifted (withdrawn) task budgets, three seeds
     Table(
         VALIDITY, "| search seed | winner | adaptability (3 seeds) | verdict on test |",
