@@ -564,16 +564,7 @@ def adapt(
     if budget.lr_grid and not budget.curve:
         module, lr, held_out = choose_lr(model, task, cfg, seed, budget, deadline)
         module.curve.clear()  # held-out scores: the kept module is scored on validation now
-        module.eval_split = "validation"
-        trainer = make_trainer(
-            cfg["trainer"],
-            1,
-            val_every=1,
-            arch=model.cfg,
-            **_deadline_callbacks(deadline, task.name),
-        )
-        trainer.validate(module, task.loader("validation", budget.eval_batch_size), verbose=False)
-        metrics = dict(module.curve[-1][1])
+        metrics = dict(score_on(module, cfg, "validation", deadline))
         metrics["lr"] = lr
         metrics.update({f"held_out@{x:g}": v for x, v in held_out.items()})
         steps = budget.steps * len(budget.lr_grid)
@@ -604,12 +595,14 @@ def adapt(
     return Adapted(module=module, metrics=metrics, curve=curve, data_curve=points, steps=steps)
 
 
-def score_test(
-    module: FinetuneModule, cfg: Mapping[str, Any], deadline: Deadline | None = None
+def score_on(
+    module: FinetuneModule, cfg: Mapping[str, Any], split: str, deadline: Deadline | None = None
 ) -> dict[str, float]:
-    """Score a fine-tuned module on its task's test split (``deadline``: as in ``finetune``)."""
-    module.eval_split = "test"
-    stage = f"test {module.task.name}"
+    """Score a fine-tuned module once on ``split`` of its task; the scores are also the last
+    entry of ``module.curve`` (``deadline``: as in ``finetune``). The module scores validation
+    afterwards."""
+    module.eval_split = split
+    stage = module.task.name if split == "validation" else f"{split} {module.task.name}"
     trainer = make_trainer(
         cfg["trainer"],
         1,
@@ -617,7 +610,17 @@ def score_test(
         arch=module.backbone.cfg,
         **_deadline_callbacks(deadline, stage),
     )
-    loader = module.task.loader("test", int(cfg["finetune"]["eval_batch_size"]))
+    loader = module.task.loader(split, int(cfg["finetune"]["eval_batch_size"]))
     trainer.validate(module, loader, verbose=False)
     module.eval_split = "validation"
-    return module.curve.pop()[1]
+    return module.curve[-1][1]
+
+
+def score_test(
+    module: FinetuneModule, cfg: Mapping[str, Any], deadline: Deadline | None = None
+) -> dict[str, float]:
+    """Score a fine-tuned module on its task's test split (``deadline``: as in ``finetune``);
+    its curve is left as it was."""
+    scores = score_on(module, cfg, "test", deadline)
+    module.curve.pop()
+    return scores
