@@ -39,6 +39,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import base_parser, set_threads, write_json  # noqa: E402
+from lightning_modules.adaptation import METHODS  # noqa: E402
 from lightning_modules.config import FAMILIES, TransformerConfig  # noqa: E402
 from nas.config.compose import CONF_DIR  # noqa: E402
 from nas.config.nodes import TINY as TINY_BUDGETS  # noqa: E402
@@ -48,7 +49,6 @@ from nas.trial.resources import prepare_process  # noqa: E402
 from nas.trial.run import data_fields  # noqa: E402
 from nas.trial.stages import finetune, pretrain  # noqa: E402
 
-METHODS = ("full", "lora", "adapter", "probe")
 #: ``--families`` with no value: every family, those that generate first.
 DEFAULT_FAMILIES = ("decoder", "prefix_lm", "encoder_decoder", "encoder")
 #: The architecture of each family in ``--families`` mode (``--d-model`` etc. override it).

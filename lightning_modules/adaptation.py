@@ -13,6 +13,10 @@
   (``norm_f``, pre-norm models); with tied embeddings the LM head *is* the token embedding, which
   then trains too.
 
+Each method is one ``AdaptationMethod`` in ``METHODS``: what it inserts, what trains, its
+analytic count, whether it keeps an adapter file, whether it merges, which export format cannot
+take it. Every other file asks that object instead of comparing method names.
+
 Task heads always train. Frozen weights get ``requires_grad=False`` and so never reach the
 optimizer (``optim.adamw_with_schedule`` skips them): they stay bit-identical.
 
@@ -36,7 +40,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +51,7 @@ from lightning_modules.config import TransformerConfig
 __all__ = [
     "LORA_TARGETS",
     "METHODS",
+    "AdaptationMethod",
     "AdaptationSpec",
     "AdaptedLinear",
     "LoRALinear",
@@ -56,11 +61,11 @@ __all__ = [
     "insert_modules",
     "lora_state_dict",
     "merged",
+    "method_problem",
     "per_million",
     "task_trainable",
 ]
 
-METHODS = ("full", "lora", "adapter", "probe")
 LORA_TARGETS = ("q", "k", "v", "o", "w1", "w2", "w3")
 
 
@@ -69,7 +74,7 @@ class AdaptationSpec:
     """``finetune.method`` and its settings (``finetune.lora``, ``finetune.adapter``).
 
     Attributes:
-        method: One of ``METHODS``.
+        method: A key of ``METHODS``.
         rank: LoRA rank r.
         alpha: LoRA scale numerator: the update is ``(alpha / rank) B A``.
         targets: LoRA target matrices (``LORA_TARGETS``).
@@ -220,7 +225,7 @@ class AdaptedLinear(nn.Linear):
         return self.adapter(F.linear(x, self.weight, self.bias))
 
 
-# ---- applying a method ---------------------------------------------------------------------------
+# ---- the methods ---------------------------------------------------------------------------------
 def _transformer(backbone: nn.Module) -> nn.Module:
     """The ``Transformer`` of a backbone that may be a whole ``LanguageModel``."""
     return backbone.backbone if hasattr(backbone, "lm_head") else backbone
@@ -241,26 +246,160 @@ def _lora_sites(block: nn.Module, cfg: TransformerConfig, targets: Iterable[str]
             yield block.mlp, name, {name: (0, layer.out_features)}
 
 
-def insert_modules(backbone: nn.Module, spec: AdaptationSpec) -> nn.Module:
-    """Put ``spec``'s LoRA or adapter modules into ``backbone`` in place (no freezing).
+class AdaptationMethod:
+    """One ``finetune.method``: the answers every reader of a method asks for, in one place.
 
-    Also what a loader calls to give a freshly built model the shape of an adapted one.
+    Training (``adapt``), the analytic count (``expected_trainable``), the kept weights
+    (``nas.study.kept_weights``), the loaders (``lightning_modules.export.safetensors``,
+    ``adaptnas.load``) and the export formats read these instead of comparing method names.
+    A new method is a subclass here and its entry in ``METHODS``, its name in the choices of
+    ``finetune.method`` (``nas/config/schema.py``, which stays free of torch; a test holds the
+    two equal) and, if it has settings, their section there and their fields on
+    ``AdaptationSpec``.
+
+    Attributes:
+        name: The ``finetune.method`` value.
+        inserted: Pieces of the names of the parameters it inserts (``.lora_A.``): they train,
+            and an adapter file holds them (with the head).
+        adapter_file: The kept weights and exports hold ``tasks/<task>.adapter.safetensors``
+            beside the task's weights: its tensors and the head alone, which the pretrained
+            backbone turns into the task model.
+        merges: ``merged`` gives its task model the keys of an unadapted model. If not, a task
+            weights file holds its modules too, and the loader inserts them before loading.
+        export_problems: Export format name (``ExportFormat.name``) -> why that format cannot
+            hold a task model of this method.
     """
-    tf = _transformer(backbone)
-    cfg = tf.cfg
-    for block in [*tf.blocks, *tf.dec_blocks]:  # an encoder_decoder adapts both stacks
-        if spec.method == "lora":
-            for owner, attr, slices in _lora_sites(block, cfg, spec.targets):
-                base = getattr(owner, attr)
-                setattr(owner, attr, LoRALinear(base, slices, spec.rank, spec.alpha, spec.dropout))
-        elif spec.method == "adapter":
-            for owner, attr in ((block.attn, "proj"), (block.mlp, "w2")):
-                setattr(owner, attr, AdaptedLinear(getattr(owner, attr), spec.size, cfg.init_std))
-    return backbone
+
+    name: ClassVar[str]
+    inserted: ClassVar[tuple[str, ...]] = ()
+    adapter_file: ClassVar[bool] = False
+    merges: ClassVar[bool] = True
+    export_problems: ClassVar[Mapping[str, str]] = {}
+
+    def adapt(self, backbone: nn.Module, spec: AdaptationSpec) -> None:
+        """Make ``backbone`` adapt (in place): insert the modules, then freeze."""
+        insert_modules(backbone, spec)
+        self.freeze(backbone, spec)
+
+    def insert(self, block: nn.Module, cfg: TransformerConfig, spec: AdaptationSpec) -> None:
+        """Put this method's modules into one ``Block`` in place (default: none)."""
+
+    def freeze(self, backbone: nn.Module, spec: AdaptationSpec) -> None:
+        """Set ``requires_grad`` of the backbone: by default only the inserted parameters train."""
+        for name, p in backbone.named_parameters():
+            p.requires_grad_(_new_param(name))
+
+    def trainable(self, cfg: TransformerConfig, spec: AdaptationSpec, lm: bool) -> int:
+        """The backbone parameters that train (the head's not included), analytically."""
+        raise NotImplementedError
+
+
+class Full(AdaptationMethod):
+    """Every backbone weight trains."""
+
+    name = "full"
+
+    def adapt(self, backbone: nn.Module, spec: AdaptationSpec) -> None:
+        """Nothing to insert, nothing frozen."""
+
+    def trainable(self, cfg: TransformerConfig, spec: AdaptationSpec, lm: bool) -> int:
+        d, V = cfg.d_model, cfg.vocab_size
+        return cfg.num_params() - (0 if lm else (0 if cfg.tie_embeddings else V * d))
+
+
+class LoRA(AdaptationMethod):
+    """``LoRALinear`` on the matrices ``spec.targets`` names; merges into the weights."""
+
+    name = "lora"
+    inserted = (".lora_A.", ".lora_B.")
+    adapter_file = True
+
+    def insert(self, block: nn.Module, cfg: TransformerConfig, spec: AdaptationSpec) -> None:
+        for owner, attr, slices in _lora_sites(block, cfg, spec.targets):
+            base = getattr(owner, attr)
+            setattr(owner, attr, LoRALinear(base, slices, spec.rank, spec.alpha, spec.dropout))
+
+    def trainable(self, cfg: TransformerConfig, spec: AdaptationSpec, lm: bool) -> int:
+        d, kv = cfg.d_model, cfg.kv_dim
+        total = 0
+        for f in cfg.d_ff:
+            shapes = {
+                "q": (d, d),
+                "k": (d, kv),
+                "v": (d, kv),
+                "o": (d, d),
+                "w1": (d, f),
+                "w2": (f, d),
+            }
+            if cfg.mlp == "swiglu":
+                shapes["w3"] = (d, f)
+            total += sum(spec.rank * (i + o) for t, (i, o) in shapes.items() if t in spec.targets)
+        return total
+
+
+class Adapter(AdaptationMethod):
+    """``AdaptedLinear`` on every block's ``attn.proj`` and ``mlp.w2``; cannot merge."""
+
+    name = "adapter"
+    inserted = (".adapter.",)
+    adapter_file = True
+    merges = False
+    # no transformers class has bottleneck adapters
+    export_problems = {"transformers": "adapters do not merge (full or lora)"}
+
+    def insert(self, block: nn.Module, cfg: TransformerConfig, spec: AdaptationSpec) -> None:
+        for owner, attr in ((block.attn, "proj"), (block.mlp, "w2")):
+            setattr(owner, attr, AdaptedLinear(getattr(owner, attr), spec.size, cfg.init_std))
+
+    def trainable(self, cfg: TransformerConfig, spec: AdaptationSpec, lm: bool) -> int:
+        d, size = cfg.d_model, spec.size
+        return len(cfg.d_ff) * 2 * (d * size + size + size * d + d)
+
+
+class Probe(AdaptationMethod):
+    """Nothing of the backbone trains; generation's probe is the LM head (+ the final norm)."""
+
+    name = "probe"
+
+    def freeze(self, backbone: nn.Module, spec: AdaptationSpec) -> None:
+        super().freeze(backbone, spec)
+        if hasattr(backbone, "lm_head"):
+            # Generation has no head of its own: its probe is the LM head (+ the final norm).
+            backbone.lm_head.weight.requires_grad_(True)
+            tf = backbone.backbone
+            norm = tf.dec_norm_f if tf.cfg.n_dec_layer else tf.norm_f  # the norm the head reads
+            if norm is not None:
+                for p in norm.parameters():
+                    p.requires_grad_(True)
+
+    def trainable(self, cfg: TransformerConfig, spec: AdaptationSpec, lm: bool) -> int:
+        if not lm:
+            return 0
+        d = cfg.d_model
+        norm = 0 if cfg.norm_position != "pre" else d * (2 if cfg.norm == "layernorm" else 1)
+        return cfg.vocab_size * d + norm
+
+
+#: ``finetune.method`` -> its method; what every other file reads.
+METHODS: dict[str, AdaptationMethod] = {m.name: m for m in (Full(), LoRA(), Adapter(), Probe())}
 
 
 def _new_param(name: str) -> bool:
-    return ".lora_A." in f".{name}" or ".lora_B." in f".{name}" or ".adapter." in f".{name}"
+    """A parameter some method inserted (by its name)."""
+    return any(piece in f".{name}" for m in METHODS.values() for piece in m.inserted)
+
+
+# ---- applying a method ---------------------------------------------------------------------------
+def insert_modules(backbone: nn.Module, spec: AdaptationSpec) -> nn.Module:
+    """Put ``spec``'s modules (LoRA, adapters) into ``backbone`` in place (no freezing).
+
+    Also what a loader calls to give a freshly built model the shape of an adapted one.
+    """
+    method = METHODS[spec.method]
+    tf = _transformer(backbone)
+    for block in [*tf.blocks, *tf.dec_blocks]:  # an encoder_decoder adapts both stacks
+        method.insert(block, tf.cfg, spec)
+    return backbone
 
 
 def adapt(backbone: nn.Module, spec: AdaptationSpec) -> nn.Module:
@@ -274,20 +413,14 @@ def adapt(backbone: nn.Module, spec: AdaptationSpec) -> nn.Module:
     Returns:
         ``backbone``.
     """
-    if spec.method == "full":
-        return backbone
-    insert_modules(backbone, spec)
-    for name, p in backbone.named_parameters():
-        p.requires_grad_(_new_param(name))
-    if spec.method == "probe" and hasattr(backbone, "lm_head"):
-        # Generation has no head of its own: its probe is the LM head (+ the final norm).
-        backbone.lm_head.weight.requires_grad_(True)
-        tf = backbone.backbone
-        norm = tf.dec_norm_f if tf.cfg.n_dec_layer else tf.norm_f  # the norm the head reads
-        if norm is not None:
-            for p in norm.parameters():
-                p.requires_grad_(True)
+    METHODS[spec.method].adapt(backbone, spec)
     return backbone
+
+
+def method_problem(method: str | None, fmt: str) -> str:
+    """Why export format ``fmt`` cannot hold a task model adapted by ``method`` (empty: it can)."""
+    why = METHODS[method].export_problems.get(fmt) if method in METHODS else None
+    return f"finetune.method={method}: {why}" if why else ""
 
 
 def count_trainable(module: nn.Module) -> int:
@@ -307,24 +440,7 @@ def expected_trainable(
         lm: The task adapts the whole ``LanguageModel`` (generation).
     """
     head_n = sum(p.numel() for p in head.parameters())
-    d, kv, V = cfg.d_model, cfg.kv_dim, cfg.vocab_size
-    if spec.method == "full":
-        return cfg.num_params() - (0 if lm else (0 if cfg.tie_embeddings else V * d)) + head_n
-    if spec.method == "probe":
-        if not lm:
-            return head_n
-        norm = 0 if cfg.norm_position != "pre" else d * (2 if cfg.norm == "layernorm" else 1)
-        return V * d + norm + head_n
-    total = 0
-    for f in cfg.d_ff:
-        if spec.method == "adapter":
-            total += 2 * (d * spec.size + spec.size + spec.size * d + d)
-            continue
-        shapes = {"q": (d, d), "k": (d, kv), "v": (d, kv), "o": (d, d), "w1": (d, f), "w2": (f, d)}
-        if cfg.mlp == "swiglu":
-            shapes["w3"] = (d, f)
-        total += sum(spec.rank * (i + o) for t, (i, o) in shapes.items() if t in spec.targets)
-    return total + head_n
+    return METHODS[spec.method].trainable(cfg, spec, lm) + head_n
 
 
 def merged(module: nn.Module) -> nn.Module:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from lightning_modules.adaptation import method_problem
 from lightning_modules.config import TransformerConfig
 
 # The ``format`` of an export folder's architecture.yaml (written by nas.exporting, read by
@@ -125,8 +126,11 @@ class ExportFormat(abc.ABC):
         return ""
 
     def problem(self, model: nn.Module, method: str | None = None) -> str:
-        """Why this model cannot be written (its head, its adaptation ``method``); empty: it can."""
-        return ""
+        """Why this model cannot be written (its head, its adaptation ``method``); empty: it can.
+
+        Here: the method's own answer (``AdaptationMethod.export_problems``) for this format.
+        """
+        return method_problem(method, self.name)
 
     @abc.abstractmethod
     def write(

@@ -483,10 +483,6 @@ def _prompts(batch: dict[str, Tensor], n: int = 4) -> list[list[int]]:
     ]
 
 
-# Why a task model of this adaptation method has no transformers counterpart.
-METHOD_PROBLEMS = {"adapter": "finetune.method=adapter: adapters do not merge (full or lora)"}
-
-
 class HFFormat(ExportFormat):
     """``transformers/<name>/``: ``save_pretrained`` of the mapped model, with its tokenizer."""
 
@@ -498,9 +494,8 @@ class HFFormat(ExportFormat):
         return hf_family(cfg)[1]
 
     def problem(self, model: nn.Module, method: str | None = None) -> str:
-        if method in METHOD_PROBLEMS:  # no transformers class has bottleneck adapters
-            return METHOD_PROBLEMS[method]
-        return hf_head_problem(model.kind if isinstance(model, TaskModel) else None, model.cfg)
+        kind = model.kind if isinstance(model, TaskModel) else None
+        return super().problem(model, method) or hf_head_problem(kind, model.cfg)
 
     def write(
         self, model: nn.Module, folder: Path, name: str, example: dict[str, Tensor], **kwargs: Any

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from lightning_modules.adaptation import (
+    METHODS,
     AdaptationSpec,
     insert_modules,
     lora_state_dict,
@@ -139,7 +140,7 @@ def load_task_weights(cfg: TransformerConfig, task, path: str | Path) -> TaskMod
     """
     spec = AdaptationSpec.from_json(read_metadata(path).get(ADAPTATION_KEY))
     model = build_task_model(cfg, task)
-    if spec.method == "adapter":
+    if not METHODS[spec.method].merges:  # its modules are in the file: give the model them
         insert_modules(model.backbone, spec)
     return load_safetensors(model, path)
 

@@ -538,8 +538,9 @@ class FinetuneConfig(Checked):
     # How each task's copy of the backbone adapts (lightning_modules/adaptation.py; docs/tasks.md
     # "Adaptation methods"); the task head always trains. full: every weight | lora: low-rank
     # updates of `lora.targets` | adapter: bottleneck adapters after every attention and MLP |
-    # probe: frozen backbone (generation: the LM head and final norm train).
-    method: str = rule("full", kind=str, choices=("full", "lora", "adapter", "probe"))  # METHODS
+    # probe: frozen backbone (generation: the LM head and final norm train). The choices are
+    # lightning_modules.adaptation.METHODS's names (tested); not imported: no torch here.
+    method: str = rule("full", kind=str, choices=("full", "lora", "adapter", "probe"))
     # Open mappings for Hydra (a misspelt key is this schema's one-line error), held to
     # LoraConfig / AdapterConfig, whose defaults they start from.
     lora: dict[str, Any] | None = rule(

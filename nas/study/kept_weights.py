@@ -36,6 +36,7 @@ from typing import Any
 
 import optuna
 
+from lightning_modules.adaptation import METHODS
 from lightning_modules.export import (
     TaskModel,
     follow_umask,
@@ -191,7 +192,7 @@ def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=Non
             file_meta = {"format": FORMAT, "task": name, "kind": info["kind"]}
             # LoRA merged into the weights; adapters (which cannot merge) kept with them
             save_task_weights(model, tmp / "tasks" / f"{name}.safetensors", spec, file_meta)
-            if spec is not None and spec.method in ("lora", "adapter"):
+            if spec is not None and METHODS[spec.method].adapter_file:
                 # ...and the adapter alone, which the pretrained backbone turns into the model
                 save_adapter(model, tmp / "tasks" / f"{name}.adapter.safetensors", spec, file_meta)
             if tokenizer is None:

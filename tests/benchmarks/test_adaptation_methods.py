@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import adaptation_methods
-from lightning_modules.adaptation import AdaptationSpec, task_trainable
+from lightning_modules.adaptation import METHODS, AdaptationSpec, task_trainable
 from lightning_modules.config import TransformerConfig
 
 
@@ -18,7 +18,7 @@ def test_every_method_is_measured_with_its_trainable_parameters(tmp_path):
     )
     assert json.loads(out.read_text())["methods"] == json.loads(json.dumps(doc["methods"]))
     rows = {r["method"]: r for r in doc["methods"]}
-    assert list(rows) == ["full", "lora", "adapter", "probe"]
+    assert list(rows) == list(METHODS)
     for name in ("sentiment", "ner", "qa", "translation"):
         counts = {m: rows[m]["tasks"][name]["trainable_params"] for m in rows}
         assert counts["full"] > counts["lora"] > 0 and counts["full"] > counts["adapter"] > 0
@@ -46,7 +46,7 @@ def test_every_family_and_method_is_measured_from_one_pretraining(tmp_path):
         arch = TransformerConfig.from_dict(fam["architecture"])
         tasks = {n: suite.tasks[n] for n in fam["tasks"]}
         rows = {r["method"]: r for r in fam["methods"]}
-        assert list(rows) == ["full", "lora", "adapter", "probe"]
+        assert list(rows) == list(METHODS)
         for method, row in rows.items():
             assert list(row["tasks"]) == fam["tasks"]
             spec = AdaptationSpec.from_config({**cfg["finetune"], "method": method})

@@ -7,6 +7,8 @@ import torch
 from torch import nn
 
 from lightning_modules.adaptation import (
+    METHODS,
+    AdaptationMethod,
     AdaptationSpec,
     AdaptedLinear,
     LoRALinear,
@@ -248,4 +250,32 @@ def test_encoder_decoder_lora_and_probe_cover_the_decoder_stack():
     assert names == {"backbone.lm_head.weight", *norm}
     assert count_trainable(probe) == expected_trainable(
         c, AdaptationSpec(method="probe"), probe.head, lm=True
+    )
+
+
+@pytest.mark.parametrize("lm", [False, True])
+@pytest.mark.parametrize(
+    "overrides",
+    [{"family": "decoder", "mlp": "swiglu"}, {"family": "encoder_decoder", "n_dec_layer": 1}],
+)
+@pytest.mark.parametrize("name", list(METHODS))
+def test_every_method_counts_what_it_trains(name, overrides, lm):
+    """Each entry of METHODS: its analytic count is what receives gradients, its name its key."""
+    method = METHODS[name]
+    assert method.name == name and isinstance(method, AdaptationMethod)
+    c = cfg(**overrides)
+    spec = AdaptationSpec(method=name, rank=2, targets=("q", "o", "w1"), size=4)
+    model = task_model(c, spec, lm=lm)
+    assert count_trainable(model) == expected_trainable(c, spec, model.head, lm=lm)
+
+
+def test_a_method_answers_for_its_files_and_exports():
+    from lightning_modules.export import HFFormat, OnnxFormat
+
+    assert [n for n, m in METHODS.items() if m.adapter_file] == ["lora", "adapter"]
+    assert [n for n, m in METHODS.items() if not m.merges] == ["adapter"]
+    model = task_model(cfg(family="decoder"), AdaptationSpec(method="adapter"))
+    assert OnnxFormat().problem(model, "adapter") == ""
+    assert HFFormat().problem(model, "adapter") == (
+        "finetune.method=adapter: adapters do not merge (full or lora)"
     )

@@ -98,7 +98,7 @@ def test_schema_knows_the_methods_and_targets_the_code_has():
     from nas.config.schema import FinetuneConfig, LoraConfig
 
     rules = {f.name: f.metadata["rule"] for f in dataclasses.fields(FinetuneConfig)}
-    assert rules["method"].choices == METHODS
+    assert rules["method"].choices == tuple(METHODS)
     targets = {f.name: f.metadata["rule"] for f in dataclasses.fields(LoraConfig)}["targets"]
     assert targets.choices == LORA_TARGETS
 
