@@ -70,6 +70,8 @@ FINAL, PROGRESS, SPEC, LOCK = (
     "build.lock",
 )
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TransformerConfig) if f.init}
+# strategy keys that do not shape the weights (left out of the folder's hash)
+NOT_WEIGHTS = ("name", "continue_tokens", "screen_trials", "confirm_top_k", "screen")
 _DRAWS = 100  # random draws before a space is declared to hold no valid sub-network
 
 
@@ -482,9 +484,8 @@ def spec_of(
     space: SearchSpace, super_cfg: TransformerConfig, cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Everything that shapes the super-network's weights (its folder is named by their hash)."""
-    settings = dict(cfg["strategy"])
-    settings.pop("continue_tokens", None)  # a trial setting: the same weights serve any value
-    settings.pop("name", None)
+    # Trial and screen settings: the same weights serve any value of them.
+    settings = {k: v for k, v in dict(cfg["strategy"]).items() if k not in NOT_WEIGHTS}
     return {
         "format": FORMAT,
         "super_cfg": super_cfg.to_dict(),
