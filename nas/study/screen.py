@@ -63,7 +63,10 @@ def top_distinct(
         At most ``k`` trials; ties by score go to the earlier trial.
     """
     done = [t for t in trials if t.state == State.COMPLETE and t.value is not None]
-    out, seen = [], set()
+    out: list[FrozenTrial] = []
+    seen: set[str] = set()
+    if k <= 0:
+        return out
     for t in sorted(done, key=lambda t: (t.value, t.number)):
         arch = {key: v for key, v in arch_of(t).items() if key not in BLIND}
         key = json.dumps(arch, sort_keys=True, default=str)
@@ -110,15 +113,23 @@ class ScreenSummary:
     top: list[dict[str, Any]]
 
 
-def summary(study: optuna.Study, top: int = 10) -> ScreenSummary | None:
-    """The screen tier of ``study`` (``None``: not a two-tier study, or its screen is gone)."""
+def screen_study(study: optuna.Study) -> optuna.Study | None:
+    """The screen study linked to ``study`` (``None``: not a two-tier study, or it is gone)."""
     doc = study.user_attrs.get(STUDY_ATTR)
     if not doc:
         return None
     try:
-        screen = optuna.load_study(study_name=doc["screen_study"], storage=study._storage)
+        return optuna.load_study(study_name=doc["screen_study"], storage=study._storage)
     except KeyError:
         return None
+
+
+def summary(study: optuna.Study, top: int = 10) -> ScreenSummary | None:
+    """The screen tier of ``study`` (``None``: not a two-tier study, or its screen is gone)."""
+    screen = screen_study(study)
+    if screen is None:
+        return None
+    doc = study.user_attrs[STUDY_ATTR]
     done = complete(screen)
     seconds = sum(
         (t.datetime_complete - t.datetime_start).total_seconds()

@@ -264,3 +264,12 @@ def test_a_tiny_two_tier_search_end_to_end_and_resumed_in_the_confirmation_tier(
     assert [int(r["screen_trial"]) for r in top[:2]] == picks
     assert [r["confirmed_by"] for r in top[:2]] == [str(t.number) for t in trials[1:]]
     assert "screen tier: 12 candidates screened of 12" in capsys.readouterr().out
+    from nas.reporting.plots import write_plots
+    from nas.reporting.tracking import screen_summary
+
+    said = screen_summary(result.study)  # W&B's study run summary
+    assert said["screen/screened"] == 12 and said["screen/confirmed"] == 2
+    assert said["screen/build_seconds"] > 0 and said["screen/seconds"] > 0
+
+    plots = write_plots(result.study, result.folder / "plots")
+    assert "screen_tier" in plots.written and "screen_tier" not in plots.skipped
