@@ -273,3 +273,33 @@ def test_a_tiny_two_tier_search_end_to_end_and_resumed_in_the_confirmation_tier(
 
     plots = write_plots(result.study, result.folder / "plots")
     assert "screen_tier" in plots.written and "screen_tier" not in plots.skipped
+
+
+def test_two_workers_handing_off_at_once_enqueue_each_pick_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from nas.strategies import two_tier
+
+    storage = optuna.storages.InMemoryStorage()
+    main = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    screen = _screened(storage, "s", 30)
+    real = scr.confirmed
+
+    def slow(study):  # what is there is read, then a while passes before anything is enqueued
+        there = real(study)
+        time.sleep(0.3)
+        return there
+
+    monkeypatch.setattr(two_tier.scr, "confirmed", slow)
+    args = (screen, NARROW, FULL, DATA, 3, tmp_path / "lock", {})
+    got: list[list[int]] = []
+    workers = [
+        threading.Thread(target=lambda: got.append(hand_off(main, *args))) for _ in range(2)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(map(len, got)) == [0, 3]  # one worker enqueued, the other found them there
+    assert len(main.get_trials()) == 3
