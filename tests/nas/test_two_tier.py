@@ -294,9 +294,7 @@ def test_two_workers_handing_off_at_once_enqueue_each_pick_once(tmp_path, monkey
     monkeypatch.setattr(two_tier.scr, "confirmed", slow)
     args = (screen, NARROW, FULL, DATA, 3, tmp_path / "lock", {})
     got: list[list[int]] = []
-    workers = [
-        threading.Thread(target=lambda: got.append(hand_off(main, *args))) for _ in range(2)
-    ]
+    workers = [threading.Thread(target=lambda: got.append(hand_off(main, *args))) for _ in range(2)]
     for w in workers:
         w.start()
     for w in workers:
