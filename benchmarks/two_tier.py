@@ -112,7 +112,7 @@ def run(args) -> dict[str, Any]:
     import optuna
 
     from nas.strategies.supernet import SubnetSampler
-    from nas.strategies.two_tier import screen_score
+    from nas.strategies.two_tier import SCREENS, screen_score
     from nas.trial.run import data_fields
     from nas.validity.statistics import rank_agreement
 
@@ -140,10 +140,12 @@ def run(args) -> dict[str, Any]:
     archs = sr.draw_distinct(lambda: sampler.random(rng), args.archs)
     standalone_cfg, shape = sr.standalone_of(run_cfg)
     rows = []
+    screen = str(run_cfg["strategy"]["screen"])
     for i, arch in enumerate(archs):
         t0 = time.process_time()
-        score = screen_score(net, arch, suite)
+        score = screen_score(net, arch, suite, screen)
         screen_cpu = time.process_time() - t0
+        scores = {name: screen_score(net, arch, suite, name) for name in SCREENS}
         rec = sr._standalone(cache, arch, suite, standalone_cfg, args.seed, shape)
         rows.append(
             {
@@ -153,6 +155,7 @@ def run(args) -> dict[str, Any]:
                 "config": arch.to_dict(),
                 "n_params": arch.num_params(),
                 "screen_score": score,
+                "screen_scores": scores,
                 "screen_cpu_s": round(screen_cpu, 3),
                 "standalone": rec,
             }
@@ -186,10 +189,18 @@ def summarise(rows, build_cpu, cost, net, folder, args, cfg, overrides, rank_agr
             "default_screen_in_standalone_trials": (build_cpu + default_k * t_scr) / t_std,
         }
     families = sorted({r["family"] for r in rows})
-    per_family = {}
-    for fam in families:
-        pick = [i for i, r in enumerate(rows) if r["family"] == fam]
-        per_family[fam] = rank_agreement([screen[i] for i in pick], [adapt[i] for i in pick])
+
+    def agreement(minus: list[float]) -> dict[str, Any]:
+        """Overall and per family, ``minus`` (minus the screen scores) against adaptability."""
+        out = {"all": rank_agreement(minus, adapt)}
+        for fam in families:
+            pick = [i for i, r in enumerate(rows) if r["family"] == fam]
+            out[fam] = rank_agreement([minus[i] for i in pick], [adapt[i] for i in pick])
+        return out
+
+    names = rows[0]["screen_scores"]
+    by_screen = {name: agreement([-r["screen_scores"][name] for r in rows]) for name in names}
+    per_family = {fam: v for fam, v in agreement(screen).items() if fam != "all"}
     payload = {
         "benchmark": "two_tier",
         "command": args.command,
@@ -206,7 +217,9 @@ def summarise(rows, build_cpu, cost, net, folder, args, cfg, overrides, rank_agr
             "search_space": str(cfg.search_space),
             "tasks": list(cfg.tasks),
             "pretrain_tokens": int(cfg.pretrain.tokens),
-            "screen": "lm_loss (held-out LM loss of the sliced sub-network; lower is better)",
+            "screen": str(cfg.strategy.screen),
+            "screens": "held-out LM loss of the sliced sub-network, lower is better: lm_loss by "
+            "its family's objective, suffix_loss on the tokens after a random prefix",
             "clock": "process CPU seconds",
         },
         "supernet": {
@@ -219,6 +232,7 @@ def summarise(rows, build_cpu, cost, net, folder, args, cfg, overrides, rank_agr
         "archs": rows,
         "rank": rank_agreement(screen, adapt),
         "rank_per_family": per_family,
+        "rank_by_screen": by_screen,
         "cpu_s": {
             "build": build_cpu,
             "screen_per_candidate": t_scr,
@@ -253,7 +267,7 @@ def _print(p: dict[str, Any]) -> None:
         ]
         for r in p["archs"]
     ]
-    print_table(["", "architecture", "params", "screen loss", "standalone", "CPU s std"], rows)
+    print_table(["", "architecture", "params", "screen", "standalone", "CPU s std"], rows)
     rk = p["rank"]
     print(
         f"\nscreen (minus LM loss) vs standalone adaptability over {rk['n']} architectures: "
@@ -261,8 +275,12 @@ def _print(p: dict[str, Any]) -> None:
         f"(p {_f(rk['kendall_p'])}), Spearman {_f(rk['spearman'])}"
         f"{_ci(rk.get('spearman_ci'))} (bootstrap 95%; target tau >= {TARGET_TAU})"
     )
-    for fam, r in p["rank_per_family"].items():
-        print(f"  {fam}: n {r['n']}, tau {_f(r['kendall_tau'])}{_ci(r.get('kendall_tau_ci'))}")
+    for name, groups in p["rank_by_screen"].items():
+        shown = "; ".join(
+            f"{g} n {r['n']} tau {_f(r['kendall_tau'])}{_ci(r.get('kendall_tau_ci'))}"
+            for g, r in groups.items()
+        )
+        print(f"  {name}: {shown}")
     c = p["cpu_s"]
     print(
         f"CPU s: build {_f(c['build'], '.0f')}, screen {_f(c['screen_per_candidate'], '.3f')} per "

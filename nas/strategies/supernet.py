@@ -365,8 +365,17 @@ def budget_steps(settings: StrategyConfig, pretrain_cfg: Mapping[str, Any], seq_
 
 
 @torch.no_grad()
-def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) -> float:
-    """Held-out pretraining loss of sub-network ``sub`` (fixed masks, as ``PretrainModule``)."""
+def val_loss(
+    net: SuperNetwork,
+    sub: TransformerConfig,
+    suite,
+    batch: int = 64,
+    loss: Callable[..., torch.Tensor] = pretraining_loss,
+) -> float:
+    """Held-out pretraining loss of sub-network ``sub`` (fixed masks, as ``PretrainModule``).
+
+    ``loss(model, rows, special_ids, generator=...)``: the family's objective by default.
+    """
     was = net.training
     net.eval().activate(sub)
     gen = torch.Generator().manual_seed(1234)
@@ -374,7 +383,7 @@ def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) 
     total, n = 0.0, 0
     for i in range(0, len(suite.val_blocks), batch):
         rows = suite.val_blocks[i : i + batch].to(device)
-        total += float(pretraining_loss(net, rows, suite.special_ids, generator=gen)) * len(rows)
+        total += float(loss(net, rows, suite.special_ids, generator=gen)) * len(rows)
         n += len(rows)
     net.train(was).activate(net.super_cfg)
     return total / max(1, n)

@@ -36,9 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
+import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from lightning_modules.config import ArchitectureError, TransformerConfig
+from lightning_modules.objectives import IGNORE
 from nas.config.errors import ConfigError
 from nas.config.schema import StrategyConfig
 from nas.strategies.base import Strategy
@@ -55,15 +58,40 @@ HANDOFF_LOCK = "handoff.lock"
 MAX_INVALID = 100  # consecutive screen trials without a valid architecture before giving up
 
 
+SCREENS = ("lm_loss", "suffix_loss")  # = StrategyConfig.screen's choices
+
+
+def suffix_loss(model, block: torch.Tensor, special_ids, generator=None) -> torch.Tensor:
+    """LM loss on the tokens after a random prefix: the same targets whatever the family.
+
+    The targets and prefix lengths are ``prefix_lm_loss``'s (one draw per row from
+    ``generator``); a prefix-LM attends to its prefix both ways (this is its own objective
+    exactly), a decoder causally. So decoders are not charged for the first tokens of a block,
+    which they predict with little context and prefix-LMs are never asked to.
+    """
+    x, y = block[:, :-1], block[:, 1:].clone()
+    b, t = x.shape
+    prefix_len = torch.randint(1, t, (b,), generator=generator).to(x.device)
+    pos = torch.arange(t, device=x.device)
+    y[pos[None, :] < (prefix_len[:, None] - 1)] = IGNORE
+    both_ways = prefix_len if model.cfg.family == "prefix_lm" else None
+    logits = model(x, prefix_len=both_ways)
+    return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE)
+
+
 def screen_score(net, arch: TransformerConfig, suite, screen: str = "lm_loss") -> float:
-    """A candidate's screen score, lower is better: ``lm_loss``, its held-out LM loss.
+    """A candidate's screen score, lower is better.
 
     The sub-network ``arch`` of ``net`` runs in eval mode on ``suite.val_blocks`` (held out of
-    the super-network's training blocks) with fixed masks: the same architecture always gets the
-    same score.
+    the super-network's training blocks) with fixed masks and prefix lengths: the same
+    architecture always gets the same score. ``lm_loss``: its family's pretraining objective
+    (``pretraining_loss``: causal LM for decoders, prefix LM for prefix-LMs); ``suffix_loss``:
+    :func:`suffix_loss`, the same target tokens for both families.
     """
-    if screen != "lm_loss":
-        raise ConfigError(f"strategy.screen={screen!r} is not one of lm_loss")
+    if screen not in SCREENS:
+        raise ConfigError(f"strategy.screen={screen!r} is not one of {', '.join(SCREENS)}")
+    if screen == "suffix_loss":
+        return val_loss(net, arch, suite, loss=suffix_loss)
     return val_loss(net, arch, suite)
 
 

@@ -48,6 +48,9 @@ def test_two_tier_quick(tmp_path):
     assert len({json.dumps(r["config"], sort_keys=True) for r in rows}) == 4
     assert data["rank"]["n"] == 4 and -1.0 <= data["rank"]["kendall_tau"] <= 1.0
     assert all(r["screen_score"] > 0 and r["standalone"]["steps"]["pretrain"] > 0 for r in rows)
+    assert all(r["screen_score"] == r["screen_scores"]["lm_loss"] for r in rows)
+    assert set(data["rank_by_screen"]) == {"lm_loss", "suffix_loss"}
+    assert data["rank_by_screen"]["lm_loss"]["all"] == data["rank"]
     c, a = data["cpu_s"], data["accounting"]
     assert c["build"] > 0 and c["screen_per_candidate"] > 0
     k = str(data["settings"]["default_screen_trials"])

@@ -72,6 +72,17 @@ def test_the_screen_score_is_the_held_out_loss_and_deterministic():
         screen_score(net, arch, suite, "acc")
 
 
+def test_the_suffix_loss_scores_both_families_on_the_same_tokens():
+    net, suite = _net(), FakeSuite()
+    decoder = TransformerConfig.from_dict(NARROW.sample(optuna.trial.FixedTrial(_fixed()), **DATA))
+    prefix = TransformerConfig.from_dict({**decoder.to_dict(), "family": "prefix_lm"})
+    # A prefix-LM's suffix loss is its own objective; a decoder's leaves its first tokens out.
+    assert screen_score(net, prefix, suite, "suffix_loss") == screen_score(net, prefix, suite)
+    suffix = screen_score(net, decoder, suite, "suffix_loss")
+    assert suffix != screen_score(net, decoder, suite)
+    assert suffix == screen_score(net, decoder, suite, "suffix_loss")  # deterministic
+
+
 def _fixed() -> dict:
     return {"family": "decoder", "n_layer": 1, "d_model": 32, "n_head": 2, "n_kv_head": 1,
             "d_ff.0": 64}  # fmt: skip
@@ -170,6 +181,16 @@ def test_a_hand_off_killed_half_way_enqueues_only_what_is_missing(tmp_path):
     assert sorted(numbers) == sorted(t.number for t in best)
 
 
+def test_the_screens_are_the_settings_choices():
+    import dataclasses
+
+    from nas.config.schema import StrategyConfig
+    from nas.strategies.two_tier import SCREENS
+
+    field = next(f for f in dataclasses.fields(StrategyConfig) if f.name == "screen")
+    assert field.metadata["rule"].choices == SCREENS
+
+
 def test_confirm_k_fills_n_trials_or_takes_the_setting():
     two = strategy_settings({"name": "two_tier"})
     assert confirm_k(two, 12, 3) == 9 and confirm_k(two, 2, 3) == 1
@@ -190,7 +211,7 @@ def test_screen_settings_do_not_change_the_super_network():
     [
         ("screen_trials", "0", "strategy.screen_trials=0 must be a positive integer"),
         ("confirm_top_k", "-1", "strategy.confirm_top_k=-1 must be a positive integer"),
-        ("screen", "acc", "strategy.screen='acc' must be one of lm_loss"),
+        ("screen", "acc", "strategy.screen='acc' must be one of lm_loss, suffix_loss"),
     ],
 )
 def test_a_bad_two_tier_setting_is_a_one_line_error_naming_the_key(tiny_cfg, key, value, says):
