@@ -328,9 +328,9 @@ QUOTES: list[Quote] = [
           "alone {:.3f}), a standalone trial **{:.1f} CPU s**", "two_tier.json",
           ("cpu_s.build", "accounting.build_in_standalone_trials", "cpu_s.screen_per_candidate",
            "cpu_s.screen_score_only_mean", "cpu_s.standalone_mean")),
-    Quote(SUPERNET, "the screen evaluates {:.0f} candidates per CPU-hour at 200 screened and {:.0f} "
-          "at 300, against {:.0f} standalone candidates per CPU-hour: **{:.1f}x at 200 screened, "
-          "{:.1f}x at 300**", "two_tier.json",
+    Quote(SUPERNET, "the screen evaluates {:.0f} candidates per CPU-hour at 200 screened and "
+          "{:.0f} at 300, against {:.0f} standalone candidates per CPU-hour: **{:.1f}x at 200 "
+          "screened, {:.1f}x at 300**", "two_tier.json",
           ("accounting.screened_per_cpu_hour.200", "accounting.screened_per_cpu_hour.300",
            "accounting.standalone_per_cpu_hour", "accounting.ratio.200", "accounting.ratio.300")),
     Quote(SUPERNET, "search of the same CPU time after {:.0f} candidates, reaches the issue's 20x "
