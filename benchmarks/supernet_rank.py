@@ -194,6 +194,25 @@ def _standalone(cache: Cache, arch, suite, run_cfg, seed: int, shape) -> dict[st
     return rec
 
 
+def overrides_of(args, cache: Cache, threads: int) -> list[str]:
+    """The Hydra overrides of the benchmark's run (the super-network's settings among them)."""
+    return [
+        "strategy=supernet",
+        f"paths.root={cache.root}",
+        f"threads={threads}",
+        f"seed={args.seed}",
+        *(QUICK_OVERRIDES if args.quick else preset_overrides(args.preset, [])),
+        *args.overrides,
+    ]
+
+
+def standalone_of(run_cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The standalone run config, and what of it keys a cached standalone run."""
+    shape = {k: run_cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective")}
+    shape["trainer"] = run_cfg["trainer"]
+    return {**run_cfg, "strategy": {"name": "standalone"}}, shape
+
+
 def setup(cfg):
     """The run config (plain), the supernet's narrowed space and the suite."""
     from nas.config.families import restrict_to_tasks
@@ -256,14 +275,7 @@ def run(args) -> dict[str, Any]:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("adaptnas").setLevel(logging.INFO if args.verbose else logging.WARNING)
     cache = Cache(args.cache_dir)
-    overrides = [
-        "strategy=supernet",
-        f"paths.root={cache.root}",
-        f"threads={threads}",
-        f"seed={args.seed}",
-        *(QUICK_OVERRIDES if args.quick else preset_overrides(args.preset, [])),
-        *args.overrides,
-    ]
+    overrides = overrides_of(args, cache, threads)
     cfg = compose(overrides)
     from nas.strategies.supernet import InheritedWeights, SubnetSampler, strategy_settings
     from nas.trial.run import data_fields
@@ -286,9 +298,7 @@ def run(args) -> dict[str, Any]:
     rng = random.Random(args.draw_seed)
     archs = draw_distinct(lambda: sampler.random(rng), args.archs)
     labels = [f"A{i}" for i in range(len(archs))]
-    standalone_cfg = {**run_cfg, "strategy": {"name": "standalone"}}
-    shape = {k: run_cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective")}
-    shape["trainer"] = run_cfg["trainer"]
+    standalone_cfg, shape = standalone_of(run_cfg)
     seeds = [args.seed + STANDALONE_SEED_STRIDE * j for j in range(args.seeds)]
     rows = []
     total = len(archs) * (len(seeds) + (args.only != "standalone"))

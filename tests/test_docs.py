@@ -257,6 +257,15 @@ TABLES: list[Table] = [
             "standalone": ("standalone[0].adaptability", ".3f"),
         },
     ),
+    # supernet.md: the two-tier screen against standalone adaptability
+    Table(
+        SUPERNET, "| arch | family | architecture | params | lm_loss |",
+        "two_tier.json", "archs", lambda a: a["label"],
+        {"family": ("family", "{}"), "architecture": ("arch", "{}"),
+         "params": ("n_params", kilo), "lm_loss": ("screen_scores.lm_loss", ".4f"),
+         "suffix_loss": ("screen_scores.suffix_loss", ".4f"),
+         "standalone": ("standalone.adaptability", ".4f")},
+    ),
 ]  # fmt: skip
 
 QUOTES: list[Quote] = [
@@ -313,6 +322,35 @@ QUOTES: list[Quote] = [
            "candidates_ratio.asymptotic")),
     Quote(SUPERNET, "Kendall tau **{:.2f}** (p {:.2f}), Spearman {:.2f} over 8 architectures",
           "supernet_rank_bench.json", ("rank.kendall_tau", "rank.kendall_p", "rank.spearman")),
+    # supernet.md: the two-tier search
+    Quote(SUPERNET, "The build took **{:,.0f} CPU s** (1,920 sandwich steps; as much as {:.1f} "
+          "standalone trials), a screened candidate **{:.3f} CPU s** (TPE included; the loss "
+          "alone {:.3f}), a standalone trial **{:.1f} CPU s**", "two_tier.json",
+          ("cpu_s.build", "accounting.build_in_standalone_trials", "cpu_s.screen_per_candidate",
+           "cpu_s.screen_score_only_mean", "cpu_s.standalone_mean")),
+    Quote(SUPERNET, "the screen evaluates {:.0f} candidates per CPU-hour at 200 screened and "
+          "{:.0f} at 300, against {:.0f} standalone candidates per CPU-hour: **{:.1f}x at 200 "
+          "screened, {:.1f}x at 300**", "two_tier.json",
+          ("accounting.screened_per_cpu_hour.200", "accounting.screened_per_cpu_hour.300",
+           "accounting.standalone_per_cpu_hour", "accounting.ratio.200", "accounting.ratio.300")),
+    Quote(SUPERNET, "search of the same CPU time after {:.0f} candidates, reaches the issue's 20x "
+          "after {:.0f}, and tends to {:.0f}x. The default two-tier search spends {:.1f}",
+          "two_tier.json",
+          ("accounting.break_even_screened", "accounting.screened_for_20x",
+           "accounting.asymptotic_ratio", "accounting.default_screen_in_standalone_trials")),
+    Quote(SUPERNET, "is **{:.2f} [{:.2f}, {:.2f}]** (`lm_loss`, bootstrap 95%; Spearman {:.2f} "
+          "[{:.2f}, {:.2f}]) and {:.2f} [{:.2f}, {:.2f}] (`suffix_loss`)", "two_tier.json",
+          ("rank.kendall_tau", "rank.kendall_tau_ci[0]", "rank.kendall_tau_ci[1]",
+           "rank.spearman", "rank.spearman_ci[0]", "rank.spearman_ci[1]",
+           "rank_by_screen.suffix_loss.all.kendall_tau",
+           "rank_by_screen.suffix_loss.all.kendall_tau_ci[0]",
+           "rank_by_screen.suffix_loss.all.kendall_tau_ci[1]")),
+    Quote(SUPERNET, "within the families it is {:.2f} ({} decoders) and {:.2f} ({} prefix-LMs) for "
+          "`lm_loss`, {:.2f} and {:.2f} for `suffix_loss`", "two_tier.json",
+          ("rank_by_screen.lm_loss.decoder.kendall_tau", "rank_by_screen.lm_loss.decoder.n",
+           "rank_by_screen.lm_loss.prefix_lm.kendall_tau", "rank_by_screen.lm_loss.prefix_lm.n",
+           "rank_by_screen.suffix_loss.decoder.kendall_tau",
+           "rank_by_screen.suffix_loss.prefix_lm.kendall_tau")),
 ]  # fmt: skip
 
 # benchmarks.md, the overhead table: phase -> seconds and share of the trial's wall time

@@ -680,8 +680,9 @@ class StrategyConfig(Checked):
     """``strategy``: how candidates get their pretrained weights (``conf/strategy/*.yaml``).
 
     ``standalone`` uses only ``name`` (checked against the strategies by
-    ``nas.strategies.registry``); ``supernet`` the rest, which are checked here and read as they
-    are by ``nas.strategies.supernet``.
+    ``nas.strategies.registry``); ``supernet`` the rest but the last three, which are checked here
+    and read as they are by ``nas.strategies.supernet``; ``two_tier`` all of them
+    (``nas.strategies.two_tier``).
     """
 
     section: typing.ClassVar[str] = "strategy"
@@ -705,6 +706,13 @@ class StrategyConfig(Checked):
     continue_tokens: int = rule(0, kind=int, low=0, note="0 = adapt the inherited weights")
     # Knob: value(s) on top of the space's supernet: section.
     fixed: dict[str, Any] = rule(factory=dict, kind=dict)
+    # two_tier: candidates screened on the super-network (COMPLETE screen trials of the study).
+    screen_trials: int = rule(300, **POSITIVE_INT)
+    # two_tier: screened architectures confirmed by full trials; null = n_trials - references.
+    confirm_top_k: int | None = rule(None, **POSITIVE_INT, null=True)
+    # two_tier: the screen score (lower is better): the sub-network's held-out LM loss, by its
+    # family's objective (lm_loss) or on the tokens after a random prefix for all (suffix_loss).
+    screen: str = rule("lm_loss", kind=str, choices=("lm_loss", "suffix_loss"))
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | None) -> StrategyConfig:

@@ -34,7 +34,12 @@ from nas.engine.workers import (
     setup_worker,
 )
 from nas.reporting.files import write_atomic
-from nas.reporting.leaderboard import leaderboard_rows, print_leaderboard, write_results
+from nas.reporting.leaderboard import (
+    leaderboard_rows,
+    print_leaderboard,
+    print_screen_tier,
+    write_results,
+)
 from nas.reporting.plots import write_plots_safely
 from nas.reporting.tracking import (
     TrainRunHook,
@@ -182,7 +187,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     """
     typed = check_config(cfg)
     settings = FinalistSettings.from_config(typed.finalists)
-    from nas.strategies.registry import strategy_for  # strategy=standalone|supernet
+    from nas.strategies.registry import strategy_for  # standalone|supernet|two_tier
 
     strategy = strategy_for(typed.strategy.name)
     if cfg.get("study_name") is None:
@@ -201,6 +206,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     fail_orphans(study, max_retry=cfg.storage.get("max_retry", 1))
     finished = count_finished(study)
     target = cfg.n_trials
+    target = _at_least(target, strategy.least_trials(study))  # two_tier: kept in the study
     remaining = None if target is None else max(0, int(target) - finished)
     # A complete search whose finalists were not (all) re-run: a resume runs them now.
     repeats_due = remaining == 0 and not fin.work(study, settings).done
@@ -223,6 +229,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
             worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
             t0 = time.perf_counter()
             suite = load_suite(cfg)
+            suite_s = time.perf_counter() - t0
             check_lr_choice(cfg, suite)
             public = OmegaConf.create(run)
             hooks = build_hooks(public)
@@ -244,13 +251,19 @@ def run_search(cfg: DictConfig) -> SearchResult:
                         space, data_fields(suite), refs.designs, refs.size, refs.tolerance
                     ),
                 )
+            # two_tier: the screen on the super-network, then its top architectures enqueued.
+            need = strategy.before_trials(
+                typed.strategy, run, space, suite, folder, study, worker.attrs()
+            )
+            target = _at_least(target, need)
+            objective.n_trials = int(target) if target else None
         log.info(
             "suite: %d pretraining blocks of %d tokens, vocab %d, tasks %s (built in %.1fs)",
             len(suite.train_blocks),
             suite.seq_len,
             suite.vocab_size,
             ", ".join(suite.tasks),
-            time.perf_counter() - t0,
+            suite_s,
         )
         write_atomic(folder / "config.yaml", OmegaConf.to_yaml(public))
         if run["objective"]["adaptability"] == "skill":  # each task counted above its floor
@@ -308,6 +321,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     if cfg.get("plots", True) and ran:  # plots/: HTML + PNG; nas/report.py rebuilds them any time
         files.update(write_plots_safely(study, folder / "plots"))
     print_leaderboard(leaderboard_rows(study), title=f"study {cfg.study_name}")
+    print_screen_tier(study)  # two_tier: the screen's count, seconds and best candidates
     if "best_architecture" in files:
         best = fin.ranked(study)
         if best and best[0].n > 1:
@@ -388,6 +402,14 @@ def run_train(cfg: DictConfig) -> TrialRecord:
         {k: round(v, 4) for k, v in result.test_scores.items()},
     )
     return result
+
+
+def _at_least(target: int | None, need: int | None) -> int | None:
+    """``n_trials`` raised to what the strategy needs (two_tier: references + confirmations)."""
+    if need is None or target is None or need <= int(target):
+        return target
+    log.info("n_trials %d -> %d: the references and the confirmations", target, need)
+    return need
 
 
 def _masked(cfg: DictConfig) -> dict:

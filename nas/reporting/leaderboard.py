@@ -26,6 +26,7 @@ from lightning_modules.config import params_human
 from nas.reporting.files import write_atomic
 from nas.study import finalists as fin
 from nas.study import references
+from nas.study import screen as scr
 from nas.trial import record as rec
 from nas.trial.record import State, TrialRecord
 
@@ -52,6 +53,7 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
     everything = [t for t in study.get_trials(deepcopy=False) if not rec.is_surplus(t)]
     scores = fin.seed_scores(everything)
     has_refs = any(rec.REFERENCE in t.user_attrs for t in everything)
+    two_tier = scr.STUDY_ATTR in study.user_attrs  # strategy=two_tier: confirmations' screen
     chosen = {s.trial.number: i for i, s in enumerate(fin.ranked(study, everything))}
     trials = [t for t in everything if not (fin.is_repeat(t) and t.state == State.COMPLETE)]
     records = {t.number: TrialRecord.from_trial(t) for t in trials}
@@ -99,6 +101,8 @@ def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
         row["architecture"] = record.describe
         if has_refs:  # the hand-written designs the search competes with (nas.study.references)
             row["reference"] = references.title(t.user_attrs.get(rec.REFERENCE, ""))
+        if two_tier:  # the confirmation tier: each trial's screen score (empty: not screened)
+            row["screen_score"] = _round(t.user_attrs.get(scr.SCREEN_SCORE))
         reason = record.fail_reason or ""
         if fin.is_repeat(t):
             of, r = fin.repeat_key(t)
@@ -265,11 +269,51 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def screen_rows(summary: scr.ScreenSummary) -> list[dict[str, Any]]:
+    """``screen.csv``: the best screened candidates, and which went on to confirmation."""
+    return [
+        {
+            "screen_trial": r["screen_trial"],
+            summary.screen: _round(r["score"]),
+            "confirmed_by": "" if r["confirmed_by"] is None else r["confirmed_by"],
+            "architecture": r["architecture"],
+        }
+        for r in summary.top
+    ]
+
+
+def print_screen_tier(study: optuna.Study, console: Console | None = None) -> None:
+    """Under the leaderboard of a two-tier study: the screen's count, seconds and best ones."""
+    summary = scr.summary(study)
+    if summary is None:
+        return
+    console = console or Console(width=None if sys.stdout.isatty() else 220)
+    seconds = summary.build_seconds
+    build = "" if seconds is None else f", super-network built in {seconds:.0f}s"
+    table = Table(
+        title=(
+            f"screen tier: {summary.screened} candidates screened of {summary.target} "
+            f"({summary.screen}, lower is better) in {summary.seconds:.0f}s{build}"
+        )
+    )
+    rows = screen_rows(summary)
+    for c in rows[0] if rows else []:
+        table.add_column(c, justify="left" if c == "architecture" else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(*(_cell(c, v) for c, v in r.items()))
+    console.print(table)
+
+
 def write_results(study: optuna.Study, folder: Path) -> dict[str, Path]:
-    """Write ``leaderboard.csv``, ``best_architecture.yaml`` and any Pareto front to ``folder``."""
+    """Write ``leaderboard.csv``, ``best_architecture.yaml`` and any Pareto front to ``folder``;
+    for a two-tier study also ``screen.csv`` (the best screened candidates)."""
     rows = leaderboard_rows(study)
     written = {"leaderboard": folder / "leaderboard.csv"}
     write_atomic(written["leaderboard"], to_csv(rows))
+    summary = scr.summary(study)
+    if summary is not None:
+        written["screen"] = folder / "screen.csv"
+        write_atomic(written["screen"], to_csv(screen_rows(summary)))
     best = best_trials(study)
     if best:
         written["best_architecture"] = folder / "best_architecture.yaml"

@@ -8,6 +8,8 @@
 ``pareto_front``            adaptability vs. parameters (multi-objective studies)
 ``intermediate_values``     running adaptability after each task (what the pruner saw)
 ``task_scores``             heatmap: validation score per task of the top trials
+``screen_tier``             two-tier studies: each screened candidate's screen score, the best so
+                            far, and the ones confirmed by full trials
 ==========================  ====================================================================
 
 each as ``<name>.html`` (one ``plotly.min.js`` beside them, so they open offline) and
@@ -31,6 +33,7 @@ import optuna
 from omegaconf import DictConfig
 
 from nas.reporting.files import atomic_path
+from nas.study import screen as scr
 from nas.trial.record import State, TrialRecord
 
 log = logging.getLogger("adaptnas")
@@ -41,6 +44,7 @@ PLOTS = (
     "pareto_front",
     "intermediate_values",
     "task_scores",
+    "screen_tier",
 )
 OBJECTIVE_NAMES = ["adaptability", "parameters"]
 
@@ -242,12 +246,49 @@ def task_scores(study: optuna.Study, top_k: int) -> tuple[Any, Any]:
     return fig, mfig
 
 
+def screen_tier(study: optuna.Study, top_k: int) -> tuple[Any, Any]:
+    """Two-tier studies: screen score per screened candidate, best so far, the confirmed ones."""
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    screen = scr.screen_study(study)
+    if screen is None:
+        raise Skip("not a two-tier study")
+    done = sorted(scr.complete(screen), key=lambda t: t.number)
+    if not done:
+        raise Skip("no screened candidate yet")
+    kept = study.user_attrs[scr.STUDY_ATTR]
+    label = f"{kept.get('screen', 'lm_loss')} (lower is better)"
+    x, y = [t.number for t in done], [t.value for t in done]
+    best = [min(y[: i + 1]) for i in range(len(y))]
+    by = scr.confirmed(study)
+    picked = [t for t in done if t.number in by]
+    px, py = [t.number for t in picked], [t.value for t in picked]
+    names = [f"trial {by[t.number].number}" for t in picked]
+    title = f"Screen tier: {study.study_name} ({len(done)} screened, {len(picked)} confirmed)"
+    fig = go.Figure()
+    fig.add_scatter(x=x, y=y, mode="markers", name="screened", marker={"size": 5})
+    fig.add_scatter(x=x, y=best, mode="lines", name="best so far", line_shape="hv")
+    fig.add_scatter(x=px, y=py, mode="markers", name="confirmed", text=names, marker={"size": 11})
+    fig.update_layout(title=title, xaxis_title="screen trial", yaxis_title=label)
+    mfig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.scatter(x, y, s=8, alpha=0.6, label="screened")
+    ax.step(x, best, where="post", color="tab:red", label="best so far")
+    ax.scatter(px, py, s=60, facecolors="none", edgecolors="black", label="confirmed")
+    ax.set_xlabel("screen trial")
+    ax.set_ylabel(label)
+    ax.legend(loc="upper right")
+    ax.set_title(title)
+    return fig, mfig
+
+
 MAKERS: dict[str, Callable[[optuna.Study, int], tuple[Any, Any]]] = {
     "optimization_history": optimization_history,
     "param_importances": param_importances,
     "pareto_front": pareto_front,
     "intermediate_values": intermediate_values,
     "task_scores": task_scores,
+    "screen_tier": screen_tier,
 }
 
 
@@ -292,7 +333,12 @@ def run_report(cfg: DictConfig) -> dict[str, Path]:
     Returns:
         Every file written, by name (``leaderboard``, ``best_architecture``, ``<plot>.html``...).
     """
-    from nas.reporting.leaderboard import leaderboard_rows, print_leaderboard, write_results
+    from nas.reporting.leaderboard import (
+        leaderboard_rows,
+        print_leaderboard,
+        print_screen_tier,
+        write_results,
+    )
     from nas.study.storage import open_existing_study
 
     study, folder = open_existing_study(cfg, "report on")
@@ -300,6 +346,7 @@ def run_report(cfg: DictConfig) -> dict[str, Path]:
     running = len(study.get_trials(deepcopy=False, states=(State.RUNNING,)))
     title = f"study {study.study_name}" + (f" ({running} running)" if running else "")
     print_leaderboard(leaderboard_rows(study), title=title)
+    print_screen_tier(study)  # two-tier studies: the screen's count, seconds and best ones
     if cfg.get("plots", True):
         plots = write_plots(study, folder / "plots", top_k=int(cfg.get("top_k", 10)))
         for name, paths in plots.written.items():

@@ -38,6 +38,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from lightning_modules.config import TransformerConfig
 from nas.config.errors import ConfigError
 from nas.study import references
+from nas.study import screen as scr
 from nas.study.storage import mask_url
 from nas.trial.hooks import TrialHook
 from nas.trial.record import (
@@ -524,8 +525,23 @@ class TrackingHook(TrialHook):
         if said:  # the winner against the best reference design, on test
             flat = {f"verdict/{k}": v for k, v in said.items() if not isinstance(v, list)}
             run.summary.update(flat)
+        run.summary.update(screen_summary(study))
         run.finish()
         self.study_run = None
+
+
+def screen_summary(study: optuna.Study) -> dict[str, Any]:
+    """A two-tier study's screen for the study run's summary (``{}`` for other studies)."""
+    said = scr.summary(study, top=0)
+    if said is None:
+        return {}
+    return {
+        "screen/screened": said.screened,
+        "screen/target": said.target,
+        "screen/seconds": said.seconds,
+        "screen/build_seconds": said.build_seconds,
+        "screen/confirmed": len(scr.confirmed(study)),
+    }
 
 
 class TrainRunHook(TrialHook):

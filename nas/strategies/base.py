@@ -6,7 +6,11 @@ A ``Strategy`` answers the three questions the engine asks of it, once per searc
 * ``space(settings, space)``: the search space the study samples (a strategy may narrow it);
 * ``open(settings, cfg, space, suite, study_folder)``: what the objective asks per trial, or
   ``None`` when every candidate is pretrained on its own. The object returned has
-  ``prepare(trial, arch, cfg) -> (run config, init_model)`` (``nas.engine.optuna_objective``).
+  ``prepare(trial, arch, cfg) -> (run config, init_model)`` (``nas.engine.optuna_objective``);
+* ``before_trials(...)``: work of the whole study before any of its trials runs (after the
+  reference designs are enqueued): ``two_tier``'s screen and hand-off. It returns the least
+  number of trials the study needs (``None``: ``n_trials`` as given); ``least_trials(study)``
+  reads it back from the study on a resume (before any work).
 
 ``settings`` is the checked ``strategy`` section (``nas.config.schema.StrategyConfig``, whose
 rules are the only check of its values); ``cfg`` the run config as plain values. Strategies are
@@ -18,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import optuna
 
 from nas.config.schema import StrategyConfig
 from search_spaces import SearchSpace
@@ -42,4 +48,34 @@ class Strategy:
         study_folder: Path,
     ) -> Any:
         """What the objective asks per trial (``prepare``), or ``None``: a plain staged trial."""
+        return None
+
+    def before_trials(
+        self,
+        settings: StrategyConfig,
+        cfg: Mapping[str, Any],
+        space: SearchSpace,
+        suite,
+        study_folder: Path,
+        study: optuna.Study,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Work before the study's trials run (each worker, each resume); ``None``: nothing.
+
+        Args:
+            settings: The checked ``strategy``.
+            cfg: The run config as plain values.
+            space: The space the study samples (``space``'s result).
+            suite: The run's data.
+            study_folder: The study's folder.
+            study: The study, its reference designs enqueued.
+            attrs: This worker's user attributes (worker, host, pid).
+
+        Returns:
+            The least number of trials the study needs, or ``None``.
+        """
+        return None
+
+    def least_trials(self, study: optuna.Study) -> int | None:
+        """The least number of trials ``study`` needs, as kept in it; ``None``: ``n_trials``."""
         return None

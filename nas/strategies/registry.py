@@ -6,8 +6,9 @@ from nas.config.errors import ConfigError
 from nas.strategies.base import Strategy
 from nas.strategies.standalone import Standalone
 from nas.strategies.supernet import Supernet
+from nas.strategies.two_tier import TwoTier
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Standalone(), Supernet())}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in (Standalone(), Supernet(), TwoTier())}
 
 
 def strategy_for(name: str) -> Strategy:

@@ -70,6 +70,8 @@ FINAL, PROGRESS, SPEC, LOCK = (
     "build.lock",
 )
 _FIELD_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TransformerConfig) if f.init}
+# strategy keys that do not shape the weights (left out of the folder's hash)
+NOT_WEIGHTS = ("name", "continue_tokens", "screen_trials", "confirm_top_k", "screen")
 _DRAWS = 100  # random draws before a space is declared to hold no valid sub-network
 
 
@@ -363,8 +365,17 @@ def budget_steps(settings: StrategyConfig, pretrain_cfg: Mapping[str, Any], seq_
 
 
 @torch.no_grad()
-def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) -> float:
-    """Held-out pretraining loss of sub-network ``sub`` (fixed masks, as ``PretrainModule``)."""
+def val_loss(
+    net: SuperNetwork,
+    sub: TransformerConfig,
+    suite,
+    batch: int = 64,
+    loss: Callable[..., torch.Tensor] = pretraining_loss,
+) -> float:
+    """Held-out pretraining loss of sub-network ``sub`` (fixed masks, as ``PretrainModule``).
+
+    ``loss(model, rows, special_ids, generator=...)``: the family's objective by default.
+    """
     was = net.training
     net.eval().activate(sub)
     gen = torch.Generator().manual_seed(1234)
@@ -372,7 +383,7 @@ def val_loss(net: SuperNetwork, sub: TransformerConfig, suite, batch: int = 64) 
     total, n = 0.0, 0
     for i in range(0, len(suite.val_blocks), batch):
         rows = suite.val_blocks[i : i + batch].to(device)
-        total += float(pretraining_loss(net, rows, suite.special_ids, generator=gen)) * len(rows)
+        total += float(loss(net, rows, suite.special_ids, generator=gen)) * len(rows)
         n += len(rows)
     net.train(was).activate(net.super_cfg)
     return total / max(1, n)
@@ -482,9 +493,8 @@ def spec_of(
     space: SearchSpace, super_cfg: TransformerConfig, cfg: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Everything that shapes the super-network's weights (its folder is named by their hash)."""
-    settings = dict(cfg["strategy"])
-    settings.pop("continue_tokens", None)  # a trial setting: the same weights serve any value
-    settings.pop("name", None)
+    # Trial and screen settings: the same weights serve any value of them.
+    settings = {k: v for k, v in dict(cfg["strategy"]).items() if k not in NOT_WEIGHTS}
     return {
         "format": FORMAT,
         "super_cfg": super_cfg.to_dict(),
