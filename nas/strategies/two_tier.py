@@ -44,6 +44,7 @@ from lightning_modules.config import ArchitectureError, TransformerConfig
 from lightning_modules.objectives import IGNORE
 from nas.config.errors import ConfigError
 from nas.config.schema import StrategyConfig
+from nas.strategies.adapted import adapted_score, ensure_adapted
 from nas.strategies.base import Strategy
 from nas.strategies.supernet import SPEC, build_lock, ensure_supernet, supernet_space, val_loss
 from nas.study import references
@@ -58,7 +59,7 @@ HANDOFF_LOCK = "handoff.lock"
 MAX_INVALID = 100  # consecutive screen trials without a valid architecture before giving up
 
 
-SCREENS = ("lm_loss", "suffix_loss")  # = StrategyConfig.screen's choices
+SCREENS = ("lm_loss", "suffix_loss", "adapted")  # = StrategyConfig.screen's choices
 
 
 def suffix_loss(model, block: torch.Tensor, special_ids, generator=None) -> torch.Tensor:
@@ -79,17 +80,25 @@ def suffix_loss(model, block: torch.Tensor, special_ids, generator=None) -> torc
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE)
 
 
-def screen_score(net, arch: TransformerConfig, suite, screen: str = "lm_loss") -> float:
+def screen_score(
+    net, arch: TransformerConfig, suite, screen: str = "lm_loss", adapted=None
+) -> float:
     """A candidate's screen score, lower is better.
 
     The sub-network ``arch`` of ``net`` runs in eval mode on ``suite.val_blocks`` (held out of
     the super-network's training blocks) with fixed masks and prefix lengths: the same
     architecture always gets the same score. ``lm_loss``: its family's pretraining objective
     (``pretraining_loss``: causal LM for decoders, prefix LM for prefix-LMs); ``suffix_loss``:
-    :func:`suffix_loss`, the same target tokens for both families.
+    :func:`suffix_loss`, the same target tokens for both families; ``adapted``: minus its
+    adaptability on ``adapted``, the super-network adapted once per task
+    (``nas.strategies.adapted``; ``net`` is not read).
     """
     if screen not in SCREENS:
         raise ConfigError(f"strategy.screen={screen!r} is not one of {', '.join(SCREENS)}")
+    if screen == "adapted":
+        if adapted is None:
+            raise ConfigError("strategy.screen=adapted needs the task-adapted super-network")
+        return adapted_score(adapted, arch, suite)
     if screen == "suffix_loss":
         return val_loss(net, arch, suite, loss=suffix_loss)
     return val_loss(net, arch, suite)
@@ -161,6 +170,7 @@ def run_screen(
     target: int,
     settings: StrategyConfig,
     attrs: Mapping[str, Any] | None = None,
+    adapted=None,
 ) -> int:
     """Ask and tell screen trials until ``screen`` has ``target`` COMPLETE ones.
 
@@ -177,6 +187,7 @@ def run_screen(
         settings: ``strategy`` (its ``screen``).
         attrs: User attributes of every trial (the worker, host and pid: a killed worker's
             RUNNING trial is failed by ``nas.engine.workers.fail_orphans`` on the next start).
+        adapted: The task-adapted super-network (``strategy.screen=adapted`` only).
 
     Returns:
         The screen trials this worker completed.
@@ -209,7 +220,7 @@ def run_screen(
             continue
         invalid = 0
         trial.set_user_attr(scr.ARCH, arch.describe())
-        value = screen_score(net, arch, suite, settings.screen)
+        value = screen_score(net, arch, suite, settings.screen, adapted)
         if not math.isfinite(value):
             trial.set_user_attr(FAIL_REASON, f"screen score {value}")
             screen.tell(trial, state=State.FAIL)
@@ -350,8 +361,11 @@ class TwoTier(Strategy):
             return self.least_trials(study)
         narrow = supernet_space(space, settings.fixed)
         net, folder = ensure_supernet(narrow, suite, cfg, study_folder, settings=settings)
+        adapted = None
+        if settings.screen == "adapted":
+            adapted = ensure_adapted(net, narrow, suite, cfg, folder, settings)
         screen = open_screen(study, cfg)
-        run_screen(screen, narrow, net, suite, settings.screen_trials, settings, attrs)
+        run_screen(screen, narrow, net, suite, settings.screen_trials, settings, attrs, adapted)
         spec = _read_json(folder / SPEC)
         doc = {
             "screen_study": screen.study_name,
