@@ -1,16 +1,20 @@
 """``strategy=two_tier``: screen hundreds of candidates on the super-network, confirm the best.
 
 Weight sharing pays only when a candidate costs far less than a trial. Here no screened candidate
-is adapted to any task: its **screen score** is the held-out language-model loss of its
-sub-network sliced from the study's super-network (``nas.strategies.supernet.val_loss``: the
-suite's ``val_blocks``, never trained on, with fixed masks; lower is better). The search has two
-tiers (``docs/supernet.md``, "Two-tier search"):
+is adapted to any task. Its **screen score** (lower is better), ``strategy.screen``: ``adapted``
+(the default) is minus its adaptability on the super-network adapted once per task
+(``nas.strategies.adapted``: its sub-network extracted from each task's adapted weights and
+scored on validation); ``lm_loss`` and ``suffix_loss`` are the held-out language-model loss of
+its sub-network sliced from the study's super-network (``nas.strategies.supernet.val_loss``: the
+suite's ``val_blocks``, never trained on, with fixed masks). The search has two tiers
+(``docs/supernet.md``, "Two-tier search"):
 
 1. **screen**: the super-network is built or loaded (``ensure_supernet``: one builder under a
-   ``flock``, resumable); the configured sampler (TPE by default, seeded like the main study's)
-   drives the screen study ``<study_name>-screen`` (same storage, so journal and PostgreSQL
-   workers share it) over the space the super-network covers, ask and tell, until it has
-   ``strategy.screen_trials`` COMPLETE trials; a resume continues from the count.
+   ``flock``, resumable), then under ``adapted`` each task's adapted copy (``ensure_adapted``,
+   the same pattern, one file per task); the configured sampler (TPE by default, seeded like
+   the main study's) drives the screen study ``<study_name>-screen`` (same storage, so journal
+   and PostgreSQL workers share it) over the space the super-network covers, ask and tell,
+   until it has ``strategy.screen_trials`` COMPLETE trials; a resume continues from the count.
 2. **hand-off**: the top ``k`` distinct architectures by screen score are written to the main
    study (``nas.study.screen.STUDY_ATTR``: the picks, first), then enqueued once each, after the
    reference designs, with ``adaptnas:screen_trial``; under a ``flock`` so that two workers

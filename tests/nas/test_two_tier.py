@@ -93,7 +93,7 @@ def test_the_screen_resumes_after_a_kill_to_exactly_screen_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     main = optuna.create_study(study_name="s", storage=storage, direction="maximize")
     cfg = {"sampler": {"_target_": "optuna.samplers.TPESampler", "n_startup_trials": 2}, "seed": 0}
-    settings = strategy_settings({"name": "two_tier"})
+    settings = strategy_settings({"name": "two_tier", "screen": "lm_loss"})
     net, suite = _net(), FakeSuite()
     screen = open_screen(main, cfg)
     assert run_screen(screen, NARROW, net, suite, 5, settings) == 5
@@ -192,7 +192,7 @@ def test_the_screens_are_the_settings_choices():
 
 
 def test_confirm_k_fills_n_trials_or_takes_the_setting():
-    two = strategy_settings({"name": "two_tier"})
+    two = strategy_settings({"name": "two_tier", "screen": "lm_loss"})
     assert confirm_k(two, 12, 3) == 9 and confirm_k(two, 2, 3) == 1
     assert confirm_k(strategy_settings({"name": "two_tier", "confirm_top_k": 4}), 12, 3) == 4
     with pytest.raises(ConfigError, match="strategy.confirm_top_k=null"):
@@ -227,6 +227,7 @@ def test_a_bad_two_tier_setting_is_a_one_line_error_naming_the_key(tiny_cfg, key
 TWO_TIER = [
     "strategy=two_tier",
     "strategy.tokens_factor=2",
+    "strategy.screen=lm_loss",  # the default, adapted, has a test of its own below
     "strategy.screen_trials=12",
     "strategy.confirm_top_k=2",
     "references.designs=[gpt2]",
@@ -443,7 +444,7 @@ def test_a_tiny_two_tier_search_with_the_adapted_screen(tiny_cfg, caplog):
     import nas.engine.run as engine
     from nas.strategies.adapted import FOLDER
 
-    extra = [o for o in TWO_TIER if not o.startswith("strategy.screen_trials")]
+    extra = [o for o in TWO_TIER if not o.startswith("strategy.screen")]
     cfg = tiny_cfg("qa", [*extra, "strategy.screen=adapted", "strategy.screen_trials=6"])
     with caplog.at_level("INFO", logger="adaptnas"):
         result = engine.run_search(cfg)
