@@ -710,9 +710,11 @@ class StrategyConfig(Checked):
     screen_trials: int = rule(300, **POSITIVE_INT)
     # two_tier: screened architectures confirmed by full trials; null = n_trials - references.
     confirm_top_k: int | None = rule(None, **POSITIVE_INT, null=True)
-    # two_tier: the screen score (lower is better): the sub-network's held-out LM loss, by its
-    # family's objective (lm_loss) or on the tokens after a random prefix for all (suffix_loss).
-    screen: str = rule("lm_loss", kind=str, choices=("lm_loss", "suffix_loss"))
+    # two_tier: the screen score (lower is better): minus the sub-network's adaptability on the
+    # super-network adapted once per task (adapted; the best measured, docs/supernet.md), or its
+    # held-out LM loss, by its family's objective (lm_loss) or on the tokens after a random
+    # prefix for all (suffix_loss).
+    screen: str = rule("adapted", kind=str, choices=("lm_loss", "suffix_loss", "adapted"))
 
     @classmethod
     def of(cls, values: Mapping[str, Any] | None) -> StrategyConfig:

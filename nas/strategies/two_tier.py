@@ -1,16 +1,20 @@
 """``strategy=two_tier``: screen hundreds of candidates on the super-network, confirm the best.
 
 Weight sharing pays only when a candidate costs far less than a trial. Here no screened candidate
-is adapted to any task: its **screen score** is the held-out language-model loss of its
-sub-network sliced from the study's super-network (``nas.strategies.supernet.val_loss``: the
-suite's ``val_blocks``, never trained on, with fixed masks; lower is better). The search has two
-tiers (``docs/supernet.md``, "Two-tier search"):
+is adapted to any task. Its **screen score** (lower is better), ``strategy.screen``: ``adapted``
+(the default) is minus its adaptability on the super-network adapted once per task
+(``nas.strategies.adapted``: its sub-network extracted from each task's adapted weights and
+scored on validation); ``lm_loss`` and ``suffix_loss`` are the held-out language-model loss of
+its sub-network sliced from the study's super-network (``nas.strategies.supernet.val_loss``: the
+suite's ``val_blocks``, never trained on, with fixed masks). The search has two tiers
+(``docs/supernet.md``, "Two-tier search"):
 
 1. **screen**: the super-network is built or loaded (``ensure_supernet``: one builder under a
-   ``flock``, resumable); the configured sampler (TPE by default, seeded like the main study's)
-   drives the screen study ``<study_name>-screen`` (same storage, so journal and PostgreSQL
-   workers share it) over the space the super-network covers, ask and tell, until it has
-   ``strategy.screen_trials`` COMPLETE trials; a resume continues from the count.
+   ``flock``, resumable), then under ``adapted`` each task's adapted copy (``ensure_adapted``,
+   the same pattern, one file per task); the configured sampler (TPE by default, seeded like
+   the main study's) drives the screen study ``<study_name>-screen`` (same storage, so journal
+   and PostgreSQL workers share it) over the space the super-network covers, ask and tell,
+   until it has ``strategy.screen_trials`` COMPLETE trials; a resume continues from the count.
 2. **hand-off**: the top ``k`` distinct architectures by screen score are written to the main
    study (``nas.study.screen.STUDY_ATTR``: the picks, first), then enqueued once each, after the
    reference designs, with ``adaptnas:screen_trial``; under a ``flock`` so that two workers
@@ -44,6 +48,7 @@ from lightning_modules.config import ArchitectureError, TransformerConfig
 from lightning_modules.objectives import IGNORE
 from nas.config.errors import ConfigError
 from nas.config.schema import StrategyConfig
+from nas.strategies.adapted import adapted_score, ensure_adapted
 from nas.strategies.base import Strategy
 from nas.strategies.supernet import SPEC, build_lock, ensure_supernet, supernet_space, val_loss
 from nas.study import references
@@ -58,7 +63,7 @@ HANDOFF_LOCK = "handoff.lock"
 MAX_INVALID = 100  # consecutive screen trials without a valid architecture before giving up
 
 
-SCREENS = ("lm_loss", "suffix_loss")  # = StrategyConfig.screen's choices
+SCREENS = ("lm_loss", "suffix_loss", "adapted")  # = StrategyConfig.screen's choices
 
 
 def suffix_loss(model, block: torch.Tensor, special_ids, generator=None) -> torch.Tensor:
@@ -79,17 +84,25 @@ def suffix_loss(model, block: torch.Tensor, special_ids, generator=None) -> torc
     return F.cross_entropy(logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE)
 
 
-def screen_score(net, arch: TransformerConfig, suite, screen: str = "lm_loss") -> float:
+def screen_score(
+    net, arch: TransformerConfig, suite, screen: str = "lm_loss", adapted=None
+) -> float:
     """A candidate's screen score, lower is better.
 
     The sub-network ``arch`` of ``net`` runs in eval mode on ``suite.val_blocks`` (held out of
     the super-network's training blocks) with fixed masks and prefix lengths: the same
     architecture always gets the same score. ``lm_loss``: its family's pretraining objective
     (``pretraining_loss``: causal LM for decoders, prefix LM for prefix-LMs); ``suffix_loss``:
-    :func:`suffix_loss`, the same target tokens for both families.
+    :func:`suffix_loss`, the same target tokens for both families; ``adapted``: minus its
+    adaptability on ``adapted``, the super-network adapted once per task
+    (``nas.strategies.adapted``; ``net`` is not read).
     """
     if screen not in SCREENS:
         raise ConfigError(f"strategy.screen={screen!r} is not one of {', '.join(SCREENS)}")
+    if screen == "adapted":
+        if adapted is None:
+            raise ConfigError("strategy.screen=adapted needs the task-adapted super-network")
+        return adapted_score(adapted, arch, suite)
     if screen == "suffix_loss":
         return val_loss(net, arch, suite, loss=suffix_loss)
     return val_loss(net, arch, suite)
@@ -161,6 +174,7 @@ def run_screen(
     target: int,
     settings: StrategyConfig,
     attrs: Mapping[str, Any] | None = None,
+    adapted=None,
 ) -> int:
     """Ask and tell screen trials until ``screen`` has ``target`` COMPLETE ones.
 
@@ -177,6 +191,7 @@ def run_screen(
         settings: ``strategy`` (its ``screen``).
         attrs: User attributes of every trial (the worker, host and pid: a killed worker's
             RUNNING trial is failed by ``nas.engine.workers.fail_orphans`` on the next start).
+        adapted: The task-adapted super-network (``strategy.screen=adapted`` only).
 
     Returns:
         The screen trials this worker completed.
@@ -209,7 +224,7 @@ def run_screen(
             continue
         invalid = 0
         trial.set_user_attr(scr.ARCH, arch.describe())
-        value = screen_score(net, arch, suite, settings.screen)
+        value = screen_score(net, arch, suite, settings.screen, adapted)
         if not math.isfinite(value):
             trial.set_user_attr(FAIL_REASON, f"screen score {value}")
             screen.tell(trial, state=State.FAIL)
@@ -350,8 +365,11 @@ class TwoTier(Strategy):
             return self.least_trials(study)
         narrow = supernet_space(space, settings.fixed)
         net, folder = ensure_supernet(narrow, suite, cfg, study_folder, settings=settings)
+        adapted = None
+        if settings.screen == "adapted":
+            adapted = ensure_adapted(net, narrow, suite, cfg, folder, settings)
         screen = open_screen(study, cfg)
-        run_screen(screen, narrow, net, suite, settings.screen_trials, settings, attrs)
+        run_screen(screen, narrow, net, suite, settings.screen_trials, settings, attrs, adapted)
         spec = _read_json(folder / SPEC)
         doc = {
             "screen_study": screen.study_name,

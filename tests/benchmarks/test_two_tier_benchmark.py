@@ -44,13 +44,25 @@ def test_two_tier_quick(tmp_path):
     assert json.loads(out.read_text())["schema"] == common.SCHEMA_VERSION
     assert data["command"].startswith("python benchmarks/two_tier.py --quick")
     assert data["settings"]["archs"] == 4 and data["screen_loop"]["candidates"] == 10
-    rows = data["archs"]
+    rows, c_build = data["archs"], data["cpu_s"]["build"]
     assert len({json.dumps(r["config"], sort_keys=True) for r in rows}) == 4
     assert data["rank"]["n"] == 4 and -1.0 <= data["rank"]["kendall_tau"] <= 1.0
-    assert all(r["screen_score"] > 0 and r["standalone"]["steps"]["pretrain"] > 0 for r in rows)
-    assert all(r["screen_score"] == r["screen_scores"]["lm_loss"] for r in rows)
-    assert set(data["rank_by_screen"]) == {"lm_loss", "suffix_loss"}
-    assert data["rank_by_screen"]["lm_loss"]["all"] == data["rank"]
+    screen = data["settings"]["screen"]
+    assert screen == "adapted"  # the default screen: minus an adaptability
+    assert all(r["screen_score"] < 0 and r["standalone"]["steps"]["pretrain"] > 0 for r in rows)
+    assert all(r["screen_score"] == r["screen_scores"][screen] for r in rows)
+    assert all(r["screen_scores"]["lm_loss"] > 0 for r in rows)
+    assert set(data["rank_by_screen"]) == {"lm_loss", "suffix_loss", "adapted"}
+    # The adapted screen: minus an adaptability, its rank and its cost with the tasks' build.
+    assert all(-1.0 <= r["screen_scores"]["adapted"] <= 0.0 for r in rows)
+    ad = data["adapted"]
+    assert ad["rank"] == data["rank_by_screen"]["adapted"]["all"]
+    assert set(ad["cpu_s"]["adapt_per_task"]) == set(data["settings"]["tasks"])
+    assert ad["cpu_s"]["build_total"] == pytest.approx(c_build + ad["cpu_s"]["adapt_total"])
+    assert (
+        ad["cpu_s"]["screen_per_candidate"] == data["cpu_s"]["screen_per_candidate"] > 0
+    )  # the timed loop's
+    assert data["rank_by_screen"][screen]["all"] == data["rank"]
     c, a = data["cpu_s"], data["accounting"]
     assert c["build"] > 0 and c["screen_per_candidate"] > 0
     k = str(data["settings"]["default_screen_trials"])

@@ -93,7 +93,7 @@ def test_the_screen_resumes_after_a_kill_to_exactly_screen_trials(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     main = optuna.create_study(study_name="s", storage=storage, direction="maximize")
     cfg = {"sampler": {"_target_": "optuna.samplers.TPESampler", "n_startup_trials": 2}, "seed": 0}
-    settings = strategy_settings({"name": "two_tier"})
+    settings = strategy_settings({"name": "two_tier", "screen": "lm_loss"})
     net, suite = _net(), FakeSuite()
     screen = open_screen(main, cfg)
     assert run_screen(screen, NARROW, net, suite, 5, settings) == 5
@@ -192,7 +192,7 @@ def test_the_screens_are_the_settings_choices():
 
 
 def test_confirm_k_fills_n_trials_or_takes_the_setting():
-    two = strategy_settings({"name": "two_tier"})
+    two = strategy_settings({"name": "two_tier", "screen": "lm_loss"})
     assert confirm_k(two, 12, 3) == 9 and confirm_k(two, 2, 3) == 1
     assert confirm_k(strategy_settings({"name": "two_tier", "confirm_top_k": 4}), 12, 3) == 4
     with pytest.raises(ConfigError, match="strategy.confirm_top_k=null"):
@@ -227,6 +227,7 @@ def test_a_bad_two_tier_setting_is_a_one_line_error_naming_the_key(tiny_cfg, key
 TWO_TIER = [
     "strategy=two_tier",
     "strategy.tokens_factor=2",
+    "strategy.screen=lm_loss",  # the default, adapted, has a test of its own below
     "strategy.screen_trials=12",
     "strategy.confirm_top_k=2",
     "references.designs=[gpt2]",
@@ -322,3 +323,140 @@ def test_two_workers_handing_off_at_once_enqueue_each_pick_once(tmp_path, monkey
         w.join()
     assert sorted(map(len, got)) == [0, 3]  # one worker enqueued, the other found them there
     assert len(main.get_trials()) == 3
+
+
+# ---- the task-adapted super-network (strategy.screen=adapted) -----------------------------------
+@pytest.fixture
+def adapted_setup(tiny_cfg, tmp_path):
+    """The tiny suite's run config, narrowed space, suite and a (not pretrained) super-network."""
+    from nas.config.nodes import plain
+    from nas.engine.run import load_suite
+    from nas.trial.run import data_fields
+
+    cfg = tiny_cfg("suite", ["strategy=two_tier", "strategy.screen=adapted"])
+    run = plain(cfg)
+    for name in run["tasks"]:
+        run["tasks"][name]["steps"] = 3
+    suite = load_suite(cfg)
+    space = supernet_space(load_space(str(cfg.search_space)))
+    torch.manual_seed(0)
+    net = SuperNetwork(super_config(space, data_fields(suite)))
+    return run, space, suite, net, tmp_path / "sn"
+
+
+def _subs(space, suite):
+    """A decoder and a prefix-LM narrower than the super-network, each other layer widths."""
+    from nas.strategies.supernet import SubnetSampler
+    from nas.trial.run import data_fields
+
+    small = SubnetSampler(space, data_fields(suite)).smallest
+    wide = {**small.to_dict(), "d_ff": [max(small.d_ff)] + small.d_ff[1:]}
+    return [small, TransformerConfig.from_dict({**wide, "family": "prefix_lm"})]
+
+
+def test_a_sub_network_of_the_adapted_super_network_equals_its_extracted_model(adapted_setup):
+    from nas.strategies.adapted import ensure_adapted, extract, sub_modules
+
+    run, space, suite, net, folder = adapted_setup
+    adapted = ensure_adapted(net, space, suite, run, folder, strategy_settings(run["strategy"]))
+    assert not torch.equal(adapted.nets["qa"].lm.lm_head.weight, net.lm.lm_head.weight)
+    subs = _subs(space, suite)
+    assert subs[0].d_model < net.super_cfg.d_model  # the heads' columns are really sliced
+    for name, task in suite.tasks.items():
+        big, head = adapted.nets[name], adapted.heads[name]
+        batch = next(iter(task.loader("validation", 4)))
+        for sub in subs:
+            sliced = [m.eval() for m in sub_modules(big, head, sub, task)]
+            alone = [m.eval() for m in extract(big, head, sub, task)]
+            with torch.no_grad():
+                if task.needs_lm_head:  # generation: the sliced LM head's logits
+                    got, want = (b(batch["input_ids"]) for b, _ in (sliced, alone))
+                else:  # the head on the backbone's states (pooling by the sub's family)
+                    kw = task.backbone_kwargs(sub, batch)
+                    got, want = (
+                        h(b(batch["input_ids"], **kw), batch["attention_mask"])
+                        for b, h in (sliced, alone)
+                    )
+            for g, w in zip(
+                *(x if isinstance(x, tuple) else (x,) for x in (got, want)), strict=True
+            ):
+                torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+            if not task.needs_lm_head:  # (decoding needs a KV cache: the extracted model's)
+                assert task.predict(*sliced, batch) == task.predict(*alone, batch), (name, sub)
+
+
+def test_the_adapted_screen_is_deterministic_and_scores_adaptation(adapted_setup):
+    from nas.strategies.adapted import ensure_adapted, task_scores
+
+    run, space, suite, net, folder = adapted_setup
+    settings = strategy_settings(run["strategy"])
+    adapted = ensure_adapted(net, space, suite, run, folder, settings)
+    arch = _subs(space, suite)[1]
+    first = screen_score(net, arch, suite, "adapted", adapted)
+    scores = task_scores(adapted, arch, suite)
+    assert first == pytest.approx(-sum(scores.values()) / len(scores))  # minus the mean
+    assert screen_score(net, arch, suite, "adapted", adapted) == first
+    # Built again elsewhere from the same super-network: the same weights, the same score.
+    again = ensure_adapted(net, space, suite, run, folder.parent / "other", settings)
+    assert screen_score(net, arch, suite, "adapted", again) == first
+    # Adapted another way (more steps): another score.
+    for name in run["tasks"]:
+        run["tasks"][name]["steps"] = 12
+    longer = ensure_adapted(net, space, suite, run, folder, settings)
+    assert screen_score(net, arch, suite, "adapted", longer) != first
+    with pytest.raises(ConfigError, match="needs the task-adapted super-network"):
+        screen_score(net, arch, suite, "adapted")
+
+
+def test_the_adapted_super_networks_are_built_once_and_reused_on_resume(adapted_setup, monkeypatch):
+    from nas.strategies import adapted as ad
+
+    run, space, suite, net, folder = adapted_setup
+    settings = strategy_settings(run["strategy"])
+    real, built = ad.adapt_supernet, []
+
+    def counting(net, head, sampler, task, *args):
+        built.append(task.name)
+        return real(net, head, sampler, task, *args)
+
+    monkeypatch.setattr(ad, "adapt_supernet", counting)
+    first = ad.ensure_adapted(net, space, suite, run, folder, settings)
+    assert built == list(suite.tasks) and set(first.seconds) == set(suite.tasks)
+    files = sorted((folder / ad.FOLDER).glob("*.safetensors"))
+    assert len(files) == len(suite.tasks)
+    files[0].unlink()  # a kill before this task's file was written
+    built.clear()
+    again = ad.ensure_adapted(net, space, suite, run, folder, settings)
+    assert built == [files[0].name.split("-")[0]]  # only the missing task is adapted again
+    for name in suite.tasks:
+        for a, b in zip(first.nets[name].parameters(), again.nets[name].parameters(), strict=True):
+            assert torch.equal(a, b)
+        for a, b in zip(
+            first.heads[name].parameters(), again.heads[name].parameters(), strict=True
+        ):
+            assert torch.equal(a, b)
+    built.clear()
+    ad.ensure_adapted(net, space, suite, run, folder, settings)
+    assert built == []
+
+
+def test_a_tiny_two_tier_search_with_the_adapted_screen(tiny_cfg, caplog):
+    import nas.engine.run as engine
+    from nas.strategies.adapted import FOLDER
+
+    extra = [o for o in TWO_TIER if not o.startswith("strategy.screen")]
+    cfg = tiny_cfg("qa", [*extra, "strategy.screen=adapted", "strategy.screen_trials=6"])
+    with caplog.at_level("INFO", logger="adaptnas"):
+        result = engine.run_search(cfg)
+    assert "adapted supernet: qa" in caplog.text
+    doc = result.study.user_attrs[scr.STUDY_ATTR]
+    assert doc["screen"] == "adapted"
+    screen = optuna.load_study(study_name=doc["screen_study"], storage=result.study._storage)
+    values = [t.value for t in scr.complete(screen)]
+    assert len(values) == 6 and all(-1.0 <= v <= 0.0 for v in values)
+    assert len(list((Path(doc["supernet"]) / FOLDER).glob("qa-*.safetensors"))) == 1
+    trials = result.study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    by = {t.number: t.value for t in scr.complete(screen)}
+    assert by[doc["picks"][0]] == min(values)  # the best adapted screen score is confirmed
+    assert [t.user_attrs[scr.SCREEN_SCORE] for t in trials[1:]] == [by[n] for n in doc["picks"]]
