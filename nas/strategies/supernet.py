@@ -125,7 +125,9 @@ def _fix(space: SearchSpace, name: str, value: Any) -> SearchSpace:
     return dataclasses.replace(space, fixed={**space.fixed, name: value}, params=params)
 
 
-def supernet_space(space: SearchSpace, fixed: Mapping[str, Any] | None = None) -> SearchSpace:
+def supernet_space(
+    space: SearchSpace, fixed: Mapping[str, Any] | None = None, strategy: str = "supernet"
+) -> SearchSpace:
     """The part of ``space`` that one super-network covers.
 
     The space's ``supernet:`` section, then ``fixed`` (``strategy.fixed``), say per knob either
@@ -134,15 +136,15 @@ def supernet_space(space: SearchSpace, fixed: Mapping[str, Any] | None = None) -
     ``decoder`` and ``prefix_lm`` but not ``encoder`` with them.
 
     Raises:
-        SearchSpaceError: (one line, naming the knob) a shared knob still varies, or a rule
-            names a value the space cannot take.
+        SearchSpaceError: (one line, naming the knob and ``strategy=<strategy>``) a shared knob
+            still varies, or a rule names a value the space cannot take.
     """
     rules = {**space.supernet, **dict(fixed or {})}
     for name, value in rules.items():
         if name not in _FIELD_DEFAULTS:
             raise SearchSpaceError(f"strategy.fixed: {name!r} is not a TransformerConfig field")
         if isinstance(value, list | tuple):
-            space = space.restrict(name, value, why="strategy=supernet")
+            space = space.restrict(name, value, why=f"strategy={strategy}")
         else:
             space = _fix(space, name, value)
     where = "fix it in the space's supernet: section or with +strategy.fixed"
@@ -151,13 +153,13 @@ def supernet_space(space: SearchSpace, fixed: Mapping[str, Any] | None = None) -
         if values is None or len(values) > 1:
             shown = "a range" if values is None else ", ".join(map(str, values))
             raise SearchSpaceError(
-                f"search space {space.name!r}: strategy=supernet: {knob} varies ({shown}) but "
+                f"search space {space.name!r}: strategy={strategy}: {knob} varies ({shown}) but "
                 f"cannot share weights; {where}.{knob}=<value>"
             )
     families = _values(space, "family") or []
     if "encoder" in families and len(families) > 1:
         raise SearchSpaceError(
-            f"search space {space.name!r}: strategy=supernet: family varies "
+            f"search space {space.name!r}: strategy={strategy}: family varies "
             f"({', '.join(families)}) but encoders learn another objective; {where}.family="
             "encoder or [decoder,prefix_lm]"
         )

@@ -335,7 +335,9 @@ class TwoTier(Strategy):
 
     def space(self, settings: StrategyConfig, space: SearchSpace) -> SearchSpace:
         """The whole space: the confirmation tier's (checked to hold one super-network)."""
-        supernet_space(space, settings.fixed)  # a knob that cannot share weights: fails now
+        supernet_space(
+            space, settings.fixed, self.name
+        )  # a knob that cannot share weights: fails now
         return space
 
     def before_trials(
@@ -363,7 +365,7 @@ class TwoTier(Strategy):
         if "picks" in kept and all(int(n) in there for n in kept["picks"]):
             log.info("screen: done, %d confirmation trial(s) queued before", len(there))
             return self.least_trials(study)
-        narrow = supernet_space(space, settings.fixed)
+        narrow = supernet_space(space, settings.fixed, self.name)
         net, folder = ensure_supernet(narrow, suite, cfg, study_folder, settings=settings)
         adapted = None
         if settings.screen == "adapted":

@@ -14,6 +14,7 @@ from lightning_modules.supernet import SuperNetwork
 from nas.config.errors import ConfigError
 from nas.strategies.supernet import spec_of, super_config, supernet_dir, supernet_space
 from nas.strategies.two_tier import (
+    TwoTier,
     confirm_k,
     hand_off,
     open_screen,
@@ -25,7 +26,7 @@ from nas.study import references
 from nas.study import screen as scr
 from nas.study.screen import top_distinct
 from nas.trial.record import REFERENCE, State
-from search_spaces import SearchSpaceError, load_space
+from search_spaces import SearchSpace, SearchSpaceError, load_space
 from tests.nas.test_supernet import DATA, FakeSuite, run_cfg, strategy_settings
 
 FULL = load_space("tiny")
@@ -460,3 +461,11 @@ def test_a_tiny_two_tier_search_with_the_adapted_screen(tiny_cfg, caplog):
     by = {t.number: t.value for t in scr.complete(screen)}
     assert by[doc["picks"][0]] == min(values)  # the best adapted screen score is confirmed
     assert [t.user_attrs[scr.SCREEN_SCORE] for t in trials[1:]] == [by[n] for n in doc["picks"]]
+
+
+def test_a_space_one_super_network_cannot_cover_names_two_tier_in_its_error():
+    data = load_space("small").to_dict()
+    data.pop("supernet")
+    space = SearchSpace.from_dict(data)
+    with pytest.raises(SearchSpaceError, match=r"strategy=two_tier: mlp varies \(gelu, relu"):
+        TwoTier().space(strategy_settings({"name": "two_tier"}), space)
