@@ -256,6 +256,9 @@ def build(run, space, suite, cache: Cache):
 
     net, folder = ensure_supernet(space, suite, run, study, on_checkpoint=on_checkpoint)
     assert folder.name == name, (folder, name)
+    # Read again: a process that built it while this one waited on its lock booked the seconds.
+    if booked.is_file():
+        book = {**book, **{k: v for k, v in json.loads(booked.read_text()).items() if k == name}}
     if "cpu_s" not in book.get(name, {}):
         built_here = name in book  # a checkpoint of this or an earlier process was booked
         cpu = prior + time.process_time() - t0 if built_here else None

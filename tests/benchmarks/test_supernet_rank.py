@@ -113,3 +113,29 @@ def test_supernet_rank_quick_and_its_cached_rerun(tmp_path, capsys):
     again = bench.main(argv)
     assert again["scores"] == s and again["supernet"]["build_cpu_s"] == build
     assert math.isclose(again["cpu_s"]["standalone_mean"], t["standalone_mean"])
+
+
+def test_a_build_finished_by_another_process_keeps_its_booked_seconds(tmp_path, monkeypatch):
+    """A process that waited on the build lock must not overwrite the builder's CPU seconds."""
+    import nas.strategies.supernet as sn
+
+    cache = bench.Cache(tmp_path)
+    booked = tmp_path / "build_cpu.json"
+    names = {}
+
+    def other_process_builds(space, suite, run, study, on_checkpoint=None):
+        # This process found a checkpoint booked (``prior``) and waited; the builder finished.
+        folder = study / "supernet" / names["name"]
+        book = {names["name"]: {"step": 40, "cpu_s_at_checkpoint": 1700.0, "cpu_s": 1717.2}}
+        booked.write_text(json.dumps(book))
+        return "net", folder
+
+    monkeypatch.setattr(sn, "ensure_supernet", other_process_builds)
+    monkeypatch.setattr(sn, "spec_of", lambda space, cfg, run: {"k": 1})
+    monkeypatch.setattr(sn, "super_config", lambda space, data: None)
+    monkeypatch.setattr("nas.trial.run.data_fields", lambda suite: {})
+    names["name"] = sn.supernet_dir(tmp_path / "study", {"k": 1}).name
+    booked.write_text(json.dumps({names["name"]: {"step": 20, "cpu_s_at_checkpoint": 800.0}}))
+    _, _, entry = bench.build({}, None, None, cache)
+    assert entry["cpu_s"] == 1717.2
+    assert json.loads(booked.read_text())[names["name"]]["cpu_s"] == 1717.2
