@@ -342,7 +342,7 @@ QUOTES: list[Quote] = [
           "screened, {:.1f}x at 300**", "two_tier.json",
           ("accounting.screened_per_cpu_hour.200", "accounting.screened_per_cpu_hour.300",
            "accounting.standalone_per_cpu_hour", "accounting.ratio.200", "accounting.ratio.300")),
-    Quote(SUPERNET, "search of the same CPU time after {:.0f} candidates, reaches the issue's 20x "
+    Quote(SUPERNET, "search of the same CPU time after {:.0f} candidates, reaches the goal of 20x "
           "after {:.0f}, and tends to {:.0f}x. The default two-tier search spends {:.1f}",
           "two_tier.json",
           ("accounting.break_even_screened", "accounting.screened_for_20x",
