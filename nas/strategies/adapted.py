@@ -132,6 +132,12 @@ def _budget(cfg: Mapping[str, Any], name: str):
     return adaptation_budget(cfg, name)
 
 
+def _train_loader(task, budget, seed: int):
+    from nas.trial.stages import train_loader  # the batches a standalone trial adapts from
+
+    return train_loader(task, budget, seed)
+
+
 def adapt_supernet(
     net: SuperNetwork,
     head: nn.Module,
@@ -156,14 +162,7 @@ def adapt_supernet(
         holder, budget.lr, budget.weight_decay, budget.steps, budget.warmup_frac
     )
     opt, sched = optim["optimizer"], optim["lr_scheduler"]["scheduler"]
-    loader = task.loader(
-        "train",
-        budget.batch_size,
-        shuffle=True,
-        seed=seed,
-        examples=budget.examples,
-        data_seed=budget.data_seed,
-    )
+    loader = _train_loader(task, budget, seed)
     clip = cfg["trainer"]["gradient_clip_val"]
     batches = iter(loader)
     for step in range(budget.steps):

@@ -426,6 +426,18 @@ def adaptation_budget(cfg: Mapping[str, Any], task: str) -> TaskBudget:
     )
 
 
+def train_loader(task, budget: TaskBudget, seed: int) -> DataLoader:
+    """The batches ``task`` adapts from under ``budget``: its few-shot subset, shuffled."""
+    return task.loader(
+        "train",
+        budget.batch_size,
+        shuffle=True,
+        seed=seed,
+        examples=budget.examples,
+        data_seed=budget.data_seed,
+    )
+
+
 def finetune(
     model,
     task,
@@ -472,14 +484,7 @@ def finetune(
     )
     trainer.fit(
         module,
-        train_dataloaders=task.loader(
-            "train",
-            budget.batch_size,
-            shuffle=True,
-            seed=seed,
-            examples=budget.examples,
-            data_seed=budget.data_seed,
-        ),
+        train_dataloaders=train_loader(task, budget, seed),
         val_dataloaders=task.loader(eval_split, budget.eval_batch_size),
     )
     if not module.curve or module.curve[-1][0] != trainer.global_step:
