@@ -108,34 +108,13 @@ def screen_score(
     return val_loss(net, arch, suite)
 
 
-class _Replay:
-    """An Optuna trial stand-in that answers every ``suggest_*`` from an architecture.
-
-    ``params`` collects what it answered: the parameters with which a space samples exactly
-    that architecture (``per_layer`` entries ``d_ff.0``, ``d_ff.1``... from the list).
-    """
-
-    def __init__(self, arch: Mapping[str, Any]):
-        self.arch, self.params = arch, {}
-
-    def _answer(self, name: str, *_: Any, **__: Any) -> Any:
-        field, _, index = name.partition(".")
-        value = self.arch[field]
-        if index:
-            value = value[int(index)]
-        self.params[name] = value
-        return value
-
-    suggest_categorical = suggest_int = suggest_float = _answer
-
-
 def params_in(space: SearchSpace, arch: Mapping[str, Any], data: Mapping[str, int]) -> dict:
     """The Optuna parameters with which ``space`` samples ``arch`` (a screened architecture).
 
     Raises:
         SearchSpaceError: ``space`` cannot express ``arch`` exactly.
     """
-    replay = _Replay(arch)
+    replay = references._Pick(arch)  # answers each suggest_* from the architecture
     cannot = SearchSpaceError(f"search space {space.name!r} cannot take {dict(arch)}")
     try:
         again = space.sample(replay, **data)
@@ -335,9 +314,7 @@ class TwoTier(Strategy):
 
     def space(self, settings: StrategyConfig, space: SearchSpace) -> SearchSpace:
         """The whole space: the confirmation tier's (checked to hold one super-network)."""
-        supernet_space(
-            space, settings.fixed, self.name
-        )  # a knob that cannot share weights: fails now
+        supernet_space(space, settings.fixed, self.name)  # a knob that cannot share weights
         return space
 
     def before_trials(

@@ -128,9 +128,10 @@ def title(name: str) -> str:
 class _Pick:
     """A stand-in for an Optuna trial that answers each ``suggest_*`` from a table.
 
-    ``values`` maps a field to its value (a per-layer field: one value for every block);
-    ``draw`` answers what the table lacks. What was answered is kept in ``params``: the Optuna
-    parameters that :meth:`SearchSpace.sample` asks for, ready for ``study.enqueue_trial``.
+    ``values`` maps a field to its value (a per-layer field: one value for every block, or a
+    list with one per block); ``draw`` answers what the table lacks (without one, a missing
+    field is a ``KeyError``). What was answered is kept in ``params``: the Optuna parameters
+    that :meth:`SearchSpace.sample` asks for, ready for ``study.enqueue_trial``.
     """
 
     def __init__(self, values: Mapping[str, Any], draw=None):
@@ -138,8 +139,15 @@ class _Pick:
         self.params: dict[str, Any] = {}
 
     def _answer(self, name: str, default) -> Any:
-        key = name.split(".", 1)[0]
-        value = self.values[key] if key in self.values else default()
+        key, _, index = name.partition(".")
+        if key in self.values:
+            value = self.values[key]
+            if index and isinstance(value, list | tuple):
+                value = value[int(index)]
+        elif self.draw is None:
+            raise KeyError(name)
+        else:
+            value = default()
         self.params[name] = value
         return value
 
