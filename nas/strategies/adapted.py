@@ -44,15 +44,16 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from lightning_modules.config import TransformerConfig
+from lightning_modules.export.safetensors import load_safetensors, read_metadata, save_safetensors
 from lightning_modules.optim import adamw_with_schedule, check_loss
 from lightning_modules.supernet import SuperNetwork
 from nas.config.errors import ConfigError
 from nas.config.schema import StrategyConfig
-from nas.strategies.supernet import SubnetSampler, _state_tensors, _step_seed, build_lock
+from nas.strategies.supernet import SubnetSampler, _step_seed, build_lock
 
 log = logging.getLogger("adaptnas")
 
-FORMAT = "adaptnas-adapted-supernet-v1"
+FORMAT = "adaptnas-adapted-supernet-v2"  # v2: written by save_safetensors
 FOLDER = "adapted"
 
 
@@ -215,28 +216,9 @@ def adapted_path(folder: Path, spec: Mapping[str, Any]) -> Path:
     return Path(folder) / FOLDER / f"{spec['task']}-{digest}.safetensors"
 
 
-def _save(path: Path, net: SuperNetwork, head: nn.Module, meta: Mapping[str, str]) -> None:
-    from lightning_modules.export.safetensors import save_atomic
-
-    tensors = {f"lm.{k}": v.detach().cpu().contiguous() for k, v in _state_tensors(net).items()}
-    tensors.update(
-        {f"head.{k}": v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    )
-    save_atomic(tensors, path, dict(meta))
-
-
-def _load(path: Path, net: SuperNetwork, head: nn.Module) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as fh:
-        meta = fh.metadata() or {}
-        tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
-    lm = {k[3:]: v for k, v in tensors.items() if k.startswith("lm.")}
-    if net.super_cfg.tie_embeddings:
-        lm["lm_head.weight"] = lm["backbone.tok_emb.weight"]
-    net.lm.load_state_dict(lm, strict=True)
-    head.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("head.")})
-    return meta
+def _holder(net: SuperNetwork, head: nn.Module) -> nn.Module:
+    """What a task's file holds: the adapted weights (``lm.*``) and the head (``head.*``)."""
+    return nn.ModuleDict({"lm": net.lm, "head": head})
 
 
 @dataclass
@@ -294,10 +276,11 @@ def ensure_adapted(
                         mine, head, sampler, task, cfg, settings, int(cfg["seed"])
                     )
                     cpu = round(time.process_time() - t0, 1)
-                    meta = {"format": FORMAT, "spec": json.dumps(spec), "steps": str(steps)}
-                    _save(path, mine, head, {**meta, "cpu_seconds": str(cpu)})
+                    meta = {"format": FORMAT, "spec": json.dumps(spec), "steps": steps}
+                    save_safetensors(_holder(mine, head), path, {**meta, "cpu_seconds": cpu})
                     log.info("adapted supernet: %s in %d steps (%.0f CPU s)", name, steps, cpu)
-        meta = _load(path, mine, head)
+        load_safetensors(_holder(mine, head), path)
+        meta = read_metadata(path)
         nets[name], heads[name] = mine.eval(), head.eval()
         seconds[name] = float(meta.get("cpu_seconds", "nan"))
     return AdaptedSupernet(nets, heads, cfg, seconds)
