@@ -24,14 +24,12 @@ from typing import Any
 
 import optuna
 
-from nas.trial.record import State
+from nas.trial.record import SCREEN_ARCH, SCREEN_SCORE, SCREEN_TRIAL, State  # noqa: F401
 
 FrozenTrial = optuna.trial.FrozenTrial
 
 STUDY_ATTR = "adaptnas:two_tier"  # main study: screen study, settings, build seconds, picks
-SCREEN_TRIAL = "adaptnas:screen_trial"  # confirmation trial: its screen trial's number
-SCREEN_SCORE = "adaptnas:screen_score"  # confirmation trial: its screen score
-ARCH = "adaptnas:arch"  # screen trial: its architecture, one line (TransformerConfig.describe)
+ARCH = SCREEN_ARCH  # the trial keys are the record's (nas.trial.record)
 SUFFIX = "-screen"  # the screen study's name = the main study's + this
 # Knobs the screen cannot see (it scores in eval mode): candidates differing only in them are
 # one candidate; a confirmation trial takes the value its screen trial drew.

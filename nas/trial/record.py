@@ -59,6 +59,11 @@ WEIGHTS_ARTIFACTS = "weights_artifacts"  # {file in the weights folder: artifact
 # strategy=supernet (nas.strategies.supernet): the strategy and the super-network's folder.
 STRATEGY = "strategy"
 SUPERNET = "supernet"
+# strategy=two_tier (nas.study.screen): a confirmation trial's screen trial and screen score, and
+# a screen trial's architecture (one line, TransformerConfig.describe).
+SCREEN_TRIAL = "adaptnas:screen_trial"
+SCREEN_SCORE = "adaptnas:screen_score"
+SCREEN_ARCH = "adaptnas:arch"
 # Where the trial ran (nas.engine.workers.WorkerInfo): a dead worker's trial is found by these.
 WORKER, HOST, DEVICE, PID, PID_NS = "worker", "host", "device", "pid", "pid_ns"
 
