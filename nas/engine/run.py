@@ -29,7 +29,6 @@ from nas.engine.wandb_sweep import sweep_arch
 from nas.engine.workers import (
     MAX_CONSECUTIVE_FAILURES,
     StopAfterFailures,
-    fail_orphans,
     run_trials,
     setup_worker,
 )
@@ -50,21 +49,12 @@ from nas.reporting.tracking import (
 from nas.study import finalists as fin
 from nas.study import references
 from nas.study.finalists import FinalistSettings
-from nas.study.storage import (
-    StudyFootprint,
-    count_finished,
-    default_study_name,
-    mask_url,
-    open_study,
-    scrub_saved_secrets,
-    storage_url,
-    study_dir,
-)
+from nas.study.storage import count_finished, mask_url, open_search_study, study_dir
 from nas.trial.hooks import TrialHook
 from nas.trial.record import TrialRecord
 from nas.trial.resources import prepare_process
 from nas.trial.run import ADAPTABILITY, data_fields, run_trial
-from nas.trial.stages import adaptation_budget
+from nas.trial.stages import check_lr_choice
 from search_spaces import load_space
 
 log = logging.getLogger("adaptnas")
@@ -134,24 +124,6 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
     return typed
 
 
-def check_lr_choice(cfg: DictConfig, suite: Suite) -> None:
-    """``finetune.lr_grid``: every task that chooses its rate has training examples to hold out.
-
-    Raises:
-        ConfigError: One line naming the task, before any trial runs.
-    """
-    run = plain(cfg)
-    for name, task in suite.tasks.items():
-        budget = adaptation_budget(run, name)
-        if budget.lr_grid and budget.examples is not None:
-            try:
-                task.held_out(budget.examples, budget.lr_choice_examples, budget.data_seed)
-            except ValueError as err:
-                raise ConfigError(
-                    f"finetune.lr_grid: {err} (finetune.lr_choice_examples)"
-                ) from None
-
-
 def load_suite(cfg: DictConfig) -> Suite:
     """The run's shared data (memoised per process)."""
     cache = Path(cfg.paths.cache).expanduser() if cfg.paths.get("cache") else None
@@ -187,24 +159,19 @@ def run_search(cfg: DictConfig) -> SearchResult:
     """
     typed = check_config(cfg)
     settings = FinalistSettings.from_config(typed.finalists)
+    from nas.strategies.base import SearchSetup
     from nas.strategies.registry import strategy_for  # standalone|supernet|two_tier
 
     strategy = strategy_for(typed.strategy.name)
-    if cfg.get("study_name") is None:
-        cfg.study_name = default_study_name(cfg) + strategy.study_suffix
+    # Families that cannot serve a selected task (encoders for generation) are never sampled.
+    space = restrict_to_tasks(load_space(typed.search_space), cfg.tasks)
+    space = strategy.space(typed.strategy, space)  # supernet: only what one super-network covers
+    # Its name (the strategy's suffix by default), folder and storage; created or resumed (a bad
+    # URL fails before any data is built); trials of killed local workers failed; counted.
+    search = open_search_study(cfg, strategy.study_suffix)
+    study, folder, finished = search.study, search.folder, search.finished
     # What trials and hooks (W&B, ...) see: resolved once, no storage password.
     run = _masked(cfg)
-    # Families that cannot serve a selected task (encoders for generation) are never sampled.
-    space = restrict_to_tasks(load_space(typed.search_space), run["tasks"])
-    space = strategy.space(typed.strategy, space)  # supernet: only what one super-network covers
-    folder, url = study_dir(cfg), storage_url(cfg)
-    scrub_saved_secrets(url)  # a password typed on the command line
-    created = StudyFootprint()  # what opening the study creates, undone on bad input below
-    study = open_study(cfg, created)  # fails on a bad URL before any data is built
-    # Trials left running by a killed process on this machine: failed and queued again now,
-    # rather than after the heartbeat's grace period.
-    fail_orphans(study, max_retry=cfg.storage.get("max_retry", 1))
-    finished = count_finished(study)
     target = cfg.n_trials
     target = _at_least(target, strategy.least_trials(study))  # two_tier: kept in the study
     remaining = None if target is None else max(0, int(target) - finished)
@@ -213,7 +180,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
     log.info(
         "study '%s' (%s) in %s: %d finished, %s to run%s",
         cfg.study_name,
-        mask_url(url),
+        search.masked_url,
         folder,
         finished,
         "until timeout" if remaining is None else remaining,
@@ -225,14 +192,16 @@ def run_search(cfg: DictConfig) -> SearchResult:
     if remaining != 0 or repeats_due:
         prepare_process()
         # Bad data, threads or logger settings: no empty study is left, nothing is written.
-        with created.undo_on_user_error(study):
+        with search.footprint.undo_on_user_error(study):
             worker = setup_worker(cfg)  # torch threads and GPU of this worker, before CUDA starts
             t0 = time.perf_counter()
             suite = load_suite(cfg)
             suite_s = time.perf_counter() - t0
-            check_lr_choice(cfg, suite)
+            check_lr_choice(run, suite)
             public = OmegaConf.create(run)
             hooks = build_hooks(public)
+            # What the strategy is given, resolved once: settings, run, space, data, folder.
+            setup = SearchSetup(typed.strategy, run, space, suite, data_fields(suite), folder)
             # supernet: built (or resumed) by the first worker, loaded by the others.
             objective = Objective(
                 run,
@@ -241,20 +210,12 @@ def run_search(cfg: DictConfig) -> SearchResult:
                 n_trials=int(target) if target else None,
                 hooks=hooks,
                 log_dir=folder / "logs",
-                strategy=strategy.open(typed.strategy, run, space, suite, folder),
+                strategy=strategy.open(setup),
             )
             if finished == 0 and not study.get_trials(deepcopy=False):  # a new study
-                refs = typed.references
-                references.enqueue(
-                    study,
-                    *references.build(
-                        space, data_fields(suite), refs.designs, refs.size, refs.tolerance
-                    ),
-                )
+                references.enqueue_new(study, space, setup.data, typed.references)
             # two_tier: the screen on the super-network, then its top architectures enqueued.
-            need = strategy.before_trials(
-                typed.strategy, run, space, suite, folder, study, worker.attrs()
-            )
+            need = strategy.before_trials(setup, study, worker.attrs())
             target = _at_least(target, need)
             objective.n_trials = int(target) if target else None
         log.info(

@@ -17,7 +17,8 @@ Every worker runs the same command against the same storage (``storage=journal``
 
 A worker killed on this machine (SIGKILL, the OOM killer) needs no heartbeat: every trial records
 the host and pid of its process, and a search that starts fails the running trials whose process
-is gone at once (``fail_orphans``), queuing them again the same way.
+is gone at once (``nas.study.storage.fail_orphans``, as it opens the study), queuing them again
+the same way.
 
 Once ``n_trials`` search trials are finished, the workers re-run the finalists with more seeds
 (``nas.study.finalists``): any worker enqueues the missing repeats, any worker runs them, a
@@ -27,7 +28,6 @@ no repeat is missing, queued or running. Repeats never count towards ``n_trials`
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import socket
@@ -43,8 +43,9 @@ from omegaconf import DictConfig
 from nas.study import finalists as fin
 from nas.study import references
 from nas.study.finalists import FinalistSettings
+from nas.study.storage import pid_namespace
 from nas.trial import record as rec
-from nas.trial.record import FAIL_REASON, FINISHED, LIVE, State, is_surplus, write_attrs
+from nas.trial.record import FINISHED, LIVE, State, is_surplus, write_attrs
 from nas.trial.resources import assign_gpu, available_cpus, local_workers, resolve_threads
 
 log = logging.getLogger("adaptnas")
@@ -102,33 +103,6 @@ class WorkerInfo:
             f"worker {self.index} (pid {self.pid} on {self.host}): "
             f"{self.threads} thread{'s' if self.threads > 1 else ''}{gpu}"
         )
-
-
-def pid_namespace() -> str | None:
-    """This process's PID namespace (``pid:[4026531836]``) on Linux, else ``None``.
-
-    Containers sharing a host name (``--network host``) each have their own PIDs: a PID is only
-    checked by a process of the same namespace.
-    """
-    try:
-        return os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine still runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    try:  # a killed child its parent has not reaped yet is still listed, as a zombie
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def setup_worker(cfg: DictConfig) -> WorkerInfo:
@@ -239,68 +213,6 @@ def heartbeat_interval(study: optuna.Study) -> int | None:
     if optuna.storages._heartbeat.is_heartbeat_enabled(storage):
         return storage.get_heartbeat_interval()  # type: ignore[attr-defined]
     return None
-
-
-def fail_orphans(
-    study: optuna.Study,
-    max_retry: int | None = 1,
-    host: str | None = None,
-    alive: Callable[[int], bool] = pid_alive,
-) -> list[int]:
-    """Fail the running trials whose worker process on this machine is gone, and queue them again.
-
-    A trial records the ``host``, ``pid`` and ``pid_ns`` of its process (``WorkerInfo.attrs``). A
-    running trial of this host (and PID namespace) whose process no longer exists was left by a
-    killed worker: it gets ``fail_reason`` ``worker process <pid> died``, becomes FAIL, and a
-    copy with the same parameters is queued (WAITING) by the storage's heartbeat retry callback
-    when it has one, else by ``RetryHeartbeatStaleTrialCallback(max_retry)``; either way the copy
-    carries ``retry_history`` and counts retries like a trial failed by heartbeat. Trials of
-    other hosts, of this process, or without a pid are left to the heartbeat.
-
-    Args:
-        study: The study, just opened.
-        max_retry: Retries of one trial when the storage has no callback (``0``: fail only).
-        host: This machine's name (default: ``socket.gethostname()``).
-        alive: Whether a pid runs (tests pass their own).
-
-    Returns:
-        The numbers of the trials failed.
-    """
-    storage = study._storage
-    host = host or socket.gethostname()
-    namespace = pid_namespace()
-    callback = None
-    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat):
-        callback = storage.get_heartbeat_stale_trial_callback()
-    if callback is None and max_retry != 0:
-        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
-        attrs = trial.user_attrs
-        pid = attrs.get(rec.PID)
-        if attrs.get(rec.HOST) != host or not isinstance(pid, int) or pid == os.getpid():
-            continue
-        if attrs.get(rec.PID_NS, namespace) != namespace or alive(pid):
-            continue
-        reason = f"worker process {pid} died"
-        try:
-            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
-            if not storage.set_trial_state_values(trial._trial_id, state=State.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker starting at the same moment failed it first
-        failed.append(trial.number)
-        queued = ""
-        if callback is not None:
-            frozen = copy.deepcopy(storage.get_trial(trial._trial_id))
-            # The copy inherits the user attributes; the reason is the original's alone.
-            frozen.user_attrs.pop(FAIL_REASON, None)
-            before = len(study.get_trials(deepcopy=False, states=(State.WAITING,)))
-            callback(study, frozen)
-            if len(study.get_trials(deepcopy=False, states=(State.WAITING,))) > before:
-                queued = ", queued again with the same parameters"
-        log.warning("trial %d: %s on %s: failed%s", trial.number, reason, host, queued)
-    return failed
 
 
 def run_trials(

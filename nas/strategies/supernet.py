@@ -56,7 +56,7 @@ from lightning_modules.optim import adamw_with_schedule
 from lightning_modules.supernet import ELASTIC, SHARED, SuperNetwork, sandwich_step
 from nas.config.errors import checked
 from nas.config.schema import StrategyConfig
-from nas.strategies.base import Strategy
+from nas.strategies.base import SearchSetup, Strategy
 from nas.trial.record import write_strategy
 from search_spaces import SearchSpace, SearchSpaceError
 
@@ -544,6 +544,7 @@ def ensure_supernet(
     study_folder: Path,
     on_checkpoint: Callable[[int], None] | None = None,
     settings: StrategyConfig | None = None,
+    data: Mapping[str, int] | None = None,
 ) -> tuple[SuperNetwork, Path]:
     """The study's super-network: loaded when built, else built (or resumed) by this worker.
 
@@ -555,15 +556,17 @@ def ensure_supernet(
         study_folder: The study's folder.
         on_checkpoint: Passed to ``pretrain_supernet``.
         settings: The checked ``strategy`` (``None``: ``cfg["strategy"]`` held to the schema).
+        data: ``vocab_size`` and ``max_seq_len`` (``None``: ``nas.trial.run.data_fields(suite)``).
 
     Returns:
         ``(super-network on the CPU, its folder)``.
     """
-    from nas.trial.run import data_fields
-
     if settings is None:
         settings = strategy_settings(cfg["strategy"])
-    data = data_fields(suite)
+    if data is None:
+        from nas.trial.run import data_fields
+
+        data = data_fields(suite)
     super_cfg = super_config(space, data)
     spec = spec_of(space, super_cfg, cfg)
     folder = supernet_dir(study_folder, spec)
@@ -671,14 +674,15 @@ class Supernet(Strategy):
         """What one super-network covers: the space's ``supernet:`` section and ``fixed``."""
         return supernet_space(space, settings.fixed)
 
-    def open(
-        self,
-        settings: StrategyConfig,
-        cfg: Mapping[str, Any],
-        space: SearchSpace,
-        suite,
-        study_folder: Path,
-    ) -> InheritedWeights:
+    def open(self, setup: SearchSetup) -> InheritedWeights:
         """The study's super-network, built (or resumed) by the first worker, loaded by others."""
-        net, folder = ensure_supernet(space, suite, cfg, study_folder, settings=settings)
+        settings = setup.settings
+        net, folder = ensure_supernet(
+            setup.space,
+            setup.suite,
+            setup.cfg,
+            setup.study_folder,
+            settings=settings,
+            data=setup.data,
+        )
         return InheritedWeights(net, folder, settings.continue_tokens)

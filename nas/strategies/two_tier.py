@@ -49,7 +49,7 @@ from lightning_modules.objectives import IGNORE
 from nas.config.errors import ConfigError
 from nas.config.schema import StrategyConfig
 from nas.strategies.adapted import adapted_score, ensure_adapted
-from nas.strategies.base import Strategy
+from nas.strategies.base import SearchSetup, Strategy
 from nas.strategies.supernet import SPEC, build_lock, ensure_supernet, supernet_space, val_loss
 from nas.study import references
 from nas.study import screen as scr
@@ -154,6 +154,7 @@ def run_screen(
     settings: StrategyConfig,
     attrs: Mapping[str, Any] | None = None,
     adapted=None,
+    data: Mapping[str, int] | None = None,
 ) -> int:
     """Ask and tell screen trials until ``screen`` has ``target`` COMPLETE ones.
 
@@ -169,15 +170,17 @@ def run_screen(
         target: ``strategy.screen_trials``.
         settings: ``strategy`` (its ``screen``).
         attrs: User attributes of every trial (the worker, host and pid: a killed worker's
-            RUNNING trial is failed by ``nas.engine.workers.fail_orphans`` on the next start).
+            RUNNING trial is failed by ``nas.study.storage.fail_orphans`` on the next start).
         adapted: The task-adapted super-network (``strategy.screen=adapted`` only).
+        data: ``vocab_size`` and ``max_seq_len`` (``None``: ``nas.trial.run.data_fields(suite)``).
 
     Returns:
         The screen trials this worker completed.
     """
-    from nas.trial.run import data_fields
+    if data is None:
+        from nas.trial.run import data_fields
 
-    data = data_fields(suite)
+        data = data_fields(suite)
     ran, invalid, t0 = 0, 0, time.perf_counter()
     shown = len(scr.complete(screen))
     while (done := len(scr.complete(screen))) < target:
@@ -319,11 +322,7 @@ class TwoTier(Strategy):
 
     def before_trials(
         self,
-        settings: StrategyConfig,
-        cfg: Mapping[str, Any],
-        space: SearchSpace,
-        suite,
-        study_folder: Path,
+        setup: SearchSetup,
         study: optuna.Study,
         attrs: Mapping[str, Any] | None = None,
     ) -> int | None:
@@ -332,23 +331,25 @@ class TwoTier(Strategy):
         Returns:
             The main study's least number of trials: references + ``k``.
         """
-        from nas.trial.run import data_fields
-
+        settings, cfg, suite, data = setup.settings, setup.cfg, setup.suite, setup.data
         n_refs = len((study.user_attrs.get(references.STUDY_ATTR) or {}).get("enqueued", {}))
         k = confirm_k(settings, cfg.get("n_trials"), n_refs)
-        data = data_fields(suite)
         kept = study.user_attrs.get(scr.STUDY_ATTR) or {}
         there = scr.confirmed(study)
         if "picks" in kept and all(int(n) in there for n in kept["picks"]):
             log.info("screen: done, %d confirmation trial(s) queued before", len(there))
             return self.least_trials(study)
-        narrow = supernet_space(space, settings.fixed, self.name)
-        net, folder = ensure_supernet(narrow, suite, cfg, study_folder, settings=settings)
+        narrow = supernet_space(setup.space, settings.fixed, self.name)
+        net, folder = ensure_supernet(
+            narrow, suite, cfg, setup.study_folder, settings=settings, data=data
+        )
         adapted = None
         if settings.screen == "adapted":
             adapted = ensure_adapted(net, narrow, suite, cfg, folder, settings)
         screen = open_screen(study, cfg)
-        run_screen(screen, narrow, net, suite, settings.screen_trials, settings, attrs, adapted)
+        run_screen(
+            screen, narrow, net, suite, settings.screen_trials, settings, attrs, adapted, data
+        )
         spec = _read_json(folder / SPEC)
         doc = {
             "screen_study": screen.study_name,
@@ -359,7 +360,7 @@ class TwoTier(Strategy):
             "supernet": str(folder),
             "build_seconds": spec.get("seconds"),
         }
-        hand_off(study, screen, narrow, space, data, k, folder / HANDOFF_LOCK, doc)
+        hand_off(study, screen, narrow, setup.space, data, k, folder / HANDOFF_LOCK, doc)
         return self.least_trials(study)
 
     def least_trials(self, study: optuna.Study) -> int | None:

@@ -368,6 +368,24 @@ def enqueue(study: optuna.Study, refs: Sequence[Reference], skipped: Mapping[str
     return True
 
 
+def enqueue_new(
+    study: optuna.Study, space: SearchSpace, overrides: Mapping[str, Any], settings: Any
+) -> bool:
+    """The references of a new study, built (``build``) and enqueued (``enqueue``) in one call.
+
+    Args:
+        study: The study.
+        space: The space it samples.
+        overrides: ``vocab_size`` and ``max_seq_len`` (``nas.trial.run.data_fields``).
+        settings: The checked ``references`` section (``designs``, ``size``, ``tolerance``).
+
+    Returns:
+        Whether they were enqueued (``False``: the study already has trials or references).
+    """
+    refs, skipped = build(space, overrides, settings.designs, settings.size, settings.tolerance)
+    return enqueue(study, refs, skipped)
+
+
 def is_reference(t: FrozenTrial | optuna.Trial) -> bool:
     """Whether ``t`` runs a reference design (a finalist repeat of one included)."""
     return REFERENCE in t.user_attrs

@@ -1,14 +1,21 @@
-"""Building the Optuna study from config: sampler, pruner, storage, folder, resume."""
+"""Building the Optuna study from config: sampler, pruner, storage, folder, resume.
+
+A search opens its study in one call, :func:`open_search_study`: name, folder, storage, the study,
+the trials of killed local workers failed (:func:`fail_orphans`) and the finished ones counted.
+"""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
+import os
 import re
 import shutil
+import socket
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +29,8 @@ from optuna.storages._heartbeat import BaseHeartbeat
 
 from nas.config.errors import USER_ERRORS, ConfigError, first_line
 from nas.config.nodes import plain
-from nas.trial.record import FINISHED
+from nas.trial import record as rec
+from nas.trial.record import FAIL_REASON, FINISHED, State
 
 log = logging.getLogger("adaptnas")
 
@@ -478,6 +486,144 @@ def count_finished(study: optuna.Study) -> int:
     from nas.study.finalists import search_trials
 
     return len(search_trials(study.get_trials(deepcopy=False, states=FINISHED)))
+
+
+# ---- the search's study: opened once, orphans failed, finished trials counted -----------------
+def pid_namespace() -> str | None:
+    """This process's PID namespace (``pid:[4026531836]``) on Linux, else ``None``.
+
+    Containers sharing a host name (``--network host``) each have their own PIDs: a PID is only
+    checked by a process of the same namespace.
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine still runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    try:  # a killed child its parent has not reaped yet is still listed, as a zombie
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def fail_orphans(
+    study: optuna.Study,
+    max_retry: int | None = 1,
+    host: str | None = None,
+    alive: Callable[[int], bool] = pid_alive,
+) -> list[int]:
+    """Fail the running trials whose worker process on this machine is gone, and queue them again.
+
+    A trial records the ``host``, ``pid`` and ``pid_ns`` of its process (``WorkerInfo.attrs``). A
+    running trial of this host (and PID namespace) whose process no longer exists was left by a
+    killed worker: it gets ``fail_reason`` ``worker process <pid> died``, becomes FAIL, and a
+    copy with the same parameters is queued (WAITING) by the storage's heartbeat retry callback
+    when it has one, else by ``RetryHeartbeatStaleTrialCallback(max_retry)``; either way the copy
+    carries ``retry_history`` and counts retries like a trial failed by heartbeat. Trials of
+    other hosts, of this process, or without a pid are left to the heartbeat.
+
+    Args:
+        study: The study, just opened.
+        max_retry: Retries of one trial when the storage has no callback (``0``: fail only).
+        host: This machine's name (default: ``socket.gethostname()``).
+        alive: Whether a pid runs (tests pass their own).
+
+    Returns:
+        The numbers of the trials failed.
+    """
+    storage = study._storage
+    host = host or socket.gethostname()
+    namespace = pid_namespace()
+    callback = None
+    if isinstance(storage, optuna.storages._heartbeat.BaseHeartbeat):
+        callback = storage.get_heartbeat_stale_trial_callback()
+    if callback is None and max_retry != 0:
+        callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(State.RUNNING,)):
+        attrs = trial.user_attrs
+        pid = attrs.get(rec.PID)
+        if attrs.get(rec.HOST) != host or not isinstance(pid, int) or pid == os.getpid():
+            continue
+        if attrs.get(rec.PID_NS, namespace) != namespace or alive(pid):
+            continue
+        reason = f"worker process {pid} died"
+        try:
+            storage.set_trial_user_attr(trial._trial_id, FAIL_REASON, reason)
+            if not storage.set_trial_state_values(trial._trial_id, state=State.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker starting at the same moment failed it first
+        failed.append(trial.number)
+        queued = ""
+        if callback is not None:
+            frozen = copy.deepcopy(storage.get_trial(trial._trial_id))
+            # The copy inherits the user attributes; the reason is the original's alone.
+            frozen.user_attrs.pop(FAIL_REASON, None)
+            before = len(study.get_trials(deepcopy=False, states=(State.WAITING,)))
+            callback(study, frozen)
+            if len(study.get_trials(deepcopy=False, states=(State.WAITING,))) > before:
+                queued = ", queued again with the same parameters"
+        log.warning("trial %d: %s on %s: failed%s", trial.number, reason, host, queued)
+    return failed
+
+
+@dataclass
+class SearchStudy:
+    """The study of a search as :func:`open_search_study` leaves it, with what the engine asks.
+
+    Attributes:
+        study: The study, created or loaded (a resume).
+        folder: Its folder, ``<paths.studies>/<study_name>``.
+        url: Where it lives (``storage_url``); it may hold a password: show ``masked_url``.
+        footprint: What opening it created (:meth:`StudyFootprint.undo_on_user_error`).
+        finished: Trials that count towards ``n_trials`` (``count_finished``), orphans failed.
+    """
+
+    study: optuna.Study
+    folder: Path
+    url: str
+    footprint: StudyFootprint
+    finished: int
+
+    @property
+    def masked_url(self) -> str:
+        """``url`` with its password masked, for messages."""
+        return mask_url(self.url)
+
+
+def open_search_study(cfg: DictConfig, suffix: str = "") -> SearchStudy:
+    """Open (or resume) the study of the search ``cfg`` describes, in this order.
+
+    1. ``study_name``: when the config has none, ``default_study_name(cfg) + suffix`` (the
+       strategy's, so that studies of two strategies never mix), written to ``cfg``;
+    2. its folder and storage URL (a bad name or storage kind fails here), and a password typed
+       on the command line scrubbed from the files Hydra saved;
+    3. the study created or loaded (:func:`open_study`; a bad URL fails before any data is
+       built), what that created kept in ``footprint``;
+    4. trials left running by a killed process on this machine failed and queued again now
+       (:func:`fail_orphans`, ``storage.max_retry``), rather than after the heartbeat's grace
+       period;
+    5. the finished trials counted (:func:`count_finished`).
+    """
+    if cfg.get("study_name") is None:
+        cfg.study_name = default_study_name(cfg) + suffix
+    folder, url = study_dir(cfg), storage_url(cfg)
+    scrub_saved_secrets(url)  # a password typed on the command line
+    created = StudyFootprint()  # what opening the study creates, undone on bad input later
+    study = open_study(cfg, created)
+    fail_orphans(study, max_retry=cfg.storage.get("max_retry", 1))
+    return SearchStudy(study, folder, url, created, count_finished(study))
 
 
 # ---- an existing study: report, export, validate ------------------------------------------------

@@ -35,6 +35,7 @@ from lightning_modules.model import build_model
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.suite import Suite
 from lightning_modules.tasks.base import tensor_loader
+from nas.config.errors import ConfigError
 from nas.config.schema import inherit_budget
 
 log = logging.getLogger("adaptnas")
@@ -424,6 +425,27 @@ def adaptation_budget(cfg: Mapping[str, Any], task: str) -> TaskBudget:
         else tuple(float(x) for x in f.get("lr_grid") or ()),
         lr_choice_examples=int(f.get("lr_choice_examples") or 128),
     )
+
+
+def check_lr_choice(cfg: Mapping[str, Any], suite: Suite) -> None:
+    """``finetune.lr_grid``: every task that chooses its rate has training examples to hold out.
+
+    Args:
+        cfg: The run config as plain values.
+        suite: The run's data.
+
+    Raises:
+        ConfigError: One line naming the task, before any trial runs.
+    """
+    for name, task in suite.tasks.items():
+        budget = adaptation_budget(cfg, name)
+        if budget.lr_grid and budget.examples is not None:
+            try:
+                task.held_out(budget.examples, budget.lr_choice_examples, budget.data_seed)
+            except ValueError as err:
+                raise ConfigError(
+                    f"finetune.lr_grid: {err} (finetune.lr_choice_examples)"
+                ) from None
 
 
 def train_loader(task, budget: TaskBudget, seed: int) -> DataLoader:

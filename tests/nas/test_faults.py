@@ -29,7 +29,8 @@ from lightning_modules.finetune import FinetuneModule
 from lightning_modules.tasks.classification import SequenceTask
 from nas.config.errors import ConfigError
 from nas.engine.run import load_suite, run_search
-from nas.engine.workers import WorkerInfo, fail_orphans, pid_alive, pid_namespace
+from nas.engine.workers import WorkerInfo
+from nas.study.storage import fail_orphans, pid_alive, pid_namespace
 from nas.trial.record import TrialRecord
 from nas.trial.run import TaskError, task_stage
 from nas.trial.stages import Deadline, DeadlineCallback, TrialTimeout

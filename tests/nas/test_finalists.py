@@ -13,11 +13,11 @@ import yaml
 
 from nas.config.errors import ConfigError
 from nas.engine.run import run_search
-from nas.engine.workers import fail_orphans, run_trials
+from nas.engine.workers import run_trials
 from nas.reporting.leaderboard import best_trials, leaderboard_rows
 from nas.study import finalists as fin
 from nas.study.finalists import FinalistSettings
-from nas.study.storage import count_finished
+from nas.study.storage import count_finished, fail_orphans
 from nas.trial.record import SURPLUS as SURPLUS_ATTR
 
 State = optuna.trial.TrialState
