@@ -32,7 +32,14 @@ def corpus_texts(corpus: Mapping[str, Any], seed: int) -> list[str]:
     """
     kind = corpus.get("type", "builtin")
     if kind == "builtin":
-        return World(seed=seed).corpus(n_sentences=int(corpus.get("n_sentences", 20000)))
+        share = corpus.get("target_stories", 0.0)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise DataError(
+                f"data.corpus.target_stories: expected a share in [0, 1], got {share!r}"
+            )
+        return World(seed=seed).corpus(
+            n_sentences=int(corpus.get("n_sentences", 20000)), target_stories=float(share)
+        )
     return corpus_from_source(corpus)
 
 

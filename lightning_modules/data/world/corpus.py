@@ -19,7 +19,7 @@ class Corpus(Cast):
 
     # ------------------------------------------------------------------ corpus
 
-    def corpus(self, n_sentences: int = 20000) -> list[str]:
+    def corpus(self, n_sentences: int = 20000, target_stories: float = 0.0) -> list[str]:
         """Pretraining documents: short paragraphs over the world's whole task vocabulary.
 
         Paragraph kinds: profiles (facts about a few people, often followed by a restatement or a
@@ -27,14 +27,23 @@ class Corpus(Cast):
         the translation grammar about a small cast), reviews (sentiment sentences) and news
         (sentences with named entities).
 
+        A share ``target_stories`` of the stories is told in the translation task's target
+        language instead of English: monolingual text, never a sentence next to its translation,
+        as a real model's pretraining holds other languages. The choice draws from a stream of
+        its own, so at 0 the corpus is exactly the English-only one.
+
         Args:
             n_sentences: Stop once the documents hold at least this many sentences.
+            target_stories: Share of the stories told in the target language, in [0, 1].
 
         Returns:
             A list of paragraphs, each a few sentences joined by spaces.
         """
         _sizes(n_sentences=n_sentences)
+        if not 0.0 <= target_stories <= 1.0:
+            raise ValueError(f"target_stories must be in [0, 1], got {target_stories}")
         rng = self._rng("corpus")
+        told = self._rng("target_stories")  # which stories are told in the target language
         # Verdicts draw from their own stream and do not count as sentences: the corpus is the
         # same as without them, plus them.
         verdicts = self._rng("verdicts")
@@ -46,7 +55,10 @@ class Corpus(Cast):
                 sentences = self._profile(rng)
             elif kind == "story":
                 cast = rng.sample(self.people, rng.randint(1, 2))
-                sentences = [self._story_sentence(rng, cast) for _ in range(rng.randint(3, 5))]
+                target = target_stories > 0 and told.random() < target_stories
+                sentences = [
+                    self._story_sentence(rng, cast, target) for _ in range(rng.randint(3, 5))
+                ]
             elif kind == "review":
                 sentences = self._review(rng, verdicts)
             else:
@@ -87,9 +99,13 @@ class Corpus(Cast):
                 sentences.append(restated)
         return sentences
 
-    def _story_sentence(self, rng: random.Random, cast: list[str]) -> str:
-        sentence = self._translation_pair(rng, cast)[0]
-        if rng.random() < 0.3:
+    def _story_sentence(self, rng: random.Random, cast: list[str], target: bool = False) -> str:
+        english, translated = self._translation_pair(rng, cast)
+        opens = rng.random() < 0.3
+        if target:  # the target language has no openers
+            return translated
+        sentence = english
+        if opens:
             opener = rng.choice(("Then", "Later", "After that,"))
             first = sentence.split()[0]
             if first == "The":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from lightning_modules.data.errors import DataError
 from lightning_modules.data.examples import (
     PairExample,
     QAExample,
@@ -98,6 +99,22 @@ def test_the_builtin_corpus_would_leak_without_the_filter_and_does_not_with_it()
     assert _leaks(kept, held_out) == []
     # Only the copies go: the corpus keeps nearly all of its sentences.
     assert sum(len(sentences(d)) for d in kept) > 0.98 * sum(len(sentences(d)) for d in corpus)
+
+
+def test_target_language_stories_are_filtered_too():
+    """Stories told in the target language can repeat a held-out translation's target side."""
+    corpus = corpus_texts({"type": "builtin", "n_sentences": 20000, "target_stories": 1.0}, 0)
+    splits = task_splits("translation", {}, 0)
+    held_out = held_out_texts(splits)
+    targets = [e.target for e in [*splits.validation, *splits.test]]
+    assert _leaks(corpus, targets)  # so this test can fail
+    kept, _ = remove_held_out(corpus, held_out)
+    assert _leaks(kept, held_out) == []
+
+
+def test_a_bad_target_stories_share_names_the_setting():
+    with pytest.raises(DataError, match="data.corpus.target_stories"):
+        corpus_texts({"type": "builtin", "target_stories": "half"}, seed=0)
 
 
 def test_build_suite_pretrains_on_the_filtered_corpus():

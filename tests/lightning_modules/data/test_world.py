@@ -104,6 +104,29 @@ def test_sizes_types_and_labels(suite: dict) -> None:
     assert NER_LABELS == ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
 
 
+def test_target_stories_tell_some_stories_in_the_target_language() -> None:
+    world = World(0)
+    english = world.corpus(3000)
+    # 0 is the English-only corpus exactly: the choice draws from a stream of its own.
+    assert world.corpus(3000, target_stories=0.0) == english
+    mixed = world.corpus(3000, target_stories=0.5)
+    targets = {ex.target for ex in world.translation().train}
+    sources = {ex.source for ex in world.translation().train}
+
+    # Words that only the target language has: absent from the English corpus, common in the mix.
+    target_words = {w for t in targets for w in t.lower().rstrip(".").split()}
+    english_words = {w for t in sources for w in t.lower().rstrip(".").split()}
+    only_target = target_words - english_words
+    in_mixed = sum(w in only_target for doc in mixed for w in doc.lower().split())
+    in_english = sum(w in only_target for doc in english for w in doc.lower().split())
+    assert in_mixed > 20 * max(in_english, 1)
+
+
+def test_target_stories_outside_0_1_raise() -> None:
+    with pytest.raises(ValueError, match="target_stories"):
+        World(0).corpus(300, target_stories=1.5)
+
+
 def test_invalid_sizes_raise() -> None:
     with pytest.raises(ValueError):
         World(0).qa(n_train=0)
