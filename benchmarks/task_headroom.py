@@ -99,6 +99,39 @@ def collect(files: list[Path], picks: list[str]) -> dict:
     return {"sources": [f.name for f in files], "rows": rows}
 
 
+def gains(files: list[Path], recipe: str = "default") -> dict:
+    """Pretraining's worth per design, from runs made with ``--no-pretrain --test``.
+
+    Per design and task: the test score pretrained minus not pretrained, paired by seed; and the
+    same for adaptability (the mean over the run's tasks), each with a 95% t interval
+    (``references.paired_interval``).
+    """
+    out = []
+    for f in files:
+        doc = json.loads(f.read_text())
+        cells: dict[tuple[str, str, str], list[float]] = {}
+        for r in doc["rows"]:
+            if r["recipe"] == recipe:
+                if "test_scores" not in r:
+                    raise SystemExit(f"task_headroom: {f} has no test scores (run it with --test)")
+                cells[(r["design"], r["task"], r["init"])] = r["test_scores"]
+        for design in dict.fromkeys(d for d, _, _ in cells):
+            tasks = [t for d, t, i in cells if d == design and i == "pretrained"]
+            if not all((design, t, "scratch") in cells for t in tasks):
+                raise SystemExit(f"task_headroom: {f} has no untrained runs (--no-pretrain)")
+            diffs = {
+                t: [p - u for p, u in zip(cells[(design, t, "pretrained")],
+                                          cells[(design, t, "scratch")], strict=True)]
+                for t in tasks
+            }  # fmt: skip
+            per_seed = [statistics.fmean(d) for d in zip(*diffs.values(), strict=True)]
+            row = {"run": f.name, "design": design, "recipe": recipe,
+                   "adaptability": references.paired_interval(per_seed)}  # fmt: skip
+            row.update({t: references.paired_interval(d) for t, d in diffs.items()})
+            out.append(row)
+    return {"sources": [f.name for f in files], "rows": out}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -108,6 +141,12 @@ def main(argv: list[str] | None = None) -> dict:
         help="only tabulate these runs' JSON files, for the --pick task:recipe pairs",
     )
     p.add_argument("--pick", nargs="+", default=[], help="task:recipe pairs for --collect")
+    p.add_argument(
+        "--gains",
+        nargs="+",
+        type=Path,
+        help="only the pretraining gain on test, paired by seed, of these --no-pretrain runs",
+    )
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--designs", default="auto", help="comma list, or auto (those the space takes)")
     p.add_argument("--tasks", default=None, help="comma list (default: the suite's)")
@@ -118,6 +157,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--override", action="append", default=[], help="a config override")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
+    if args.gains:
+        doc = gains(args.gains, args.recipes)
+        for row in doc["rows"]:
+            parts = [f"{k} {v['mean']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}]"
+                     for k, v in row.items() if isinstance(v, dict)]  # fmt: skip
+            print(f"{row['run']} {row['design']}: " + "; ".join(parts))
+        if args.json:
+            write_json(args.json, doc)
+        return doc
     if args.collect:
         doc = collect(args.collect, args.pick)
         if args.json:

@@ -84,6 +84,32 @@ def test_headroom_collects_picked_rows_and_refuses_an_unmeasured_pair(tmp_path):
     }
 
 
+def test_headroom_gains_pair_pretrained_and_untrained_test_scores_by_seed(tmp_path):
+    def row(init: str, task: str, test: list[float]) -> dict:
+        return {"design": "t5", "init": init, "task": task, "recipe": "default",
+                "test_scores": test}  # fmt: skip
+
+    rows = [
+        row("pretrained", "ner", [0.8, 0.9, 0.7]),
+        row("scratch", "ner", [0.6, 0.6, 0.6]),
+        row("pretrained", "qa", [0.3, 0.3, 0.3]),
+        row("scratch", "qa", [0.3, 0.2, 0.4]),
+    ]
+    run = {"rows": rows}
+    path = tmp_path / "gain.json"
+    path.write_text(json.dumps(run))
+    (got,) = task_headroom.gains([path])["rows"]
+    assert got["ner"]["mean"] == pytest.approx(0.2) and got["ner"]["n"] == 3
+    # adaptability: per seed the mean over tasks (0.1, 0.2, 0.0), then the interval
+    assert got["adaptability"]["mean"] == pytest.approx(0.1)
+    assert got["adaptability"]["low"] < 0 < got["adaptability"]["high"]
+    assert got["qa"]["mean"] == pytest.approx(0.0)
+    run["rows"] = run["rows"][:1]
+    path.write_text(json.dumps(run))
+    with pytest.raises(SystemExit, match="no untrained runs"):
+        task_headroom.gains([path])
+
+
 @pytest.mark.slow
 def test_headroom_quick_runs_every_reference_on_every_task(tmp_path):
     out = tmp_path / "h.json"
