@@ -120,3 +120,19 @@ def test_headroom_quick_runs_every_reference_on_every_task(tmp_path):
                     for r in ("default", "lr=3e-3")}  # fmt: skip
     assert all(len(r["scores"]) == 2 for r in doc["rows"])
     assert json.loads(out.read_text())["schema"] == 1
+
+
+def test_the_pooling_probe_reads_the_token_before_sep_for_decoders_only():
+    import torch
+
+    from benchmarks.sentiment_pooling_probe import pool_before_sep
+    from lightning_modules.config import TransformerConfig
+    from lightning_modules.heads import SequenceClassificationHead
+
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]])  # [SEP] at 2 and at 3
+    decoder = SequenceClassificationHead(TransformerConfig(family="decoder"), 2)
+    assert torch.equal(pool_before_sep(decoder, hidden, mask), hidden[[0, 1], [1, 2]])
+    assert torch.equal(decoder.pool(hidden, mask), hidden[[0, 1], [2, 3]])  # the head: [SEP]
+    encoder = SequenceClassificationHead(TransformerConfig(family="encoder"), 2)
+    assert torch.equal(pool_before_sep(encoder, hidden, mask), encoder.pool(hidden, mask))
