@@ -151,6 +151,17 @@ TABLES: list[Table] = [
                           ("gain, lifted budgets", "lifted.adaptability"),
                           ("summarization, lifted", "lifted.summarization"))},
     ),
+    # tasks.md: pretraining's worth with and without target-language stories in the corpus
+    Table(
+        "docs/tasks.md", "| design (corpus) | adaptability | translation |",
+        "pretraining_gain_target_stories.json", "rows",
+        lambda r: "{} ({})".format(
+            {"gpt2": "GPT-2-like", "llama": "Llama-like", "t5": "T5-like"}[r["design"]],
+            {"task_headroom_gain.json": "English only",
+             "task_headroom_gain_target50.json": "target_stories=0.5"}[r["run"]]),
+        {k: ((f"{k}.mean", f"{k}.low", f"{k}.high"), interval)
+         for k in ("adaptability", "translation", "summarization", "sentiment")},
+    ),
     # validity.md: the default search, five seeds
     Table(
         VALIDITY, "| seed | winner | adaptability (3 seeds) | verdict on test |",
