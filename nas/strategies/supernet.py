@@ -544,7 +544,6 @@ def ensure_supernet(
     study_folder: Path,
     on_checkpoint: Callable[[int], None] | None = None,
     settings: StrategyConfig | None = None,
-    data: Mapping[str, int] | None = None,
 ) -> tuple[SuperNetwork, Path]:
     """The study's super-network: loaded when built, else built (or resumed) by this worker.
 
@@ -556,17 +555,15 @@ def ensure_supernet(
         study_folder: The study's folder.
         on_checkpoint: Passed to ``pretrain_supernet``.
         settings: The checked ``strategy`` (``None``: ``cfg["strategy"]`` held to the schema).
-        data: ``vocab_size`` and ``max_seq_len`` (``None``: ``nas.trial.run.data_fields(suite)``).
 
     Returns:
         ``(super-network on the CPU, its folder)``.
     """
+    from nas.trial.run import data_fields
+
     if settings is None:
         settings = strategy_settings(cfg["strategy"])
-    if data is None:
-        from nas.trial.run import data_fields
-
-        data = data_fields(suite)
+    data = data_fields(suite)
     super_cfg = super_config(space, data)
     spec = spec_of(space, super_cfg, cfg)
     folder = supernet_dir(study_folder, spec)
@@ -678,11 +675,6 @@ class Supernet(Strategy):
         """The study's super-network, built (or resumed) by the first worker, loaded by others."""
         settings = setup.settings
         net, folder = ensure_supernet(
-            setup.space,
-            setup.suite,
-            setup.cfg,
-            setup.study_folder,
-            settings=settings,
-            data=setup.data,
+            setup.space, setup.suite, setup.cfg, setup.study_folder, settings=settings
         )
         return InheritedWeights(net, folder, settings.continue_tokens)

@@ -154,7 +154,6 @@ def run_screen(
     settings: StrategyConfig,
     attrs: Mapping[str, Any] | None = None,
     adapted=None,
-    data: Mapping[str, int] | None = None,
 ) -> int:
     """Ask and tell screen trials until ``screen`` has ``target`` COMPLETE ones.
 
@@ -172,15 +171,13 @@ def run_screen(
         attrs: User attributes of every trial (the worker, host and pid: a killed worker's
             RUNNING trial is failed by ``nas.study.storage.fail_orphans`` on the next start).
         adapted: The task-adapted super-network (``strategy.screen=adapted`` only).
-        data: ``vocab_size`` and ``max_seq_len`` (``None``: ``nas.trial.run.data_fields(suite)``).
 
     Returns:
         The screen trials this worker completed.
     """
-    if data is None:
-        from nas.trial.run import data_fields
+    from nas.trial.run import data_fields
 
-        data = data_fields(suite)
+    data = data_fields(suite)
     ran, invalid, t0 = 0, 0, time.perf_counter()
     shown = len(scr.complete(screen))
     while (done := len(scr.complete(screen))) < target:
@@ -331,7 +328,7 @@ class TwoTier(Strategy):
         Returns:
             The main study's least number of trials: references + ``k``.
         """
-        settings, cfg, suite, data = setup.settings, setup.cfg, setup.suite, setup.data
+        settings, cfg, suite = setup.settings, setup.cfg, setup.suite
         n_refs = len((study.user_attrs.get(references.STUDY_ATTR) or {}).get("enqueued", {}))
         k = confirm_k(settings, cfg.get("n_trials"), n_refs)
         kept = study.user_attrs.get(scr.STUDY_ATTR) or {}
@@ -340,16 +337,12 @@ class TwoTier(Strategy):
             log.info("screen: done, %d confirmation trial(s) queued before", len(there))
             return self.least_trials(study)
         narrow = supernet_space(setup.space, settings.fixed, self.name)
-        net, folder = ensure_supernet(
-            narrow, suite, cfg, setup.study_folder, settings=settings, data=data
-        )
+        net, folder = ensure_supernet(narrow, suite, cfg, setup.study_folder, settings=settings)
         adapted = None
         if settings.screen == "adapted":
             adapted = ensure_adapted(net, narrow, suite, cfg, folder, settings)
         screen = open_screen(study, cfg)
-        run_screen(
-            screen, narrow, net, suite, settings.screen_trials, settings, attrs, adapted, data
-        )
+        run_screen(screen, narrow, net, suite, settings.screen_trials, settings, attrs, adapted)
         spec = _read_json(folder / SPEC)
         doc = {
             "screen_study": screen.study_name,
@@ -360,7 +353,7 @@ class TwoTier(Strategy):
             "supernet": str(folder),
             "build_seconds": spec.get("seconds"),
         }
-        hand_off(study, screen, narrow, setup.space, data, k, folder / HANDOFF_LOCK, doc)
+        hand_off(study, screen, narrow, setup.space, setup.data, k, folder / HANDOFF_LOCK, doc)
         return self.least_trials(study)
 
     def least_trials(self, study: optuna.Study) -> int | None:
