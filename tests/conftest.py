@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nas.config.compose import CONF_DIR
 from nas.config.nodes import TINY as TINY_BUDGETS
@@ -86,14 +86,28 @@ TINY_TASKS = {
 
 
 def tiny_overrides(
-    tmp_path: Path, task: str = "suite", extra: list[str] | None = None
+    tmp_path: Path, task: str = "suite_all", extra: list[str] | None = None
 ) -> list[str]:
-    """Overrides that shrink the default config to a tiny run writing under ``tmp_path``."""
-    names = list(TINY_TASKS) if task == "suite" else task.strip("[]").split(",")
+    """Overrides that shrink a config to a tiny run writing under ``tmp_path``.
+
+    ``task`` is a ``conf/task`` group choice: one task, a list (``[qa,ner]``), or a suite file
+    (``suite``, the default suite; ``suite_all``, every built-in task: the tests' default).
+    """
+    names = suite_tasks(task)
     out = [f"task={task}", f"paths.root={tmp_path}", *TINY]
     for name in names:
         out += [f"tasks.{name}.{o}" for o in TINY_TASKS.get(name, [])]
     return out + list(extra or [])
+
+
+def suite_tasks(task: str) -> list[str]:
+    """The task names a ``task=`` choice selects: a suite file's defaults list, else the list."""
+    names = []
+    for name in task.strip("[]").split(","):
+        path = CONF_DIR / "task" / f"{name}.yaml"
+        listed = OmegaConf.load(path).get("defaults") if path.is_file() else None
+        names += [str(n) for n in listed] if listed else [name]
+    return names
 
 
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
@@ -140,7 +154,7 @@ def default_sigint():
 def tiny_cfg(tmp_path):
     """A factory: ``tiny_cfg(task="qa", extra=[...])`` -> composed search config."""
 
-    def make(task: str = "suite", extra: list[str] | None = None, config_name: str = "search"):
+    def make(task: str = "suite_all", extra: list[str] | None = None, config_name: str = "search"):
         overrides = tiny_overrides(tmp_path, task, extra)
         if config_name != "search":
             overrides = [o for o in overrides if not o.startswith(SEARCH_ONLY)]

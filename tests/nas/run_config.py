@@ -18,7 +18,7 @@ from tests.conftest import compose_config
 
 @functools.cache
 def _composed() -> dict[str, Any]:
-    return plain(compose_config("train", ["task=suite"]))
+    return plain(compose_config("train", ["task=suite_all"]))
 
 
 def trainer_config(**settings: Any) -> dict[str, Any]:
