@@ -7,7 +7,7 @@ One architecture is pretrained once; every task of the selected suite then adapt
 each method (same seed, same examples, same steps), so the methods differ only in what trains.
 By default the budgets are the test suite's tiny ones (``tests/conftest.py``: 8 steps per task,
 96 training examples, a 1-layer d_model 32 decoder): seconds, and scores near the noise floor;
-pass Hydra overrides after the flags (``finetune.steps=60``, ``task=suite``...) for real ones.
+pass Hydra overrides after the flags (``finetune.steps=60``, ``task=suite_all``...) for real ones.
 
 ``--families`` measures one architecture per family instead, at the budgets of ``conf/`` (pass
 ``--tiny`` for the tiny ones); ``--families`` alone means decoder, prefix_lm, encoder_decoder
@@ -17,7 +17,7 @@ and encoder:
         --families --out docs/benchmark_results/adaptation_methods_families.json
 
 Each family pretrains a d_model 96, 3-block model (d_ff 384, 4 heads) once on the built-in
-suite's corpus (``task=suite``: 786,432 tokens), then adapts every task it can serve with every
+suite's corpus (``task=suite_all``: 786,432 tokens), then adapts every task it can serve with every
 method. The encoder_decoder splits the blocks, 2 encoder + 1 decoder, and takes the smaller
 d_ff that gives back the decoder block's cross-attention parameters (``matched_d_ff``), so its
 total is within 0.1% of the others'. An encoder cannot generate: it adapts the suite's tasks
@@ -231,7 +231,7 @@ def run_single(args) -> dict:
 def run_families(args, families: list[str]) -> dict:
     """``--families``: one architecture per family, every method on every task it serves."""
     threads = set_threads(args.threads)
-    overrides = [*(TINY if args.tiny else ["task=suite"]), *args.overrides]
+    overrides = [*(TINY if args.tiny else ["task=suite_all"]), *args.overrides]
     cfg, suite = load(overrides)
     size = arch_size(args, TINY_FAMILY_ARCH if args.tiny else FAMILY_ARCH)
     fields = data_fields(suite)

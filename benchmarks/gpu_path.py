@@ -314,7 +314,7 @@ def staged_trial(args, on_gpu: bool, reduced: bool, peaks: dict) -> dict[str, An
     from nas.config.nodes import plain
 
     d_model, n_layer, n_head, d_ff = REDUCED_TRIAL_ARCH if reduced else TRIAL_ARCH
-    overrides = ["task=suite", "storage=memory", *(REDUCED_TRIAL if reduced else [])]
+    overrides = ["task=suite_all", "storage=memory", *(REDUCED_TRIAL if reduced else [])]
     if not reduced:
         overrides.append(f"pretrain.tokens={args.trial_pretrain_tokens}")
     overrides += args.trial_override or []

@@ -132,7 +132,8 @@ def gains(files: list[Path], recipe: str = "default") -> dict:
     return {"sources": [f.name for f in files], "rows": out}
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None, script: str = "benchmarks/task_headroom.py") -> dict:
+    """Run the benchmark; ``script`` is the command its JSON records (a probe that wraps it)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
         "--collect",
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
             f"{rec['skill']:6.3f} {lead:7.1f} {rec['seconds_per_run']:6.1f}"
         )
     doc = {
-        "command": "python benchmarks/task_headroom.py " + " ".join(argv or sys.argv[1:]),
+        "command": f"python {script} " + " ".join(argv or sys.argv[1:]),
         "machine": machine(),
         "seconds": round(time.perf_counter() - started),
         "references": {r.name: r.n_params for r in refs},

@@ -28,7 +28,7 @@ pytestmark = [
 
 def test_tiny_search_runs_every_stage_on_cuda(tmp_path):
     extra = ["n_trials=3", "study_name=gpu", "pruner=none", "trainer.accelerator=gpu"]
-    result = run_search(compose_config("search", tiny_overrides(tmp_path, "suite", extra)))
+    result = run_search(compose_config("search", tiny_overrides(tmp_path, "suite_all", extra)))
     trials = result.study.trials
     assert len(trials) == 3
     # A device bug in a task fails its trial with a TaskError, which the search survives:

@@ -136,3 +136,45 @@ def test_the_pooling_probe_reads_the_token_before_sep_for_decoders_only():
     assert torch.equal(decoder.pool(hidden, mask), hidden[[0, 1], [2, 3]])  # the head: [SEP]
     encoder = SequenceClassificationHead(TransformerConfig(family="encoder"), 2)
     assert torch.equal(pool_before_sep(encoder, hidden, mask), encoder.pool(hidden, mask))
+
+
+def test_the_encdec_probe_reads_decoder_states_for_encoder_decoders_only():
+    import torch
+
+    from benchmarks.encdec_probe import START, DecoderStates, heads_read_decoder, mask_share
+    from lightning_modules import objectives
+    from lightning_modules.config import TransformerConfig
+    from lightning_modules.model import build_model
+    from lightning_modules.tasks.token import TokenTask
+
+    def model(family, **extra):
+        cfg = TransformerConfig(family=family, n_layer=1, d_model=16, n_head=2, d_ff=32,
+                                vocab_size=32, max_seq_len=8, **extra)  # fmt: skip
+        return build_model(cfg).backbone.eval()
+
+    ids, mask = torch.tensor([[5, 6, 7, 0]]), torch.tensor([[1, 1, 1, 0]])
+    encdec, decoder = model("encoder_decoder", n_dec_layer=1), model("decoder")
+    shifted = torch.tensor([[START, 5, 6, 7]])
+    want = encdec.decode(shifted, encdec(ids, attention_mask=mask), mask)
+    assert torch.equal(DecoderStates(encdec)(ids, attention_mask=mask), want)
+
+    seen = []
+    original = TokenTask._logits
+
+    def capture(self, backbone, head, batch):
+        seen.append(type(backbone).__name__)
+
+    TokenTask._logits = capture
+    try:
+        with heads_read_decoder():
+            for backbone in (encdec, decoder):
+                TokenTask._logits(None, backbone, None, {})
+        assert TokenTask._logits is capture  # restored on leaving
+    finally:
+        TokenTask._logits = original
+    assert seen == ["DecoderStates", "Transformer"]
+
+    before = objectives.denoising_loss
+    with mask_share(0.3):
+        assert objectives.denoising_loss.keywords == {"mask_prob": 0.3}
+    assert objectives.denoising_loss is before
