@@ -1,6 +1,7 @@
 """Seconds per stage of one candidate on the default config (built-in suite), and decoding speed.
 
-    OMP_NUM_THREADS=1 python benchmarks/task_stage_times.py                # all five tasks
+    OMP_NUM_THREADS=1 python benchmarks/task_stage_times.py                # the default suite
+    OMP_NUM_THREADS=1 python benchmarks/task_stage_times.py task=suite_all      # all five tasks
     OMP_NUM_THREADS=1 python benchmarks/task_stage_times.py task=[ner,translation] \
         --family prefix_lm --d-model 128 --n-layer 2 --d-ff 512
     OMP_NUM_THREADS=1 python benchmarks/task_stage_times.py --decode-only  # cache vs recompute

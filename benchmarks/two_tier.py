@@ -1,7 +1,7 @@
 """The two-tier search's cost and its screen's validity: screened candidates per CPU-hour and rank.
 
-The default search config (Hydra compose of ``conf/search.yaml``: the ``small`` space, the built-in
-suite of five tasks, the default budgets and strategy settings), as ``benchmarks/supernet_rank.py``
+The default search config (Hydra compose of ``conf/search.yaml``: the ``small`` space, the default
+suite of tasks, the default budgets and strategy settings), as ``benchmarks/supernet_rank.py``
 composes it, with its cache (``--cache-dir``: the same super-network and standalone runs serve
 both benchmarks):
 
