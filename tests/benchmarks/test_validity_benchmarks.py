@@ -193,8 +193,8 @@ def test_the_encdec_probe_adds_encoder_mlm_to_the_encoder_decoder_only():
 
     def model(family, **extra):
         torch.manual_seed(0)
-        return build_model(TransformerConfig(family=family, n_layer=1, d_model=16, n_head=2,
-                                             d_ff=32, vocab_size=32, max_seq_len=8, **extra))  # fmt: skip
+        size = {"n_layer": 1, "d_model": 16, "n_head": 2, "d_ff": 32, "vocab_size": 32}
+        return build_model(TransformerConfig(family=family, max_seq_len=8, **size, **extra))
 
     def gen():
         return torch.Generator().manual_seed(1)

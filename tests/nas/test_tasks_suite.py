@@ -12,8 +12,8 @@ from lightning_modules.tasks import SequenceTask
 from nas.config.errors import ConfigError
 from nas.config.families import allowed_families, task_families
 from nas.engine.run import load_suite, run_search, run_train
-from tests.conftest import compose_config
 from search_spaces import SearchSpaceError
+from tests.conftest import compose_config
 
 State = optuna.trial.TrialState
 SUITE = ["sentiment", "ner", "qa", "translation", "summarization"]
