@@ -162,6 +162,15 @@ TABLES: list[Table] = [
         {k: ((f"{k}.mean", f"{k}.low", f"{k}.high"), interval)
          for k in ("adaptability", "translation", "summarization", "sentiment")},
     ),
+    # tasks.md: the reference designs' pretraining gain in the default suite
+    Table(
+        "docs/tasks.md", "| design | adaptability | gain / sd | qa | ner | translation |",
+        "pretraining_gain_default_suite.json", "rows",
+        lambda r: {"gpt2": "GPT-2-like", "llama": "Llama-like", "t5": "T5-like"}[r["design"]],
+        {"gain / sd": (("adaptability.mean", "adaptability.sd"), lambda m, sd: f"{m / sd:.1f}"),
+         **{k: ((f"{k}.mean", f"{k}.low", f"{k}.high"), interval)
+            for k in ("adaptability", "qa", "ner", "translation")}},
+    ),
     # validity.md: the default search, five seeds
     Table(
         VALIDITY, "| seed | winner | adaptability (3 seeds) | verdict on test |",
