@@ -9,11 +9,9 @@ covering 15% of the text, the decoder rebuilding the whole block). Two changes, 
   token (``[SEP]``, as in pretraining) and attends over the encoder's states of the same input,
   so position t's state is the one that predicted token t in pretraining.
 * ``--mask-share S``: pretraining corrupts a share S of the text (BART's default is 0.3).
-* ``--encoder-mlm``: pretraining adds BERT's masked-LM loss on the encoder's own states
-  (``masked_lm_loss``: the encoder reads the block with 15% of its tokens masked in place and
-  predicts them through the shared output layer) to the infilling loss, so the states that the
-  heads read get an objective of their own (one more encoder pass a step: more compute for the
-  same tokens).
+
+(``pretrain.encoder_mlm=true``, BERT's masked LM on the encoder's own states beside infilling,
+is a setting of the framework: ``task_headroom.py --override pretrain.encoder_mlm=true``.)
 
 This runs ``task_headroom.py`` with the change, so its output compares cell for cell with a
 ``task_headroom.py`` run of the same arguments (the untrained rows of ``--mask-share`` runs
@@ -40,7 +38,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from benchmarks import task_headroom  # noqa: E402
-from lightning_modules import objectives, pretrain  # noqa: E402
+from lightning_modules import objectives  # noqa: E402
 from lightning_modules.data.tokenizer import SEP, SPECIAL_TOKENS  # noqa: E402
 from lightning_modules.tasks import classification, span, token  # noqa: E402
 
@@ -97,44 +95,19 @@ def mask_share(share: float) -> Iterator[None]:
         objectives.denoising_loss = original
 
 
-@contextlib.contextmanager
-def encoder_mlm() -> Iterator[None]:
-    """Within: an ``encoder_decoder`` pretrains on infilling plus masked LM on its encoder."""
-    original = objectives.pretraining_loss
-
-    def pretraining_loss(model, block, special_ids, generator=None):
-        loss = original(model, block, special_ids, generator=generator)
-        if model.cfg.family == "encoder_decoder":
-            loss = loss + objectives.masked_lm_loss(
-                model, block, special_ids["mask"], special_ids["n_special"], generator=generator
-            )
-        return loss
-
-    objectives.pretraining_loss = pretrain.pretraining_loss = pretraining_loss  # pretrain: by name
-    try:
-        yield
-    finally:
-        objectives.pretraining_loss = pretrain.pretraining_loss = original
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], add_help=False)
     p.add_argument("--heads-read", choices=("encoder", "decoder"), default="encoder")
     p.add_argument("--mask-share", type=float, default=None)
-    p.add_argument("--encoder-mlm", action="store_true")
     args, rest = p.parse_known_args(argv)
     mine = ["--heads-read", args.heads_read]
     if args.mask_share is not None:
         mine += ["--mask-share", f"{args.mask_share:g}"]
-    if args.encoder_mlm:
-        mine.append("--encoder-mlm")
     with contextlib.ExitStack() as stack:
         if args.heads_read == "decoder":
             stack.enter_context(heads_read_decoder())
         if args.mask_share is not None:
             stack.enter_context(mask_share(args.mask_share))
-        if args.encoder_mlm:
-            stack.enter_context(encoder_mlm())
         return task_headroom.main(rest, script="benchmarks/encdec_probe.py " + " ".join(mine))
 
 

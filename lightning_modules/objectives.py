@@ -136,12 +136,28 @@ def denoising_loss(
     return F.cross_entropy(logits.flatten(0, 1).float(), x.flatten())
 
 
-def pretraining_loss(model, block: Tensor, special_ids: dict[str, int], generator=None) -> Tensor:
-    """The objective that matches ``model.cfg.family``."""
+def pretraining_loss(
+    model,
+    block: Tensor,
+    special_ids: dict[str, int],
+    generator=None,
+    encoder_mlm: bool = False,
+) -> Tensor:
+    """The objective that matches ``model.cfg.family``.
+
+    ``encoder_mlm`` (``pretrain.encoder_mlm``) adds, for an ``encoder_decoder`` only, BERT's
+    masked-LM loss on the encoder's own states to text infilling: the states its task heads read
+    then get an objective of their own, not only what the decoder's cross-attention asks of them.
+    """
     family = model.cfg.family
     if family == "encoder_decoder":
         start = special_ids.get("sep", SPECIAL_TOKENS.index(SEP))
-        return denoising_loss(model, block, special_ids["mask"], start, generator=generator)
+        loss = denoising_loss(model, block, special_ids["mask"], start, generator=generator)
+        if encoder_mlm:
+            loss = loss + masked_lm_loss(
+                model, block, special_ids["mask"], special_ids["n_special"], generator=generator
+            )
+        return loss
     if family == "decoder":
         return causal_lm_loss(model, block)
     if family == "encoder":

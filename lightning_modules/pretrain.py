@@ -23,6 +23,8 @@ class PretrainModule(pl.LightningModule):
         warmup_frac: Share of steps spent warming up.
         diverge_factor: The run diverged when the loss exceeds this many times ``ln(vocab)``
             (a uniform guess); NaN/inf always counts.
+        encoder_mlm: An ``encoder_decoder`` adds masked LM on its encoder to text infilling
+            (``pretraining_loss``); the other families ignore it.
     """
 
     def __init__(
@@ -34,10 +36,12 @@ class PretrainModule(pl.LightningModule):
         total_steps: int = 1000,
         warmup_frac: float = 0.1,
         diverge_factor: float = 3.0,
+        encoder_mlm: bool = False,
     ):
         super().__init__()
         self.model = model
         self.special_ids = special_ids
+        self.encoder_mlm = encoder_mlm
         self.lr, self.weight_decay, self.total_steps = lr, weight_decay, total_steps
         self.warmup_frac = warmup_frac
         self.loss_limit = diverge_factor * math.log(model.cfg.vocab_size)
@@ -47,8 +51,13 @@ class PretrainModule(pl.LightningModule):
         self._val_n = 0
         self._log_steps = True  # set for each fit in on_train_start
 
+    def _loss(self, batch, generator=None):
+        return pretraining_loss(
+            self.model, batch, self.special_ids, generator=generator, encoder_mlm=self.encoder_mlm
+        )
+
     def training_step(self, batch, batch_idx):
-        loss = pretraining_loss(self.model, batch, self.special_ids)
+        loss = self._loss(batch)
         # One read of the value per step (a device sync on a GPU), shared by both uses.
         self.train_losses.append(check_loss(loss, self.loss_limit, "pretrain", self.global_step))
         if self._log_steps:
@@ -64,7 +73,7 @@ class PretrainModule(pl.LightningModule):
         self._val_gen = torch.Generator().manual_seed(1234)
 
     def validation_step(self, batch, batch_idx):
-        loss = pretraining_loss(self.model, batch, self.special_ids, generator=self._val_gen)
+        loss = self._loss(batch, self._val_gen)
         self._val_sum += float(loss) * batch.shape[0]
         self._val_n += batch.shape[0]
 
@@ -87,7 +96,7 @@ class PretrainModule(pl.LightningModule):
         try:
             for i in range(0, len(blocks), batch_size):
                 batch = blocks[i : i + batch_size].to(self.device)  # (B, seq_len + 1)
-                loss = pretraining_loss(self.model, batch, self.special_ids, generator=gen)
+                loss = self._loss(batch, gen)
                 total += float(loss) * batch.shape[0]
                 n += batch.shape[0]
         finally:

@@ -464,6 +464,8 @@ class PretrainConfig(Checked):
     lr: float = rule(MISSING, **NONNEGATIVE)  # 0 keeps the initial weights (tests of init_from do)
     weight_decay: float = rule(MISSING, **NONNEGATIVE)
     warmup_frac: float = rule(MISSING, **FRACTION)
+    # encoder_decoder only: masked LM on the encoder's states beside text infilling.
+    encoder_mlm: bool = rule(False, kind=bool)
 
 
 @dataclass

@@ -343,6 +343,7 @@ def pretrain(
         weight_decay=float(p["weight_decay"]),
         total_steps=steps,
         warmup_frac=float(p["warmup_frac"]),
+        encoder_mlm=bool(p.get("encoder_mlm", False)),
     )
     batch = int(p["batch_size"])
     extra = _deadline_callbacks(deadline, "pretrain")

@@ -178,34 +178,3 @@ def test_the_encdec_probe_reads_decoder_states_for_encoder_decoders_only():
     with mask_share(0.3):
         assert objectives.denoising_loss.keywords == {"mask_prob": 0.3}
     assert objectives.denoising_loss is before
-
-
-def test_the_encdec_probe_adds_encoder_mlm_to_the_encoder_decoder_only():
-    import torch
-
-    from benchmarks.encdec_probe import encoder_mlm
-    from lightning_modules import objectives, pretrain
-    from lightning_modules.config import TransformerConfig
-    from lightning_modules.model import build_model
-
-    ids = {"mask": 4, "n_special": 7}
-    block = torch.randint(7, 32, (2, 9), generator=torch.Generator().manual_seed(0))
-
-    def model(family, **extra):
-        torch.manual_seed(0)
-        size = {"n_layer": 1, "d_model": 16, "n_head": 2, "d_ff": 32, "vocab_size": 32}
-        return build_model(TransformerConfig(family=family, max_seq_len=8, **size, **extra))
-
-    def gen():
-        return torch.Generator().manual_seed(1)
-
-    encdec, decoder = model("encoder_decoder", n_dec_layer=1), model("decoder")
-    g = gen()
-    want = objectives.pretraining_loss(encdec, block, ids, generator=g)
-    want = want + objectives.masked_lm_loss(encdec, block, 4, 7, generator=g)
-    original = pretrain.pretraining_loss
-    with encoder_mlm():
-        assert torch.equal(pretrain.pretraining_loss(encdec, block, ids, generator=gen()), want)
-        got = pretrain.pretraining_loss(decoder, block, ids, generator=gen())
-        assert torch.equal(got, original(decoder, block, ids, generator=gen()))
-    assert pretrain.pretraining_loss is original and objectives.pretraining_loss is original

@@ -66,3 +66,38 @@ def test_denoising_pretraining_learns_and_reaches_every_parameter():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def _tiny(family: str, **extra):
+    torch.manual_seed(0)
+    size = {"n_layer": 1, "d_model": 16, "n_head": 2, "d_ff": 32, "vocab_size": 40}
+    return build_model(TransformerConfig(family=family, max_seq_len=8, **size, **extra))
+
+
+def test_encoder_mlm_adds_masked_lm_on_the_encoder_of_an_encoder_decoder_only():
+    from lightning_modules.objectives import masked_lm_loss
+    from lightning_modules.pretrain import PretrainModule
+
+    block = torch.randint(7, 40, (4, 9), generator=torch.Generator().manual_seed(0))
+    encdec = _tiny("encoder_decoder", n_dec_layer=1)
+    g = torch.Generator().manual_seed(1)  # infilling draws first, then the masked LM
+    infilling = pretraining_loss(encdec, block, SPECIAL_IDS, generator=g)
+    both = infilling + masked_lm_loss(encdec, block, MASK, 7, generator=g)
+    got = pretraining_loss(
+        encdec, block, SPECIAL_IDS, generator=torch.Generator().manual_seed(1), encoder_mlm=True
+    )
+    assert torch.equal(got, both) and float(got.detach()) > float(infilling.detach())
+    # The encoder gets a gradient from the masked LM alone: its states are read by the heads.
+    encdec.zero_grad()
+    masked_lm_loss(encdec, block, MASK, 7, generator=torch.Generator().manual_seed(2)).backward()
+    assert encdec.backbone.blocks[0].attn.qkv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in encdec.backbone.dec_blocks.parameters())
+    # Another family ignores the setting.
+    decoder = _tiny("decoder")
+    assert torch.equal(
+        pretraining_loss(decoder, block, SPECIAL_IDS, encoder_mlm=True),
+        pretraining_loss(decoder, block, SPECIAL_IDS),
+    )
+    # The Lightning module passes it on, in training and in its held-out loss.
+    on, off = (PretrainModule(encdec, SPECIAL_IDS, encoder_mlm=m) for m in (True, False))
+    assert on.held_out_loss(block, 2) > off.held_out_loss(block, 2)

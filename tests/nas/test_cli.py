@@ -76,6 +76,15 @@ def test_the_schema_rejects_a_misspelt_key_in_a_group_file(tmp_path):
     assert line == "in storage/mine: unknown key 'storage.ulr' (did you mean storage.url?)"
 
 
+def test_a_bad_value_on_the_command_line_is_one_line_and_writes_nothing(tmp_path):
+    done = run("search.py", f"paths.root={tmp_path}", "pretrain.encoder_mlm=maybe")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "adaptnas: error: pretrain.encoder_mlm=maybe: Value 'maybe' is not a valid bool (type str)"
+    )
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_search_then_resume_from_the_command_line(tmp_path):
     common = tiny_overrides(tmp_path, task="qa")
