@@ -164,9 +164,11 @@ TABLES: list[Table] = [
     ),
     # tasks.md: the reference designs' pretraining gain in the default suite
     Table(
-        "docs/tasks.md", "| design | adaptability | gain / sd | qa | ner | translation |",
-        "pretraining_gain_default_suite.json", "rows",
-        lambda r: {"gpt2": "GPT-2-like", "llama": "Llama-like", "t5": "T5-like"}[r["design"]],
+        "docs/tasks.md", "| design (pretraining) | adaptability | gain / sd | qa | ner |",
+        "pretraining_gain_t5_encoder_mlm.json", "rows",
+        lambda r: {"gpt2": "GPT-2-like", "llama": "Llama-like"}.get(r["design"]) or {
+            "task_headroom_default_suite.json": "T5-like (infilling only)",
+            "task_headroom_t5_encoder_mlm.json": "T5-like (infilling + encoder MLM)"}[r["run"]],
         {"gain / sd": (("adaptability.mean", "adaptability.sd"), lambda m, sd: f"{m / sd:.1f}"),
          **{k: ((f"{k}.mean", f"{k}.low", f"{k}.high"), interval)
             for k in ("adaptability", "qa", "ner", "translation")}},
