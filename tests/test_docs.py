@@ -202,6 +202,23 @@ TABLES: list[Table] = [
             "x4 budget": ("large.adaptability.mean", ".3f"),
         },
     ),
+    # validity.md: a search of the default suite, validated
+    Table(
+        VALIDITY, "| rank (default suite) | trial | architecture | params |",
+        "validity_default_suite_study.json", "architectures", lambda a: str(a["search_rank"]),
+        {
+            "trial": ("trial", "{}"),
+            "architecture": ("describe", "{}"),
+            "params": ("n_params", kilo),
+            "search (3 seeds)": ("search_score", ".3f"),
+            "pretrained (3 new seeds)": (
+                ("pretrained.adaptability.mean", "pretrained.adaptability.sd"), mean_sd),
+            "not pretrained": (
+                ("not_pretrained.adaptability.mean", "not_pretrained.adaptability.sd"), mean_sd),
+            "gain": ("gain.adaptability.mean", "+.3f"),
+            "x4 budget": ("large.adaptability.mean", ".3f"),
+        },
+    ),
     # validity.md: eight architectures ranked at x4, and the same eight at NER lr 1e-3
     Table(
         VALIDITY, "| trial | architecture | pretrained (2 seeds) | not pretrained | gain |",
