@@ -26,7 +26,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from nas.config.compose import CONF_DIR  # noqa: E402
 from nas.engine.run import check_config, load_suite  # noqa: E402
 
-SUITES = {"builtin": [], "real_suite": ["experiment=real_suite"]}
+SUITES = {"builtin": ["task=suite_all"], "real_suite": ["experiment=real_suite"]}
 
 
 def floors(overrides: list[str]) -> list[dict]:

@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None, script: str = "benchmarks/task_headroom.
     run = OmegaConf.to_container(cfg, resolve=True)
     suite = load_suite(cfg)
     tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
+    if missing := [t for t in tasks if t not in suite.tasks]:
+        p.error(
+            f"--tasks {','.join(missing)}: not in the suite ({', '.join(suite.tasks)}); "
+            "the five built-in tasks are --override task=suite_all"
+        )
     space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
     designs = "auto" if args.designs == "auto" else args.designs.split(",")
     refs, skipped = references.build(space, data_fields(suite), designs)

@@ -465,7 +465,7 @@ class PretrainConfig(Checked):
     weight_decay: float = rule(MISSING, **NONNEGATIVE)
     warmup_frac: float = rule(MISSING, **FRACTION)
     # encoder_decoder only: masked LM on the encoder's states beside text infilling.
-    encoder_mlm: bool = rule(False, kind=bool)
+    encoder_mlm: bool = rule(True, kind=bool)
 
 
 @dataclass

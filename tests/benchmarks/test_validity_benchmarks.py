@@ -114,12 +114,22 @@ def test_headroom_gains_pair_pretrained_and_untrained_test_scores_by_seed(tmp_pa
 def test_headroom_quick_runs_every_reference_on_every_task(tmp_path):
     out = tmp_path / "h.json"
     doc = task_headroom.main(["--quick", "--seeds", "2", "--tasks", "sentiment,ner",
-                              "--recipes", "default;lr=3e-3", "--json", str(out)])  # fmt: skip
+                              "--recipes", "default;lr=3e-3", "--json", str(out),
+                              "--override", "task=suite_all"])  # fmt: skip
     keys = {(r["design"], r["task"], r["recipe"]) for r in doc["rows"]}
     assert keys == {(d, t, r) for d in doc["references"] for t in ("sentiment", "ner")
                     for r in ("default", "lr=3e-3")}  # fmt: skip
     assert all(len(r["scores"]) == 2 for r in doc["rows"])
     assert json.loads(out.read_text())["schema"] == 1
+
+
+def test_headroom_names_a_task_outside_the_suite_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        task_headroom.main(["--quick", "--tasks", "sentiment"])
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "--tasks sentiment: not in the suite (qa, ner, translation); "
+        "the five built-in tasks are --override task=suite_all"
+    )
 
 
 def test_the_pooling_probe_reads_the_token_before_sep_for_decoders_only():

@@ -180,8 +180,8 @@ ROWS = [
     ),
     Row(
         "task-steps-not-a-number",
-        ("tasks.sentiment.steps=many",),
-        "tasks.sentiment.steps='many' must be a positive integer (or null)",
+        ("tasks.qa.steps=many",),
+        "tasks.qa.steps='many' must be a positive integer (or null)",
     ),
     Row(
         "task-selected-twice",
