@@ -126,9 +126,14 @@ def test_headroom_quick_runs_every_reference_on_every_task(tmp_path):
 def test_headroom_names_a_task_outside_the_suite_in_one_line(capsys):
     with pytest.raises(SystemExit):
         task_headroom.main(["--quick", "--tasks", "sentiment"])
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
-        "--tasks sentiment: not in the suite (qa, ner, translation); "
-        "the five built-in tasks are --override task=suite_all"
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .endswith(
+            "--tasks sentiment: not in the suite (qa, ner, translation); "
+            "the five built-in tasks are --override task=suite_all"
+        )
     )
 
 
