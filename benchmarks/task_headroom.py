@@ -182,13 +182,13 @@ def main(argv: list[str] | None = None, script: str = "benchmarks/task_headroom.
         cfg = compose("search", overrides=overrides)
     check_config(cfg)
     run = OmegaConf.to_container(cfg, resolve=True)
-    suite = load_suite(cfg)
-    tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
-    if missing := [t for t in tasks if t not in suite.tasks]:
+    tasks = args.tasks.split(",") if args.tasks else list(run["tasks"])
+    if missing := [t for t in tasks if t not in run["tasks"]]:  # before building the suite
         p.error(
-            f"--tasks {','.join(missing)}: not in the suite ({', '.join(suite.tasks)}); "
+            f"--tasks {','.join(missing)}: not in the suite ({', '.join(run['tasks'])}); "
             "the five built-in tasks are --override task=suite_all"
         )
+    suite = load_suite(cfg)
     space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
     designs = "auto" if args.designs == "auto" else args.designs.split(",")
     refs, skipped = references.build(space, data_fields(suite), designs)

@@ -343,6 +343,7 @@ def pretrain(
         weight_decay=float(p["weight_decay"]),
         total_steps=steps,
         warmup_frac=float(p["warmup_frac"]),
+        # A run config saved before the setting existed (an old study's) ran infilling alone.
         encoder_mlm=bool(p.get("encoder_mlm", False)),
     )
     batch = int(p["batch_size"])
