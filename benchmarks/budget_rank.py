@@ -1,0 +1,400 @@
+"""Does the search budget rank architectures as a larger budget does? Kendall tau over many.
+
+The default search config (Hydra compose of ``conf/search.yaml``: the ``small`` space, the default
+suite, the default budgets) is composed once; then:
+
+1. ``--archs`` distinct architectures are drawn uniformly from the default space (Optuna's
+   ``RandomSampler`` seeded by ``--draw-seed``, through ``SearchSpace.sample`` exactly as a trial
+   samples; every family of the space can be drawn, encoder-decoders included);
+2. each runs the plain staged trial (``nas.trial.run.run_trial``: own pretraining, adaptation per
+   task) at the **default budget** and at ``--scale`` times it (``nas.validity.study.scale_budget``:
+   pretraining tokens and adaptation steps multiplied, data and learning rates unchanged), with
+   model seed ``--seed``; with ``--seeds 2`` a second default-budget run per architecture
+   (model seed and few-shot draw ``--seed + 100``) gives the seed-to-seed agreement: the ceiling
+   that noise puts on any rank agreement at this budget;
+3. reported: Kendall tau and Spearman between the default-budget and the scaled adaptability with
+   bootstrap 95% intervals (``nas.validity.statistics.rank_agreement``), the same between the two
+   default-budget seeds and between their mean and the scaled score, the families drawn, and the
+   CPU seconds of every run.
+
+Every finished run is cached in ``--cache-dir`` (keyed by the architecture, budget, seed and the
+settings that shape the run), so a killed benchmark resumes, and two processes can share the work:
+``--shard 0/2`` and ``--shard 1/2`` run disjoint architectures into the same cache; a run without
+``--shard`` then finds everything cached and writes the summary. Runs go in passes (every
+architecture's default run, then its scaled run, then its second seed), so a partial cache still
+gives a ranking over every architecture.
+
+    python benchmarks/budget_rank.py --threads 1 --archs 24 --seeds 2          # the default suite
+    python benchmarks/budget_rank.py --quick                                   # tiny: a smoke test
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import supernet_rank as sr  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    DEFAULT_OUT,
+    base_parser,
+    machine,
+    print_table,
+    run_and_write,
+    set_threads,
+    warn_if_loaded,
+)
+from benchmarks.overhead import QUICK_OVERRIDES, compose  # noqa: E402
+
+TARGET_TAU = 0.6  # issue: Kendall tau >= 0.6 over >= 20 architectures ...
+TARGET_LOW = 0.4  # ... with the bootstrap interval's lower end >= 0.4
+SEED_STRIDE = 100  # the second seed: seed + 100 (never another run's seed)
+DEFAULT_CACHE = DEFAULT_OUT.parent / "budget_rank_cache"
+
+
+# ---- pure parts -------------------------------------------------------------------------------
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``; ``None`` -> ``(0, 1)`` (every architecture).
+
+    Raises:
+        ValueError: not ``i/n`` with ``0 <= i < n``.
+    """
+    if text is None:
+        return 0, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected i/n, e.g. 0/2") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: needs 0 <= i < n")
+    return i, n
+
+
+def plan(n_archs: int, seeds: int, shard: tuple[int, int]) -> list[tuple[int, str, int]]:
+    """The runs of this process, in passes: ``(arch index, "default" | "scaled", seed slot)``.
+
+    Every architecture's default run first, then its scaled run, then its further seeds: a
+    benchmark stopped early still ranks every architecture it started.
+    """
+    i, n = shard
+    mine = [a for a in range(n_archs) if a % n == i]
+    runs = [(a, "default", 0) for a in mine] + [(a, "scaled", 0) for a in mine]
+    for s in range(1, seeds):
+        runs += [(a, "default", s) for a in mine]
+    return runs
+
+
+def complete(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """The rows with a number under every one of ``keys``."""
+    return [r for r in rows if all(r.get(k) is not None for k in keys)]
+
+
+def agreement(rows: list[dict[str, Any]], a: str, b: str, rank_agreement) -> dict[str, Any]:
+    """``rank_agreement`` between columns ``a`` and ``b`` over the rows that have both."""
+    both = complete(rows, a, b)
+    out = rank_agreement([r[a] for r in both], [r[b] for r in both])
+    return {**out, "labels": [r["label"] for r in both]}
+
+
+def meets(rank: dict[str, Any], n_min: int = 20) -> bool:
+    """The issue's bar: n >= 20, tau >= 0.6, the interval's lower end >= 0.4."""
+    tau, ci = rank.get("kendall_tau"), rank.get("kendall_tau_ci")
+    return bool(
+        rank.get("n", 0) >= n_min
+        and tau is not None
+        and tau >= TARGET_TAU
+        and ci
+        and ci[0] >= TARGET_LOW
+    )
+
+
+# ---- running ----------------------------------------------------------------------------------
+def draw_archs(space, suite, n: int, draw_seed: int):
+    """``n`` distinct architectures of ``space`` drawn as a random-sampler trial draws them."""
+    import optuna
+
+    from lightning_modules.config import ArchitectureError, TransformerConfig
+    from nas.trial.run import data_fields
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=draw_seed))
+    fields = data_fields(suite)
+
+    def draw():
+        while True:
+            trial = study.ask()
+            try:
+                return TransformerConfig.from_dict(space.sample(trial, **fields))
+            except ArchitectureError:  # a draw the space allows but no model can be (skipped)
+                continue
+
+    return sr.draw_distinct(draw, n)
+
+
+def setup(cfg):
+    """The run config (plain), the default space restricted to the suite's tasks, the suite."""
+    from nas.config.families import restrict_to_tasks
+    from nas.config.nodes import plain
+    from nas.engine.run import load_suite
+    from nas.trial.resources import prepare_process
+    from search_spaces import load_space
+
+    prepare_process()
+    run = plain(cfg)
+    space = restrict_to_tasks(load_space(str(cfg.search_space)), run["tasks"])
+    return run, space, load_suite(cfg)
+
+
+def run_of(arch, run_cfg, seed: int, budget: str, scale: float) -> tuple[dict[str, Any], str]:
+    """The run config of ``arch`` at one budget and seed, and its cache key."""
+    from nas.validity.study import drawn, scale_budget
+
+    cfg = drawn(run_cfg, seed) if seed != int(run_cfg["seed"]) else run_cfg
+    if budget == "scaled":
+        cfg = scale_budget(cfg, scale)
+    shape = {k: cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective", "trainer")}
+    return cfg, sr.key_of("budget_rank", arch.to_dict(), seed, shape)
+
+
+def one_run(cache, arch, suite, run_cfg, seed: int, budget: str, scale: float) -> dict[str, Any]:
+    """The staged trial of ``arch`` at one budget and seed, from ``cache`` when it ran before."""
+    cfg, key = run_of(arch, run_cfg, seed, budget, scale)
+    rec = cache.get(key)
+    if rec is None:
+        try:
+            rec = sr._trial(arch, suite, cfg, seed)
+        except Exception as err:  # one run; the summary says n, the rest goes on
+            rec = {"adaptability": None, "failed": f"{type(err).__name__}: {err}"}
+        cache.put(key, rec)
+    return rec
+
+
+def run(args) -> dict[str, Any]:
+    """Draw, run this process's share, summarise what the cache holds; returns the payload."""
+    import optuna
+
+    from nas.validity.statistics import rank_agreement
+
+    threads = set_threads(args.threads)
+    warn_if_loaded()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    logging.getLogger("adaptnas").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    cache = sr.Cache(args.cache_dir)
+    overrides = [
+        f"threads={threads}",
+        f"seed={args.seed}",
+        f"paths.root={cache.root}",
+        *(QUICK_OVERRIDES if args.quick else []),
+        *args.overrides,
+    ]
+    cfg = compose(overrides)
+    run_cfg, space, suite = setup(cfg)
+    archs = draw_archs(space, suite, args.archs, args.draw_seed)
+    seeds = [args.seed + SEED_STRIDE * s for s in range(args.seeds)]
+    todo = plan(len(archs), args.seeds, parse_shard(args.shard))
+    for k, (a, budget, slot) in enumerate(todo, start=1):
+        t0 = time.perf_counter()
+        rec = one_run(cache, archs[a], suite, run_cfg, seeds[slot], budget, args.scale)
+        score = rec.get("adaptability")
+        print(
+            f"[{k}/{len(todo)}] A{a} {budget} seed {seeds[slot]}: "
+            f"{'failed' if score is None else f'{score:.4f}'} "
+            f"({time.perf_counter() - t0:.0f} s)  {archs[a].describe()}",
+            flush=True,
+        )
+    if args.shard is not None:
+        return {"shard": args.shard, "runs": len(todo)}
+
+    rows = []
+    for a, arch in enumerate(archs):
+        runs = {
+            "default": one_run_cached(cache, arch, run_cfg, seeds[0], "default", args.scale),
+            "scaled": one_run_cached(cache, arch, run_cfg, seeds[0], "scaled", args.scale),
+            "seeds": [
+                one_run_cached(cache, arch, run_cfg, s, "default", args.scale) for s in seeds[1:]
+            ],
+        }
+        default = (runs["default"] or {}).get("adaptability")
+        second = [(r or {}).get("adaptability") for r in runs["seeds"]]
+        all_default = [x for x in [default, *second] if x is not None]
+        rows.append(
+            {
+                "label": f"A{a}",
+                "arch": arch.describe(),
+                "family": arch.family,
+                "config": arch.to_dict(),
+                "n_params": arch.num_params(),
+                "default": default,
+                "scaled": (runs["scaled"] or {}).get("adaptability"),
+                "second_seed": second[0] if second else None,
+                "default_mean": statistics.fmean(all_default)
+                if len(all_default) == args.seeds
+                else None,
+                "runs": runs,
+            }
+        )
+    return summarise(rows, args, cfg, overrides, rank_agreement)
+
+
+def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale: float) -> dict | None:
+    """The cached record of one run, or ``None`` when it has not run (never runs it)."""
+    return cache.get(run_of(arch, run_cfg, seed, budget, scale)[1])
+
+
+def summarise(rows, args, cfg, overrides, rank_agreement) -> dict[str, Any]:
+    """The JSON payload: settings, every row, the rank agreements, the costs."""
+    from nas.config.nodes import plain
+
+    run_cfg = plain(cfg)
+    families: dict[str, int] = {}
+    for r in rows:
+        families[r["family"]] = families.get(r["family"], 0) + 1
+    rank = agreement(rows, "default", "scaled", rank_agreement)
+    cpu = {
+        budget: [r["runs"][budget]["cpu_s"] for r in rows if (r["runs"][budget] or {}).get("cpu_s")]
+        for budget in ("default", "scaled")
+    }
+    payload = {
+        "benchmark": "budget_rank",
+        "command": "python benchmarks/budget_rank.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "settings": {
+            "overrides": overrides,
+            "archs": args.archs,
+            "draw_seed": args.draw_seed,
+            "seeds": [args.seed + SEED_STRIDE * s for s in range(args.seeds)],
+            "scale": args.scale,
+            "search_space": str(cfg.search_space),
+            "tasks": list(run_cfg["tasks"]),
+            "adaptability": run_cfg["objective"]["adaptability"],
+            "pretrain_tokens": int(run_cfg["pretrain"]["tokens"]),
+            "finetune_steps": int(run_cfg["finetune"]["steps"]),
+            "clock": "process CPU seconds",
+        },
+        "families": families,
+        "archs": rows,
+        "rank": rank,
+        "rank_seed_to_seed": agreement(rows, "default", "second_seed", rank_agreement),
+        "rank_mean_vs_scaled": agreement(rows, "default_mean", "scaled", rank_agreement),
+        "failed": [r["label"] for r in rows if r["default"] is None or r["scaled"] is None],
+        "cpu_s": {k: statistics.fmean(v) if v else None for k, v in cpu.items()},
+        "targets": {"tau": TARGET_TAU, "tau_ci_low": TARGET_LOW, "archs": 20, "met": meets(rank)},
+    }
+    _print(payload)
+    return payload
+
+
+def _f(v, spec=".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _ci(ci) -> str:
+    return "-" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _print(p: dict[str, Any]) -> None:
+    s = p["settings"]
+    print(
+        f"\n{len(p['archs'])} architectures of '{s['search_space']}' ({p['families']}), "
+        f"tasks {s['tasks']}, default budget against x{s['scale']:g}"
+    )
+    print_table(
+        ["arch", "family", "params", "default", "2nd seed", f"x{s['scale']:g}", "description"],
+        [
+            [
+                r["label"],
+                r["family"],
+                r["n_params"],
+                _f(r["default"]),
+                _f(r["second_seed"]),
+                _f(r["scaled"]),
+                r["arch"],
+            ]
+            for r in p["archs"]
+        ],
+    )
+    print()
+    rows = []
+    for name, key in (
+        (f"default vs x{s['scale']:g}", "rank"),
+        ("default seed vs seed", "rank_seed_to_seed"),
+        (f"default seed mean vs x{s['scale']:g}", "rank_mean_vs_scaled"),
+    ):
+        r = p[key]
+        rows.append(
+            [
+                name,
+                r["n"],
+                _f(r.get("kendall_tau")),
+                _ci(r.get("kendall_tau_ci")),
+                _f(r.get("spearman")),
+                _ci(r.get("spearman_ci")),
+            ]
+        )
+    print_table(["agreement", "n", "Kendall tau", "95% CI", "Spearman", "95% CI"], rows)
+    print(
+        f"\ncost (CPU s per run): default {_f(p['cpu_s']['default'], '.0f')}, "
+        f"x{s['scale']:g} {_f(p['cpu_s']['scaled'], '.0f')}; failed runs: {p['failed'] or 'none'}"
+    )
+    t = p["targets"]
+    print(
+        f"target (tau >= {t['tau']}, interval's lower end >= {t['tau_ci_low']}, "
+        f">= {t['archs']} architectures): {'met' if t['met'] else 'not met'}"
+    )
+
+
+def build_parser():
+    """The command-line options."""
+    p = base_parser("budget_rank", __doc__.split("\n\n")[0])
+    p.add_argument("--archs", type=int, default=24, help="architectures drawn (distinct)")
+    p.add_argument("--seeds", type=int, default=1, help="default-budget seeds per architecture")
+    p.add_argument("--seed", type=int, default=0, help="model seed (cfg.seed)")
+    p.add_argument("--draw-seed", type=int, default=0, help="seed of the architecture draw")
+    p.add_argument("--scale", type=float, default=4.0, help="the larger budget's multiplier")
+    p.add_argument("--shard", default=None, help="i/n: run only architectures with index %% n == i")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help=f"finished runs (default: {DEFAULT_CACHE}_<default|quick>)",
+    )
+    p.add_argument("--verbose", action="store_true", help="adaptnas progress logs")
+    p.add_argument("overrides", nargs="*", help="more Hydra overrides")
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print its tables, write its JSON; returns the payload."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.archs < 2:
+        parser.error(f"--archs {args.archs}: a rank correlation needs at least 2")
+    if args.seeds < 1:
+        parser.error(f"--seeds {args.seeds}: at least 1")
+    if args.scale <= 0:
+        parser.error(f"--scale {args.scale}: must be above 0")
+    try:
+        parse_shard(args.shard)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.quick and args.archs == parser.get_default("archs"):
+        args.archs = 4
+    if args.threads is None:
+        args.threads = 1
+    if args.cache_dir is None:
+        args.cache_dir = Path(f"{DEFAULT_CACHE}_{'quick' if args.quick else 'default'}")
+    if args.shard is not None:
+        payload = run(args)
+        print(f"\nshard {args.shard}: {payload['runs']} runs done; without --shard: the summary")
+        return payload
+    return run_and_write(run, args)
+
+
+if __name__ == "__main__":
+    main()
