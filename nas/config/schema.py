@@ -537,6 +537,11 @@ class FinetuneConfig(Checked):
         None, kind=list, item=float, low=0, above=True, null=True, note="null = lr alone"
     )
     lr_choice_examples: int = rule(128, **POSITIVE_INT)
+    # Who chooses from `lr_grid`: candidate = every (candidate, task) adapts at every rate of the
+    # grid; family = one rate per (family, task), chosen on the grid by the family's reference
+    # design (the first finished trial of the family where none ran) and reused by every later
+    # candidate of that family, which adapts once (nas/study/lr_calibration.py).
+    lr_choice: str = rule("candidate", kind=str, choices=("candidate", "family"))
     # How each task's copy of the backbone adapts (lightning_modules/adaptation.py; docs/tasks.md
     # "Adaptation methods"); the task head always trains. full: every weight | lora: low-rank
     # updates of `lora.targets` | adapter: bottleneck adapters after every attention and MLP |

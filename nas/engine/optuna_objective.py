@@ -36,7 +36,7 @@ from lightning_modules.optim import DivergedError
 from lightning_modules.suite import Suite
 from nas.config.errors import describe
 from nas.study import finalists as fin
-from nas.study import references
+from nas.study import lr_calibration, references
 from nas.study.pruning import PRETRAIN_STEP, rung_value
 from nas.study.storage import count_finished
 from nas.trial import record as rec
@@ -223,6 +223,7 @@ class Objective:
         run_cfg, init_model = self.cfg, None
         if self.strategy is not None:  # inherited weights, strategy.continue_tokens of pretraining
             run_cfg, init_model = self.strategy.prepare(trial, arch, self.cfg)
+        run_cfg = self._learning_rates(trial, arch, run_cfg, prefix)
         try:
             result = run_trial(
                 arch,
@@ -269,6 +270,25 @@ class Objective:
         if self.multi:
             return value, float(result.n_params)
         return value
+
+    def _learning_rates(
+        self, trial: optuna.Trial, arch: TransformerConfig, run_cfg: dict, prefix: str
+    ) -> dict:
+        """``finetune.lr_choice=family``: the run config at the family's calibrated rates."""
+        if self.cfg["finetune"].get("lr_choice") != "family":
+            return run_cfg
+        trials = trial.study.get_trials(deepcopy=False, states=(State.COMPLETE,))
+        run_cfg, found = lr_calibration.calibrated(
+            run_cfg, trials, arch.family, references.is_reference(trial)
+        )
+        if found is None:
+            log.info("%s: chooses its learning rates on finetune.lr_grid", prefix)
+            return run_cfg
+        rec.write_lr_from(trial, found.trial)
+        rates = ", ".join(f"{t} {r:g}" for t, r in found.rates.items())
+        family = arch.family
+        log.info("%s: adapts at the %s rates of trial %d (%s)", prefix, family, found.trial, rates)
+        return run_cfg
 
     def _repeat_of(self, trial: optuna.Trial) -> tuple[int, int, int, int, bool] | None:
         """``(finalist, r, seeds in all, seed, test it)`` of a finalist repeat, else ``None``."""

@@ -106,6 +106,11 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
         )
     if not typed.tasks:
         raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
+    if typed.finetune.lr_choice == "family" and not typed.finetune.lr_grid:
+        raise ConfigError(
+            "finetune.lr_choice=family: needs finetune.lr_grid, the rates each family's "
+            "reference chooses from (e.g. finetune.lr_grid=[1e-3,3e-3])"
+        )
     if typed.finetune.lr_grid:
         if typed.objective.adaptability in ("auc", "curve"):
             raise ConfigError(

@@ -49,6 +49,7 @@ TRAINABLE_PARAMS = "trainable_params"
 SEED = "seed"
 FAIL_REASON = "fail_reason"
 LOG_FILE = "log_file"
+LR_FROM = "lr_from"  # finetune.lr_choice=family: the trial whose rates it adapted at
 REFERENCE = "reference"  # a reference design's trial: the design's key (nas.study.references)
 # A finalist's repeat (nas.study.finalists): enqueued with these two.
 REPEAT_OF = "finalist_of"  # the number of the trial it repeats
@@ -102,6 +103,9 @@ class TrialRecord:
         seed: The model seed (what a finalist repeat changes).
         fail_reason: Why a pruned or failed trial ended.
         log_file: The trial's log file (stored records only).
+        lr_from: Under ``finetune.lr_choice=family``, the number of the trial whose learning
+            rates it adapted at (``nas.study.lr_calibration``; ``None``: it chose its own or
+            used ``lr``).
         repeat_of: For a finalist's repeat, the number of the trial it repeats (stored records
             only; ``None`` for a search trial).
         repeat: For a finalist's repeat, which one (1..``finalists.seeds``).
@@ -131,6 +135,7 @@ class TrialRecord:
     seed: int | None = None
     fail_reason: str | None = None
     log_file: str | None = None
+    lr_from: int | None = None
     repeat_of: int | None = None
     repeat: int | None = None
     adaptability_per_mparam: float | None = None
@@ -260,6 +265,7 @@ class TrialRecord:
             seed=attrs.get(SEED),
             fail_reason=attrs.get(FAIL_REASON) or None,
             log_file=attrs.get(LOG_FILE),
+            lr_from=attrs.get(LR_FROM),
             repeat_of=None if repeat is None else repeat[0],
             repeat=None if repeat is None else repeat[1],
             adaptability_per_mparam=attrs.get(PER_MPARAM),
@@ -333,6 +339,11 @@ def has_fail_reason(trial: optuna.Trial | optuna.trial.FrozenTrial) -> bool:
 def write_log_file(trial: optuna.Trial, path: str) -> None:
     """The trial's log file, as soon as it is opened."""
     trial.set_user_attr(LOG_FILE, path)
+
+
+def write_lr_from(trial: optuna.Trial, number: int) -> None:
+    """The trial whose calibrated learning rates this one adapts at (before adapting)."""
+    trial.set_user_attr(LR_FROM, number)
 
 
 def write_running_scores(trial: optuna.Trial, scores: Mapping[str, float]) -> None:

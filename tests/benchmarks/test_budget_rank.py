@@ -1,0 +1,90 @@
+"""benchmarks/budget_rank.py: its plan, its bar, its arguments, and two shards end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import budget_rank as bench
+from nas.validity.statistics import rank_agreement
+
+
+def test_a_shard_is_i_over_n_and_a_bad_one_is_named():
+    assert bench.parse_shard(None) == (0, 1)
+    assert bench.parse_shard("1/2") == (1, 2)
+    for bad in ("2/2", "x", "1/0", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            bench.parse_shard(bad)
+
+
+def test_the_plan_runs_every_default_then_every_scaled_then_the_second_seeds():
+    assert bench.plan(3, 2, (0, 1)) == [
+        (0, "default", 0),
+        (1, "default", 0),
+        (2, "default", 0),
+        (0, "scaled", 0),
+        (1, "scaled", 0),
+        (2, "scaled", 0),
+        (0, "default", 1),
+        (1, "default", 1),
+        (2, "default", 1),
+    ]
+    shards = [bench.plan(5, 1, (i, 2)) for i in range(2)]
+    assert {a for a, _, _ in shards[0]} == {0, 2, 4}
+    assert {a for a, _, _ in shards[1]} == {1, 3}
+
+
+def test_agreement_uses_only_rows_with_both_scores():
+    rows = [
+        {"label": "A0", "default": 0.1, "scaled": 0.2},
+        {"label": "A1", "default": 0.2, "scaled": None},
+        {"label": "A2", "default": 0.3, "scaled": 0.4},
+        {"label": "A3", "default": 0.4, "scaled": 0.5},
+    ]
+    out = bench.agreement(rows, "default", "scaled", rank_agreement)
+    assert out["n"] == 3 and out["labels"] == ["A0", "A2", "A3"]
+    assert out["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_the_bar_needs_twenty_architectures_the_tau_and_the_interval():
+    ok = {"n": 24, "kendall_tau": 0.65, "kendall_tau_ci": [0.45, 0.8]}
+    assert bench.meets(ok)
+    assert not bench.meets({**ok, "n": 19})
+    assert not bench.meets({**ok, "kendall_tau": 0.59})
+    assert not bench.meets({**ok, "kendall_tau_ci": [0.39, 0.8]})
+    assert not bench.meets({"n": 24, "kendall_tau": None})
+
+
+@pytest.mark.parametrize(
+    "argv, word",
+    [(["--archs", "1"], "--archs"), (["--scale", "0"], "--scale"), (["--shard", "3/2"], "--shard")],
+)
+def test_bad_arguments_are_one_line_errors(argv, word, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert word in err
+
+
+@pytest.mark.slow
+def test_two_shards_fill_one_cache_and_the_summary_runs_nothing_more(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    common = ["--quick", "--archs", "3", "--seeds", "2", "--scale", "2", "--cache-dir", str(cache)]
+    for shard in ("0/2", "1/2"):
+        done = bench.main([*common, "--shard", shard])
+        assert done["shard"] == shard
+    runs = sorted(p.name for p in (cache / "runs").glob("*.json"))
+    assert len(runs) == 3 * 3  # default, x2 and a second seed for each architecture
+    doc = bench.main([*common, "--out", str(tmp_path / "out.json")])
+    assert sorted(p.name for p in (cache / "runs").glob("*.json")) == runs  # nothing rerun
+    assert json.loads((tmp_path / "out.json").read_text())["rank"]["n"] == 3
+    assert doc["rank"]["n"] == 3 and doc["rank_seed_to_seed"]["n"] == 3
+    for row in doc["archs"]:
+        assert row["default"] is not None and row["scaled"] is not None
+        # The scaled run trained longer: x2 the adaptation steps of every task.
+        d, s = row["runs"]["default"]["steps"], row["runs"]["scaled"]["steps"]
+        assert all(s[k] > d[k] for k in d if d[k])
+        assert row["second_seed"] != row["default"]
+    assert "default vs x2" in capsys.readouterr().out
