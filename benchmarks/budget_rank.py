@@ -17,6 +17,13 @@ suite, the default budgets) is composed once; then:
    default-budget seeds and between their mean and the scaled score, the families drawn, and the
    CPU seconds of every run.
 
+``--lr-choice`` sets the learning rates of the default-budget runs, to compare the ways of choosing
+them on cost and on rank agreement with the same scaled runs (which always adapt at the config's
+rates, so every variant is held against one ranking): ``fixed`` (the config's), ``candidate``
+(every run chooses on ``--lr-grid`` for every task, as ``finetune.lr_grid`` does) and ``family``
+(each family's reference design chooses once and the family's candidates adapt at its rates, as
+``finetune.lr_choice=family`` does; the references' runs are booked in the cost per candidate).
+
 Every finished run is cached in ``--cache-dir`` (keyed by the architecture, budget, seed and the
 settings that shape the run), so a killed benchmark resumes, and two processes can share the work:
 ``--shard 0/2`` and ``--shard 1/2`` run disjoint architectures into the same cache; a run without
@@ -30,6 +37,7 @@ gives a ranking over every architecture.
 
 from __future__ import annotations
 
+import copy
 import logging
 import statistics
 import sys
@@ -50,12 +58,22 @@ from benchmarks.common import (  # noqa: E402
     set_threads,
     warn_if_loaded,
 )
-from benchmarks.overhead import QUICK_OVERRIDES, compose  # noqa: E402
+from benchmarks.overhead import QUICK_OVERRIDES as TINY_RUN  # noqa: E402
+from benchmarks.overhead import compose  # noqa: E402
 
 TARGET_TAU = 0.6  # issue: Kendall tau >= 0.6 over >= 20 architectures ...
 TARGET_LOW = 0.4  # ... with the bootstrap interval's lower end >= 0.4
 SEED_STRIDE = 100  # the second seed: seed + 100 (never another run's seed)
 DEFAULT_CACHE = DEFAULT_OUT.parent / "budget_rank_cache"
+# --quick: overhead.py's tiny run, with few enough examples that each task can hold some out to
+# choose a rate on (--lr-choice candidate, family).
+QUICK_OVERRIDES = [
+    *TINY_RUN,
+    "finetune.examples=48",
+    "tasks.sentiment.examples=48",
+    "tasks.qa.examples=48",
+    "finetune.lr_choice_examples=24",
+]
 
 
 # ---- pure parts -------------------------------------------------------------------------------
@@ -150,6 +168,38 @@ def setup(cfg):
     return run, space, load_suite(cfg)
 
 
+def with_grid(run_cfg: dict[str, Any], grid: list[float]) -> dict[str, Any]:
+    """The run config whose every task chooses its rate on ``grid`` (``finetune.lr_grid``).
+
+    Every task's own ``lr`` is cleared: a task that keeps one does not choose.
+    """
+    out = copy.deepcopy(run_cfg)
+    out["finetune"]["lr_grid"] = [float(x) for x in grid]
+    for block in out["tasks"].values():
+        block["lr"] = None
+    return out
+
+
+def calibrators(space, suite, archs) -> dict[str, tuple[str, Any]]:
+    """Per family drawn, the design that chooses its rates: ``{family: (name, arch)}``.
+
+    The family's first reference design of the space (``nas.study.references.build``: the
+    designs a search queues first, in their order), else the family's first drawn architecture
+    (``A<i>``): what ``finetune.lr_choice=family`` does in a study.
+    """
+    from lightning_modules.config import TransformerConfig
+    from nas.study import references
+    from nas.trial.run import data_fields
+
+    found: dict[str, tuple[str, Any]] = {}
+    for r in references.build(space, data_fields(suite))[0]:
+        arch = TransformerConfig.from_dict(r.arch)
+        found.setdefault(arch.family, (r.title, arch))
+    for i, arch in enumerate(archs):
+        found.setdefault(arch.family, (f"A{i}", arch))
+    return {f: found[f] for f in sorted({a.family for a in archs})}
+
+
 def run_of(arch, run_cfg, seed: int, budget: str, scale: float) -> tuple[dict[str, Any], str]:
     """The run config of ``arch`` at one budget and seed, and its cache key."""
     from nas.validity.study import drawn, scale_budget
@@ -174,10 +224,46 @@ def one_run(cache, arch, suite, run_cfg, seed: int, budget: str, scale: float) -
     return rec
 
 
+def calibrate(cache, space, suite, archs, grid_cfg, seed, scale, shard) -> dict[str, Any]:
+    """``--lr-choice family``: each family's calibrator chooses its rates on the grid, once.
+
+    Shard ``i/n`` runs the calibrations of families ``i``, ``i + n``, ...; then it waits for the
+    others' (another shard's) in the cache.
+
+    Returns:
+        ``{family: {"by", "arch", "drawn", "rates", "cpu_s"}}``.
+    """
+    found = calibrators(space, suite, archs)
+    i, n = shard
+    for j, (name, arch) in enumerate(found.values()):
+        if j % n == i:
+            rec = one_run(cache, arch, suite, grid_cfg, seed, "default", scale)
+            print(f"calibration by {name}: {rec.get('lr')}  {arch.describe()}", flush=True)
+    out = {}
+    for family, (name, arch) in found.items():
+        rec = one_run_cached(cache, arch, grid_cfg, seed, "default", scale)
+        while rec is None:  # another shard is choosing this family's rates
+            time.sleep(15)
+            rec = one_run_cached(cache, arch, grid_cfg, seed, "default", scale)
+        if not rec.get("lr"):
+            raise RuntimeError(f"the {family} calibration by {name} failed: {rec.get('failed')}")
+        out[family] = {
+            "by": name,
+            "arch": arch.describe(),
+            "drawn": name.startswith("A") and name[1:].isdigit(),
+            "rates": rec["lr"],
+            "cpu_s": rec.get("cpu_s"),
+        }
+    return out
+
+
 def run(args) -> dict[str, Any]:
     """Draw, run this process's share, summarise what the cache holds; returns the payload."""
     import optuna
 
+    from nas.config.errors import ConfigError
+    from nas.study.lr_calibration import with_rates
+    from nas.trial.stages import check_lr_choice
     from nas.validity.statistics import rank_agreement
 
     threads = set_threads(args.threads)
@@ -197,10 +283,32 @@ def run(args) -> dict[str, Any]:
     run_cfg, space, suite = setup(cfg)
     archs = draw_archs(space, suite, args.archs, args.draw_seed)
     seeds = [args.seed + SEED_STRIDE * s for s in range(args.seeds)]
-    todo = plan(len(archs), args.seeds, parse_shard(args.shard))
+    shard = parse_shard(args.shard)
+    grid_cfg = run_cfg if args.lr_choice == "fixed" else with_grid(run_cfg, args.lr_grid)
+    try:
+        check_lr_choice(grid_cfg, suite)  # every task can hold out the examples it chooses on
+    except ConfigError as err:
+        raise SystemExit(
+            f"benchmarks/budget_rank.py: error: --lr-choice {args.lr_choice}: {err}"
+        ) from None
+    calibration = (
+        calibrate(cache, space, suite, archs, grid_cfg, seeds[0], args.scale, shard)
+        if args.lr_choice == "family"
+        else {}
+    )
+
+    def cfg_of(a: int, budget: str) -> dict[str, Any]:
+        """The config a run of ``archs[a]`` starts from: the scaled budget adapts at fixed rates."""
+        if budget == "scaled" or args.lr_choice == "fixed":
+            return run_cfg
+        if args.lr_choice == "candidate" or calibration[archs[a].family]["by"] == f"A{a}":
+            return grid_cfg  # it chooses on the grid (the family's calibrator chose there)
+        return with_rates(grid_cfg, calibration[archs[a].family]["rates"])
+
+    todo = plan(len(archs), args.seeds, shard)
     for k, (a, budget, slot) in enumerate(todo, start=1):
         t0 = time.perf_counter()
-        rec = one_run(cache, archs[a], suite, run_cfg, seeds[slot], budget, args.scale)
+        rec = one_run(cache, archs[a], suite, cfg_of(a, budget), seeds[slot], budget, args.scale)
         score = rec.get("adaptability")
         print(
             f"[{k}/{len(todo)}] A{a} {budget} seed {seeds[slot]}: "
@@ -213,11 +321,12 @@ def run(args) -> dict[str, Any]:
 
     rows = []
     for a, arch in enumerate(archs):
+        own = cfg_of(a, "default")
         runs = {
-            "default": one_run_cached(cache, arch, run_cfg, seeds[0], "default", args.scale),
+            "default": one_run_cached(cache, arch, own, seeds[0], "default", args.scale),
             "scaled": one_run_cached(cache, arch, run_cfg, seeds[0], "scaled", args.scale),
             "seeds": [
-                one_run_cached(cache, arch, run_cfg, s, "default", args.scale) for s in seeds[1:]
+                one_run_cached(cache, arch, own, s, "default", args.scale) for s in seeds[1:]
             ],
         }
         default = (runs["default"] or {}).get("adaptability")
@@ -239,7 +348,7 @@ def run(args) -> dict[str, Any]:
                 "runs": runs,
             }
         )
-    return summarise(rows, args, cfg, overrides, rank_agreement)
+    return summarise(rows, args, cfg, overrides, rank_agreement, calibration)
 
 
 def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale: float) -> dict | None:
@@ -247,7 +356,7 @@ def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale: float) -
     return cache.get(run_of(arch, run_cfg, seed, budget, scale)[1])
 
 
-def summarise(rows, args, cfg, overrides, rank_agreement) -> dict[str, Any]:
+def summarise(rows, args, cfg, overrides, rank_agreement, calibration=None) -> dict[str, Any]:
     """The JSON payload: settings, every row, the rank agreements, the costs."""
     from nas.config.nodes import plain
 
@@ -260,6 +369,10 @@ def summarise(rows, args, cfg, overrides, rank_agreement) -> dict[str, Any]:
         budget: [r["runs"][budget]["cpu_s"] for r in rows if (r["runs"][budget] or {}).get("cpu_s")]
         for budget in ("default", "scaled")
     }
+    # What ranking n candidates costs at the default budget: their runs, plus the calibrations
+    # run on designs outside the drawn set (the references), spread over the n.
+    extra = sum(c["cpu_s"] or 0.0 for c in (calibration or {}).values() if not c["drawn"])
+    per_candidate = (sum(cpu["default"]) + extra) / len(cpu["default"]) if cpu["default"] else None
     payload = {
         "benchmark": "budget_rank",
         "command": "python benchmarks/budget_rank.py " + " ".join(sys.argv[1:]),
@@ -270,6 +383,8 @@ def summarise(rows, args, cfg, overrides, rank_agreement) -> dict[str, Any]:
             "draw_seed": args.draw_seed,
             "seeds": [args.seed + SEED_STRIDE * s for s in range(args.seeds)],
             "scale": args.scale,
+            "lr_choice": args.lr_choice,
+            "lr_grid": None if args.lr_choice == "fixed" else list(args.lr_grid),
             "search_space": str(cfg.search_space),
             "tasks": list(run_cfg["tasks"]),
             "adaptability": run_cfg["objective"]["adaptability"],
@@ -284,6 +399,8 @@ def summarise(rows, args, cfg, overrides, rank_agreement) -> dict[str, Any]:
         "rank_mean_vs_scaled": agreement(rows, "default_mean", "scaled", rank_agreement),
         "failed": [r["label"] for r in rows if r["default"] is None or r["scaled"] is None],
         "cpu_s": {k: statistics.fmean(v) if v else None for k, v in cpu.items()},
+        "cpu_s_per_candidate": per_candidate,
+        "calibration": calibration or {},
         "targets": {"tau": TARGET_TAU, "tau_ci_low": TARGET_LOW, "archs": 20, "met": meets(rank)},
     }
     _print(payload)
@@ -340,8 +457,12 @@ def _print(p: dict[str, Any]) -> None:
     print_table(["agreement", "n", "Kendall tau", "95% CI", "Spearman", "95% CI"], rows)
     print(
         f"\ncost (CPU s per run): default {_f(p['cpu_s']['default'], '.0f')}, "
-        f"x{s['scale']:g} {_f(p['cpu_s']['scaled'], '.0f')}; failed runs: {p['failed'] or 'none'}"
+        f"x{s['scale']:g} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the default budget "
+        f"({s['lr_choice']} rates) {_f(p['cpu_s_per_candidate'], '.0f')}; "
+        f"failed runs: {p['failed'] or 'none'}"
     )
+    for family, c in p["calibration"].items():
+        print(f"  {family} rates chosen by {c['by']} ({c['arch']}): {c['rates']}")
     t = p["targets"]
     print(
         f"target (tau >= {t['tau']}, interval's lower end >= {t['tau_ci_low']}, "
@@ -357,6 +478,20 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="model seed (cfg.seed)")
     p.add_argument("--draw-seed", type=int, default=0, help="seed of the architecture draw")
     p.add_argument("--scale", type=float, default=4.0, help="the larger budget's multiplier")
+    p.add_argument(
+        "--lr-choice",
+        choices=("fixed", "candidate", "family"),
+        default="fixed",
+        help="the default-budget runs' rates: fixed (the config's), candidate (each chooses on "
+        "--lr-grid), family (each family's reference chooses once; finetune.lr_choice=family); "
+        "the scaled runs always adapt at the config's rates",
+    )
+    p.add_argument(
+        "--lr-grid",
+        type=lambda text: [float(x) for x in text.split(",")],
+        default=[1e-3, 3e-3],
+        help="the rates of --lr-choice candidate and family (default: 1e-3,3e-3)",
+    )
     p.add_argument("--shard", default=None, help="i/n: run only architectures with index %% n == i")
     p.add_argument(
         "--cache-dir",

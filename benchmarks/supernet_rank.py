@@ -180,6 +180,8 @@ def _trial(arch, suite, run_cfg, seed: int, init_model=None) -> dict[str, Any]:
         "tasks": {k: float(v) for k, v in r.task_scores.items()},
         "pretrain_val_loss": None if math.isnan(r.pretrain_val_loss) else r.pretrain_val_loss,
         "steps": dict(r.steps),
+        # The rate each task chose on finetune.lr_grid (none without a grid).
+        "lr": {k: float(m["lr"]) for k, m in r.task_metrics.items() if m.get("lr") is not None},
         "cpu_s": round(cpu, 2),
         "wall_s": {k: round(v, 2) for k, v in r.timings.items()},
     }

@@ -88,3 +88,48 @@ def test_two_shards_fill_one_cache_and_the_summary_runs_nothing_more(tmp_path, c
         assert all(s[k] > d[k] for k in d if d[k])
         assert row["second_seed"] != row["default"]
     assert "default vs x2" in capsys.readouterr().out
+
+
+def test_a_grid_config_clears_every_task_rate_so_that_each_chooses():
+    run = {"finetune": {"lr": 1e-3}, "tasks": {"qa": {"lr": None}, "ner": {"lr": 3e-3}}}
+    out = bench.with_grid(run, [1e-3, 3e-3])
+    assert out["finetune"]["lr_grid"] == [1e-3, 3e-3]
+    assert out["tasks"] == {"qa": {"lr": None}, "ner": {"lr": None}}
+    assert run["tasks"]["ner"]["lr"] == 3e-3 and "lr_grid" not in run["finetune"]
+
+
+def test_each_family_is_calibrated_by_its_reference_else_its_first_draw(tiny_cfg, tmp_path):
+    from nas.config.nodes import plain
+    from nas.engine.run import load_suite
+    from search_spaces import load_space
+
+    cfg = tiny_cfg(
+        task="sentiment",
+        extra=[
+            "finetune.examples=48",
+            "finetune.lr_choice_examples=24",
+            "tasks.sentiment.examples=null",
+        ],
+    )
+    run, suite, space = plain(cfg), load_suite(cfg), load_space("tiny")
+    archs = bench.draw_archs(space, suite, 8, draw_seed=0)
+    found = bench.calibrators(space, suite, archs)
+    assert set(found) == {a.family for a in archs}
+    assert found["decoder"][0] == "GPT-2-like" and found["encoder"][0] == "BERT-like"
+    first = next(i for i, a in enumerate(archs) if a.family == "prefix_lm")  # no reference
+    assert found["prefix_lm"] == (f"A{first}", archs[first])
+    # The calibrations another process left in the cache are read, never run again.
+    cache = bench.sr.Cache(tmp_path / "cache")
+    grid = bench.with_grid(run, [1e-3, 3e-3])
+    for _, arch in found.values():
+        key = bench.run_of(arch, grid, 0, "default", 4.0)[1]
+        cache.put(key, {"adaptability": 0.5, "lr": {"sentiment": 3e-3}, "cpu_s": 10.0})
+    out = bench.calibrate(cache, space, suite, archs, grid, 0, 4.0, (0, 1))
+    assert out["decoder"] == {
+        "by": "GPT-2-like",
+        "arch": found["decoder"][1].describe(),
+        "drawn": False,
+        "rates": {"sentiment": 3e-3},
+        "cpu_s": 10.0,
+    }
+    assert out["prefix_lm"]["drawn"] is True
