@@ -284,7 +284,7 @@ class Objective:
         if found is None:
             log.info("%s: chooses its learning rates on finetune.lr_grid", prefix)
             return run_cfg
-        rec.write_lr_from(trial, found.trial)
+        rec.write_lr_from(trial, found.trial, found.rates)
         rates = ", ".join(f"{t} {r:g}" for t, r in found.rates.items())
         family = arch.family
         log.info("%s: adapts at the %s rates of trial %d (%s)", prefix, family, found.trial, rates)

@@ -65,6 +65,7 @@ from nas.exporting.hub import push_export
 from nas.exporting.retrain import retrain_commands
 from nas.exporting.selection import select_trials, trial_record
 from nas.study.kept_weights import FORMAT, WEIGHTS_DIR, trial_weights_dir
+from nas.study.lr_calibration import with_rates
 from nas.study.storage import open_existing_study, recorded_run_config
 from nas.trial.record import State
 
@@ -443,7 +444,8 @@ def run_export(cfg: DictConfig) -> list[ExportResult]:
 
 def _no_weights(t: optuna.trial.FrozenTrial, study: optuna.Study, folder: Path, out: Path) -> str:
     """Write the trial's architecture to ``out``; the one-line message with the retrain command."""
-    run = recorded_run_config(folder)
+    # finetune.lr_choice=family: the retrain adapts at the rates the trial adapted at.
+    run = with_rates(recorded_run_config(folder), trial_record(t).lr_rates)
     arch_path = write_architecture_only(t, study, out, run)
     tasks = list(trial_record(t).task_scores) or list(run.get("tasks") or {})
     seed = int(run.get("seed", 0) or 0) + t.number

@@ -45,6 +45,7 @@ from lightning_modules.export import (
     save_task_weights,
 )
 from nas.study.finalists import is_repeat
+from nas.study.lr_calibration import with_rates
 from nas.trial import record as rec
 from nas.trial.hooks import TrialHook
 from nas.trial.record import State, TrialRecord
@@ -230,6 +231,8 @@ class KeepWeights(TrialHook):
             k: self.cfg.get(k)
             for k in ("search_space", "seed", "data", "tasks", "pretrain", "finetune", "objective")
         }
+        # finetune.lr_choice=family: the rates it adapted at, so that a retrain adapts at them.
+        run = with_rates(run, TrialRecord.from_trial(trial).lr_rates)
         if "sampler" in self.cfg:
             run["sampler"] = self.cfg["sampler"].get("_target_")
         if "pruner" in self.cfg:

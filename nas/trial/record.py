@@ -50,6 +50,7 @@ SEED = "seed"
 FAIL_REASON = "fail_reason"
 LOG_FILE = "log_file"
 LR_FROM = "lr_from"  # finetune.lr_choice=family: the trial whose rates it adapted at
+LR_RATES = "lr_rates"  # ... and those rates, per task
 REFERENCE = "reference"  # a reference design's trial: the design's key (nas.study.references)
 # A finalist's repeat (nas.study.finalists): enqueued with these two.
 REPEAT_OF = "finalist_of"  # the number of the trial it repeats
@@ -106,6 +107,7 @@ class TrialRecord:
         lr_from: Under ``finetune.lr_choice=family``, the number of the trial whose learning
             rates it adapted at (``nas.study.lr_calibration``; ``None``: it chose its own or
             used ``lr``).
+        lr_rates: Those rates, per task (empty when ``lr_from`` is ``None``).
         repeat_of: For a finalist's repeat, the number of the trial it repeats (stored records
             only; ``None`` for a search trial).
         repeat: For a finalist's repeat, which one (1..``finalists.seeds``).
@@ -136,6 +138,7 @@ class TrialRecord:
     fail_reason: str | None = None
     log_file: str | None = None
     lr_from: int | None = None
+    lr_rates: dict[str, float] = field(default_factory=dict)
     repeat_of: int | None = None
     repeat: int | None = None
     adaptability_per_mparam: float | None = None
@@ -266,6 +269,7 @@ class TrialRecord:
             fail_reason=attrs.get(FAIL_REASON) or None,
             log_file=attrs.get(LOG_FILE),
             lr_from=attrs.get(LR_FROM),
+            lr_rates=dict(attrs.get(LR_RATES) or {}),
             repeat_of=None if repeat is None else repeat[0],
             repeat=None if repeat is None else repeat[1],
             adaptability_per_mparam=attrs.get(PER_MPARAM),
@@ -341,9 +345,11 @@ def write_log_file(trial: optuna.Trial, path: str) -> None:
     trial.set_user_attr(LOG_FILE, path)
 
 
-def write_lr_from(trial: optuna.Trial, number: int) -> None:
-    """The trial whose calibrated learning rates this one adapts at (before adapting)."""
+def write_lr_from(trial: optuna.Trial, number: int, rates: Mapping[str, float]) -> None:
+    """The trial whose calibrated learning rates this one adapts at, and the rates (before
+    adapting): an export's retrain command adapts at them too."""
     trial.set_user_attr(LR_FROM, number)
+    trial.set_user_attr(LR_RATES, dict(rates))
 
 
 def write_running_scores(trial: optuna.Trial, scores: Mapping[str, float]) -> None:

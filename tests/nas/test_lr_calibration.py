@@ -3,6 +3,8 @@ family's reference design (else its first trial) and reused by every later candi
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 from optuna.trial import TrialState as State
@@ -10,6 +12,7 @@ from optuna.trial import TrialState as State
 from nas.config.errors import ConfigError
 from nas.engine.run import check_config, run_search
 from nas.study import lr_calibration as cal
+from nas.study.kept_weights import trial_weights_dir
 from nas.trial.record import LR_FROM, REFERENCE, REPEAT, REPEAT_OF, TrialRecord
 
 
@@ -80,7 +83,7 @@ def test_bad_choice_settings_are_one_line_errors(tiny_cfg, extra, says):
 
 
 @pytest.mark.slow
-def test_a_search_calibrates_each_family_once_and_reuses_its_rates(tiny_cfg):
+def test_a_search_calibrates_each_family_once_and_reuses_its_rates(tiny_cfg, tmp_path):
     extra = [
         "references.designs=[gpt2,llama]",
         "finetune.lr_grid=[1e-4,3e-3]",
@@ -111,3 +114,22 @@ def test_a_search_calibrates_each_family_once_and_reuses_its_rates(tiny_cfg):
             reused += 1
     assert seen["decoder"] == 0  # GPT-2-like, the first reference, calibrates the decoders
     assert reused >= 1
+    # A calibrated trial records the rates it adapted at; the retrain command an export writes
+    # for it adapts at them (finetune.lr_grid would choose again otherwise).
+    from nas.exporting.pipeline import _no_weights
+
+    numbers = {t.number: t for t in done}
+    kept = 0
+    for t in done:
+        r = TrialRecord.from_trial(t)
+        if r.lr_from is not None:
+            chosen = TrialRecord.from_trial(numbers[r.lr_from]).task_metrics["sentiment"]["lr"]
+            assert r.lr_rates == {"sentiment": chosen}
+            said = _no_weights(t, result.study, result.folder, tmp_path / f"arch_{t.number}")
+            assert f"tasks.sentiment.lr={chosen}" in said, said
+            meta = trial_weights_dir(result.folder, t.number) / "meta.json"
+            if meta.is_file():  # kept weights: their run config adapts at the rates too
+                config = json.loads(meta.read_text())["config"]
+                assert config["tasks"]["sentiment"]["lr"] == chosen
+                kept += 1
+    assert kept >= 1
