@@ -208,6 +208,9 @@ def run_of(arch, run_cfg, seed: int, budget: str, scale: float) -> tuple[dict[st
     if budget == "scaled":
         cfg = scale_budget(cfg, scale)
     shape = {k: cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective", "trainer")}
+    # finetune.lr_choice acts in a study's objective only, never in run_trial (this benchmark
+    # applies --lr-choice itself): out of the key, so runs cached before it existed still count.
+    shape["finetune"] = {k: v for k, v in shape["finetune"].items() if k != "lr_choice"}
     return cfg, sr.key_of("budget_rank", arch.to_dict(), seed, shape)
 
 
