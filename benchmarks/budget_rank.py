@@ -227,11 +227,14 @@ def one_run(cache, arch, suite, run_cfg, seed: int, budget: str, scale: float) -
     return rec
 
 
-def calibrate(cache, space, suite, archs, grid_cfg, seed, scale, shard) -> dict[str, Any]:
+def calibrate(
+    cache, space, suite, archs, grid_cfg, seed, scale, shard, cached_only=False
+) -> dict[str, Any]:
     """``--lr-choice family``: each family's calibrator chooses its rates on the grid, once.
 
     Shard ``i/n`` runs the calibrations of families ``i``, ``i + n``, ...; then it waits for the
-    others' (another shard's) in the cache.
+    others' (another shard's) in the cache. ``cached_only`` (``--summarise``): runs none, and
+    a calibration missing from the cache is an error.
 
     Returns:
         ``{family: {"by", "arch", "drawn", "rates", "cpu_s"}}``.
@@ -239,12 +242,17 @@ def calibrate(cache, space, suite, archs, grid_cfg, seed, scale, shard) -> dict[
     found = calibrators(space, suite, archs)
     i, n = shard
     for j, (name, arch) in enumerate(found.values()):
-        if j % n == i:
+        if j % n == i and not cached_only:
             rec = one_run(cache, arch, suite, grid_cfg, seed, "default", scale)
             print(f"calibration by {name}: {rec.get('lr')}  {arch.describe()}", flush=True)
     out = {}
     for family, (name, arch) in found.items():
         rec = one_run_cached(cache, arch, grid_cfg, seed, "default", scale)
+        if rec is None and cached_only:
+            raise SystemExit(
+                f"benchmarks/budget_rank.py: error: --summarise: the {family} calibration by "
+                f"{name} is not in the cache; run without --summarise"
+            )
         while rec is None:  # another shard is choosing this family's rates
             time.sleep(15)
             rec = one_run_cached(cache, arch, grid_cfg, seed, "default", scale)
@@ -295,7 +303,7 @@ def run(args) -> dict[str, Any]:
             f"benchmarks/budget_rank.py: error: --lr-choice {args.lr_choice}: {err}"
         ) from None
     calibration = (
-        calibrate(cache, space, suite, archs, grid_cfg, seeds[0], args.scale, shard)
+        calibrate(cache, space, suite, archs, grid_cfg, seeds[0], args.scale, shard, args.summarise)
         if args.lr_choice == "family"
         else {}
     )
@@ -308,7 +316,7 @@ def run(args) -> dict[str, Any]:
             return grid_cfg  # it chooses on the grid (the family's calibrator chose there)
         return with_rates(grid_cfg, calibration[archs[a].family]["rates"])
 
-    todo = plan(len(archs), args.seeds, shard)
+    todo = [] if args.summarise else plan(len(archs), args.seeds, shard)
     for k, (a, budget, slot) in enumerate(todo, start=1):
         t0 = time.perf_counter()
         rec = one_run(cache, archs[a], suite, cfg_of(a, budget), seeds[slot], budget, args.scale)
@@ -400,7 +408,13 @@ def summarise(rows, args, cfg, overrides, rank_agreement, calibration=None) -> d
         "rank": rank,
         "rank_seed_to_seed": agreement(rows, "default", "second_seed", rank_agreement),
         "rank_mean_vs_scaled": agreement(rows, "default_mean", "scaled", rank_agreement),
-        "failed": [r["label"] for r in rows if r["default"] is None or r["scaled"] is None],
+        # A run that raised (its record says why) against one not run yet (no record).
+        "failed": [
+            r["label"]
+            for r in rows
+            if any(x is not None and x.get("adaptability") is None for x in _records(r))
+        ],
+        "missing": [r["label"] for r in rows if any(x is None for x in _records(r))],
         "cpu_s": {k: statistics.fmean(v) if v else None for k, v in cpu.items()},
         "cpu_s_per_candidate": per_candidate,
         "calibration": calibration or {},
@@ -408,6 +422,12 @@ def summarise(rows, args, cfg, overrides, rank_agreement, calibration=None) -> d
     }
     _print(payload)
     return payload
+
+
+def _records(row: dict[str, Any]) -> list[dict | None]:
+    """Every run record of one architecture's row (``None``: not in the cache)."""
+    runs = row["runs"]
+    return [runs["default"], runs["scaled"], *runs["seeds"]]
 
 
 def _f(v, spec=".3f") -> str:
@@ -462,7 +482,7 @@ def _print(p: dict[str, Any]) -> None:
         f"\ncost (CPU s per run): default {_f(p['cpu_s']['default'], '.0f')}, "
         f"x{s['scale']:g} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the default budget "
         f"({s['lr_choice']} rates) {_f(p['cpu_s_per_candidate'], '.0f')}; "
-        f"failed runs: {p['failed'] or 'none'}"
+        f"failed runs: {p['failed'] or 'none'}; not run yet: {p['missing'] or 'none'}"
     )
     for family, c in p["calibration"].items():
         print(f"  {family} rates chosen by {c['by']} ({c['arch']}): {c['rates']}")
@@ -497,6 +517,11 @@ def build_parser():
     )
     p.add_argument("--shard", default=None, help="i/n: run only architectures with index %% n == i")
     p.add_argument(
+        "--summarise",
+        action="store_true",
+        help="run nothing: summarise the runs the cache holds (missing ones count as absent)",
+    )
+    p.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -527,6 +552,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.threads = 1
     if args.cache_dir is None:
         args.cache_dir = Path(f"{DEFAULT_CACHE}_{'quick' if args.quick else 'default'}")
+    if args.summarise and args.shard is not None:
+        parser.error("--summarise summarises every shard's runs: leave --shard out")
     if args.shard is not None:
         payload = run(args)
         print(f"\nshard {args.shard}: {payload['runs']} runs done; without --shard: the summary")

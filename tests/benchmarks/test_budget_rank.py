@@ -87,7 +87,13 @@ def test_two_shards_fill_one_cache_and_the_summary_runs_nothing_more(tmp_path, c
         d, s = row["runs"]["default"]["steps"], row["runs"]["scaled"]["steps"]
         assert all(s[k] > d[k] for k in d if d[k])
         assert row["second_seed"] != row["default"]
+    assert doc["failed"] == [] and doc["missing"] == []
     assert "default vs x2" in capsys.readouterr().out
+    # --summarise runs nothing: with one run's record gone, that architecture is "not run yet".
+    (cache / "runs" / runs[0]).unlink()
+    partial = bench.main([*common, "--summarise", "--out", str(tmp_path / "partial.json")])
+    assert len(list((cache / "runs").glob("*.json"))) == len(runs) - 1
+    assert len(partial["missing"]) == 1 and partial["failed"] == []
 
 
 def test_a_grid_config_clears_every_task_rate_so_that_each_chooses():
