@@ -330,6 +330,7 @@ def run(args) -> dict[str, Any]:
     if args.shard is not None:
         return {"shard": args.shard, "runs": len(todo)}
 
+    floors = suite.floors("validation")
     rows = []
     for a, arch in enumerate(archs):
         own = cfg_of(a, "default")
@@ -356,10 +357,14 @@ def run(args) -> dict[str, Any]:
                 "default_mean": statistics.fmean(all_default)
                 if len(all_default) == args.seeds
                 else None,
+                # The same runs' task scores combined as skill above each task's floor
+                # (objective.adaptability=skill), whatever the config combines them as.
+                "default_skill": skill_of(runs["default"], floors),
+                "scaled_skill": skill_of(runs["scaled"], floors),
                 "runs": runs,
             }
         )
-    return summarise(rows, args, cfg, overrides, rank_agreement, calibration)
+    return summarise(rows, args, cfg, overrides, rank_agreement, calibration, floors)
 
 
 def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale: float) -> dict | None:
@@ -367,7 +372,19 @@ def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale: float) -
     return cache.get(run_of(arch, run_cfg, seed, budget, scale)[1])
 
 
-def summarise(rows, args, cfg, overrides, rank_agreement, calibration=None) -> dict[str, Any]:
+def skill_of(record: dict | None, floors: dict[str, float]) -> float | None:
+    """A run's validation task scores as mean skill above their floors (``None``: no scores)."""
+    from nas.trial.run import adaptability
+
+    scores = (record or {}).get("tasks") or {}
+    if not scores or record.get("adaptability") is None:
+        return None
+    return adaptability(scores, {}, "skill", floors)
+
+
+def summarise(
+    rows, args, cfg, overrides, rank_agreement, calibration=None, floors=None
+) -> dict[str, Any]:
     """The JSON payload: settings, every row, the rank agreements, the costs."""
     from nas.config.nodes import plain
 
@@ -408,6 +425,8 @@ def summarise(rows, args, cfg, overrides, rank_agreement, calibration=None) -> d
         "rank": rank,
         "rank_seed_to_seed": agreement(rows, "default", "second_seed", rank_agreement),
         "rank_mean_vs_scaled": agreement(rows, "default_mean", "scaled", rank_agreement),
+        "floors": floors or {},
+        "rank_skill": agreement(rows, "default_skill", "scaled_skill", rank_agreement),
         # A run that raised (its record says why) against one not run yet (no record).
         "failed": [
             r["label"]
@@ -465,6 +484,7 @@ def _print(p: dict[str, Any]) -> None:
         (f"default vs x{s['scale']:g}", "rank"),
         ("default seed vs seed", "rank_seed_to_seed"),
         (f"default seed mean vs x{s['scale']:g}", "rank_mean_vs_scaled"),
+        (f"as skill: default vs x{s['scale']:g}", "rank_skill"),
     ):
         r = p[key]
         rows.append(

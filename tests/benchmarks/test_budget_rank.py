@@ -81,6 +81,7 @@ def test_two_shards_fill_one_cache_and_the_summary_runs_nothing_more(tmp_path, c
     assert sorted(p.name for p in (cache / "runs").glob("*.json")) == runs  # nothing rerun
     assert json.loads((tmp_path / "out.json").read_text())["rank"]["n"] == 3
     assert doc["rank"]["n"] == 3 and doc["rank_seed_to_seed"]["n"] == 3
+    assert doc["rank_skill"]["n"] == 3 and set(doc["floors"]) == {"sentiment", "qa"}
     for row in doc["archs"]:
         assert row["default"] is not None and row["scaled"] is not None
         # The scaled run trained longer: x2 the adaptation steps of every task.
@@ -139,3 +140,14 @@ def test_each_family_is_calibrated_by_its_reference_else_its_first_draw(tiny_cfg
         "cpu_s": 10.0,
     }
     assert out["prefix_lm"]["drawn"] is True
+
+
+def test_skill_counts_each_task_above_its_floor_and_a_failed_run_has_none():
+    floors = {"qa": 0.0, "translation": 0.2}
+    run = {"adaptability": 0.5, "tasks": {"qa": 0.4, "translation": 0.6}}
+    assert bench.skill_of(run, floors) == pytest.approx((0.4 + 0.4 / 0.8) / 2)
+    assert (
+        bench.skill_of({"adaptability": 0.2, "tasks": {"qa": 0.0, "translation": 0.2}}, floors) == 0
+    )
+    assert bench.skill_of({"adaptability": None, "failed": "x"}, floors) is None
+    assert bench.skill_of(None, floors) is None
