@@ -38,7 +38,6 @@ gives a ranking over every architecture.
 from __future__ import annotations
 
 import copy
-import logging
 import statistics
 import sys
 import time
@@ -52,8 +51,10 @@ from benchmarks import supernet_rank as sr  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     DEFAULT_OUT,
     base_parser,
+    draw_args,
     machine,
     print_table,
+    quiet_logs,
     run_and_write,
     set_threads,
     warn_if_loaded,
@@ -270,7 +271,6 @@ def calibrate(
 
 def run(args) -> dict[str, Any]:
     """Draw, run this process's share, summarise what the cache holds; returns the payload."""
-    import optuna
 
     from nas.config.errors import ConfigError
     from nas.study.lr_calibration import with_rates
@@ -279,9 +279,7 @@ def run(args) -> dict[str, Any]:
 
     threads = set_threads(args.threads)
     warn_if_loaded()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.getLogger("adaptnas").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    quiet_logs(args.verbose)
     cache = sr.Cache(args.cache_dir)
     overrides = [
         f"threads={threads}",
@@ -516,10 +514,8 @@ def _print(p: dict[str, Any]) -> None:
 def build_parser():
     """The command-line options."""
     p = base_parser("budget_rank", __doc__.split("\n\n")[0])
-    p.add_argument("--archs", type=int, default=24, help="architectures drawn (distinct)")
+    draw_args(p, 24, "model seed (cfg.seed)")
     p.add_argument("--seeds", type=int, default=1, help="default-budget seeds per architecture")
-    p.add_argument("--seed", type=int, default=0, help="model seed (cfg.seed)")
-    p.add_argument("--draw-seed", type=int, default=0, help="seed of the architecture draw")
     p.add_argument("--scale", type=float, default=4.0, help="the larger budget's multiplier")
     p.add_argument(
         "--lr-choice",

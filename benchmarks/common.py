@@ -49,6 +49,30 @@ def base_parser(name: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def draw_args(p: argparse.ArgumentParser, archs: int, seed_help: str) -> None:
+    """``--archs`` (default ``archs``), ``--seed`` and ``--draw-seed``: the options of a benchmark
+    that draws distinct architectures from a space and trains them with one model seed."""
+    p.add_argument("--archs", type=int, default=archs, help="architectures drawn (distinct)")
+    p.add_argument("--seed", type=int, default=0, help=seed_help)
+    p.add_argument("--draw-seed", type=int, default=0, help="seed of the architecture draw")
+
+
+def quiet_logs(verbose: bool = False, timestamps: bool = False) -> None:
+    """Optuna's and Lightning's logs at warnings and errors only; adaptnas's progress lines
+    with ``verbose`` (``timestamps``: every log line starts with its time)."""
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    if timestamps:
+        logging.basicConfig(
+            level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S"
+        )
+    logging.getLogger("adaptnas").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def budget_parser(
     name: str, description: str, *, seeds: int, presets: Iterable[str]
 ) -> argparse.ArgumentParser:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import math
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from benchmarks.common import (  # noqa: E402
     machine,
     median,
     print_table,
+    quiet_logs,
     run_and_write,
     set_threads,
     warn_if_loaded,
@@ -292,9 +292,7 @@ def run(args) -> dict[str, Any]:
     """Every strategy for every seed; returns the JSON payload."""
     threads = set_threads(args.threads)
     warn_if_loaded()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("adaptnas").setLevel(logging.WARNING)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_logs()
     preset = "quick" if args.quick else args.preset
     plan = strategies(args.pruner, args.compare_pruners)
     runs: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in plan}

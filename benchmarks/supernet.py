@@ -24,7 +24,6 @@ to spread the build over, so the JSON keeps the raw counts.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import sys
 import tempfile
@@ -34,7 +33,6 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import optuna  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     budget_args,
@@ -42,6 +40,7 @@ from benchmarks.common import (  # noqa: E402
     machine,
     median,
     print_table,
+    quiet_logs,
     run_and_write,
     set_threads,
     warn_if_loaded,
@@ -66,9 +65,7 @@ def run(args) -> dict[str, Any]:
     """Both strategies for every seed; returns the JSON payload."""
     threads = set_threads(args.threads)
     warn_if_loaded()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("adaptnas").setLevel(logging.WARNING)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    quiet_logs()
     preset = "quick" if args.quick else args.preset
     seeds = list(range(args.seed, args.seed + args.seeds))
     runs: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in STRATEGIES}

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import random
 import statistics
@@ -47,8 +46,10 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks.common import (  # noqa: E402
     DEFAULT_OUT,
     base_parser,
+    draw_args,
     machine,
     print_table,
+    quiet_logs,
     run_and_write,
     set_threads,
     warn_if_loaded,
@@ -271,14 +272,10 @@ def build(run, space, suite, cache: Cache):
 
 def run(args) -> dict[str, Any]:
     """Build, draw, score both sides; returns the JSON payload."""
-    import optuna
 
     threads = set_threads(args.threads)
     warn_if_loaded()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("adaptnas").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    quiet_logs(args.verbose, timestamps=True)
     cache = Cache(args.cache_dir)
     overrides = overrides_of(args, cache, threads)
     cfg = compose(overrides)
@@ -472,10 +469,8 @@ def _print(p: dict[str, Any]) -> None:
 def build_parser():
     """The command-line options."""
     p = base_parser("supernet_rank", __doc__.split("\n\n")[0])
-    p.add_argument("--archs", type=int, default=8, help="architectures drawn (distinct)")
+    draw_args(p, 8, "model seed (cfg.seed; the super-network's)")
     p.add_argument("--seeds", type=int, default=1, help="standalone seeds per architecture")
-    p.add_argument("--seed", type=int, default=0, help="model seed (cfg.seed; the super-network's)")
-    p.add_argument("--draw-seed", type=int, default=0, help="seed of the architecture draw")
     p.add_argument(
         "--cache-dir",
         type=Path,

@@ -30,7 +30,6 @@ Times are this process's CPU seconds (one torch thread with ``--threads 1``).
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import shlex
@@ -46,8 +45,10 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks import supernet_rank as sr  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     base_parser,
+    draw_args,
     machine,
     print_table,
+    quiet_logs,
     run_and_write,
     set_threads,
     warn_if_loaded,
@@ -109,7 +110,6 @@ def screen_cost(run_cfg, space, net, suite, n: int, adapted=None) -> dict[str, A
 
 def run(args) -> dict[str, Any]:
     """Build, screen, score; returns the JSON payload."""
-    import optuna
 
     from nas.strategies.supernet import SubnetSampler
     from nas.strategies.two_tier import SCREENS, screen_score
@@ -118,10 +118,7 @@ def run(args) -> dict[str, Any]:
 
     threads = set_threads(args.threads)
     warn_if_loaded()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
-    logging.getLogger("adaptnas").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    quiet_logs(args.verbose, timestamps=True)
     cache = sr.Cache(args.cache_dir)
     overrides = sr.overrides_of(args, cache, threads)
     cfg = compose(overrides)
@@ -410,9 +407,7 @@ def build_parser():
     from nas.config.schema import StrategyConfig
 
     p = base_parser("two_tier", __doc__.split("\n\n")[0])
-    p.add_argument("--archs", type=int, default=24, help="architectures drawn (distinct)")
-    p.add_argument("--seed", type=int, default=0, help="model seed (cfg.seed; the super-network's)")
-    p.add_argument("--draw-seed", type=int, default=0, help="seed of the architecture draw")
+    draw_args(p, 24, "model seed (cfg.seed; the super-network's)")
     p.add_argument(
         "--screen-trials",
         type=int,
