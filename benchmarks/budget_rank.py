@@ -423,6 +423,15 @@ def summarise(
         "rank": rank,
         "rank_seed_to_seed": agreement(rows, "default", "second_seed", rank_agreement),
         "rank_mean_vs_scaled": agreement(rows, "default_mean", "scaled", rank_agreement),
+        # What the larger budget rewards: its gain (x{scale} minus default) against size and depth.
+        "scaled_gain_vs": {
+            "n_params": _gain_agreement(rows, lambda r: r["n_params"], rank_agreement),
+            "layers": _gain_agreement(
+                rows,
+                lambda r: r["config"]["n_layer"] + (r["config"].get("n_dec_layer") or 0),
+                rank_agreement,
+            ),
+        },
         "floors": floors or {},
         "rank_skill": agreement(rows, "default_skill", "scaled_skill", rank_agreement),
         # A run that raised (its record says why) against one not run yet (no record).
@@ -439,6 +448,12 @@ def summarise(
     }
     _print(payload)
     return payload
+
+
+def _gain_agreement(rows, feature, rank_agreement) -> dict[str, Any]:
+    """Kendall tau and Spearman of ``feature(row)`` against the scaled budget's gain."""
+    both = complete(rows, "default", "scaled")
+    return rank_agreement([feature(r) for r in both], [r["scaled"] - r["default"] for r in both])
 
 
 def _records(row: dict[str, Any]) -> list[dict | None]:
@@ -496,6 +511,14 @@ def _print(p: dict[str, Any]) -> None:
             ]
         )
     print_table(["agreement", "n", "Kendall tau", "95% CI", "Spearman", "95% CI"], rows)
+    g = {
+        k: (_f(v.get("kendall_tau")), _ci(v.get("kendall_tau_ci")))
+        for k, v in p["scaled_gain_vs"].items()
+    }
+    print(
+        f"\nthe x{s['scale']:g} gain against parameters: tau {' '.join(g['n_params'])}; "
+        f"against layers: tau {' '.join(g['layers'])}"
+    )
     print(
         f"\ncost (CPU s per run): default {_f(p['cpu_s']['default'], '.0f')}, "
         f"x{s['scale']:g} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the default budget "

@@ -151,3 +151,12 @@ def test_skill_counts_each_task_above_its_floor_and_a_failed_run_has_none():
     )
     assert bench.skill_of({"adaptability": None, "failed": "x"}, floors) is None
     assert bench.skill_of(None, floors) is None
+
+
+def test_the_scaled_gain_is_held_against_a_feature_of_each_architecture():
+    rows = [
+        {"label": f"A{i}", "default": 0.4, "scaled": 0.4 + 0.05 * i, "depth": i} for i in range(4)
+    ]
+    rows.append({"label": "A4", "default": 0.4, "scaled": None, "depth": 9})  # not run: left out
+    out = bench._gain_agreement(rows, lambda r: r["depth"], rank_agreement)
+    assert out["n"] == 4 and out["kendall_tau"] == pytest.approx(1.0)
