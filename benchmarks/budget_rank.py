@@ -41,6 +41,7 @@ import copy
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -201,13 +202,44 @@ def calibrators(space, suite, archs) -> dict[str, tuple[str, Any]]:
     return {f: found[f] for f in sorted({a.family for a in archs})}
 
 
-def run_of(arch, run_cfg, seed: int, budget: str, scale: float) -> tuple[dict[str, Any], str]:
+@dataclass(frozen=True)
+class Scale:
+    """The larger budget: ``factor`` times the default, of what ``what`` names.
+
+    ``both``: pretraining tokens and every task's adaptation steps (``scale_budget``, the
+    validity study's x4); ``pretrain``: the tokens alone; ``adapt``: the steps alone.
+    """
+
+    factor: float
+    what: str = "both"
+
+    def apply(self, cfg: dict[str, Any]) -> dict[str, Any]:
+        """``cfg`` at this budget (a new config)."""
+        from nas.validity.study import scale_budget
+
+        out = scale_budget(cfg, self.factor)
+        if self.what == "pretrain":  # the adaptation budget as it was
+            out["finetune"]["steps"] = cfg["finetune"]["steps"]
+            for name, block in out["tasks"].items():
+                block["steps"] = cfg["tasks"][name]["steps"]
+        elif self.what == "adapt":  # the pretraining budget as it was
+            out["pretrain"]["tokens"] = cfg["pretrain"]["tokens"]
+        return out
+
+    def label(self) -> str:
+        """``x4``, ``x4 pretrain`` or ``x4 adapt``."""
+        return f"x{self.factor:g}" + ("" if self.what == "both" else f" {self.what}")
+
+
+def run_of(
+    arch, run_cfg, seed: int, budget: str, scale: float | Scale
+) -> tuple[dict[str, Any], str]:
     """The run config of ``arch`` at one budget and seed, and its cache key."""
-    from nas.validity.study import drawn, scale_budget
+    from nas.validity.study import drawn
 
     cfg = drawn(run_cfg, seed) if seed != int(run_cfg["seed"]) else run_cfg
     if budget == "scaled":
-        cfg = scale_budget(cfg, scale)
+        cfg = (scale if isinstance(scale, Scale) else Scale(float(scale))).apply(cfg)
     shape = {k: cfg[k] for k in ("pretrain", "finetune", "tasks", "data", "objective", "trainer")}
     # finetune.lr_choice acts in a study's objective only, never in run_trial (this benchmark
     # applies --lr-choice itself): out of the key, so runs cached before it existed still count.
@@ -215,7 +247,7 @@ def run_of(arch, run_cfg, seed: int, budget: str, scale: float) -> tuple[dict[st
     return cfg, sr.key_of("budget_rank", arch.to_dict(), seed, shape)
 
 
-def one_run(cache, arch, suite, run_cfg, seed: int, budget: str, scale: float) -> dict[str, Any]:
+def one_run(cache, arch, suite, run_cfg, seed: int, budget: str, scale) -> dict[str, Any]:
     """The staged trial of ``arch`` at one budget and seed, from ``cache`` when it ran before."""
     cfg, key = run_of(arch, run_cfg, seed, budget, scale)
     rec = cache.get(key)
@@ -293,6 +325,7 @@ def run(args) -> dict[str, Any]:
     archs = draw_archs(space, suite, args.archs, args.draw_seed)
     seeds = [args.seed + SEED_STRIDE * s for s in range(args.seeds)]
     shard = parse_shard(args.shard)
+    scaling = Scale(args.scale, args.scale_what)
     grid_cfg = run_cfg if args.lr_choice == "fixed" else with_grid(run_cfg, args.lr_grid)
     try:
         check_lr_choice(grid_cfg, suite)  # every task can hold out the examples it chooses on
@@ -301,7 +334,7 @@ def run(args) -> dict[str, Any]:
             f"benchmarks/budget_rank.py: error: --lr-choice {args.lr_choice}: {err}"
         ) from None
     calibration = (
-        calibrate(cache, space, suite, archs, grid_cfg, seeds[0], args.scale, shard, args.summarise)
+        calibrate(cache, space, suite, archs, grid_cfg, seeds[0], scaling, shard, args.summarise)
         if args.lr_choice == "family"
         else {}
     )
@@ -317,7 +350,7 @@ def run(args) -> dict[str, Any]:
     todo = [] if args.summarise else plan(len(archs), args.seeds, shard)
     for k, (a, budget, slot) in enumerate(todo, start=1):
         t0 = time.perf_counter()
-        rec = one_run(cache, archs[a], suite, cfg_of(a, budget), seeds[slot], budget, args.scale)
+        rec = one_run(cache, archs[a], suite, cfg_of(a, budget), seeds[slot], budget, scaling)
         score = rec.get("adaptability")
         print(
             f"[{k}/{len(todo)}] A{a} {budget} seed {seeds[slot]}: "
@@ -333,11 +366,9 @@ def run(args) -> dict[str, Any]:
     for a, arch in enumerate(archs):
         own = cfg_of(a, "default")
         runs = {
-            "default": one_run_cached(cache, arch, own, seeds[0], "default", args.scale),
-            "scaled": one_run_cached(cache, arch, run_cfg, seeds[0], "scaled", args.scale),
-            "seeds": [
-                one_run_cached(cache, arch, own, s, "default", args.scale) for s in seeds[1:]
-            ],
+            "default": one_run_cached(cache, arch, own, seeds[0], "default", scaling),
+            "scaled": one_run_cached(cache, arch, run_cfg, seeds[0], "scaled", scaling),
+            "seeds": [one_run_cached(cache, arch, own, s, "default", scaling) for s in seeds[1:]],
         }
         default = (runs["default"] or {}).get("adaptability")
         second = [(r or {}).get("adaptability") for r in runs["seeds"]]
@@ -365,7 +396,7 @@ def run(args) -> dict[str, Any]:
     return summarise(rows, args, cfg, overrides, rank_agreement, calibration, floors)
 
 
-def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale: float) -> dict | None:
+def one_run_cached(cache, arch, run_cfg, seed: int, budget: str, scale) -> dict | None:
     """The cached record of one run, or ``None`` when it has not run (never runs it)."""
     return cache.get(run_of(arch, run_cfg, seed, budget, scale)[1])
 
@@ -409,6 +440,8 @@ def summarise(
             "draw_seed": args.draw_seed,
             "seeds": [args.seed + SEED_STRIDE * s for s in range(args.seeds)],
             "scale": args.scale,
+            "scale_what": args.scale_what,
+            "scaled_label": Scale(args.scale, args.scale_what).label(),
             "lr_choice": args.lr_choice,
             "lr_grid": None if args.lr_choice == "fixed" else list(args.lr_grid),
             "search_space": str(cfg.search_space),
@@ -474,10 +507,10 @@ def _print(p: dict[str, Any]) -> None:
     s = p["settings"]
     print(
         f"\n{len(p['archs'])} architectures of '{s['search_space']}' ({p['families']}), "
-        f"tasks {s['tasks']}, default budget against x{s['scale']:g}"
+        f"tasks {s['tasks']}, default budget against {s['scaled_label']}"
     )
     print_table(
-        ["arch", "family", "params", "default", "2nd seed", f"x{s['scale']:g}", "description"],
+        ["arch", "family", "params", "default", "2nd seed", s["scaled_label"], "description"],
         [
             [
                 r["label"],
@@ -494,10 +527,10 @@ def _print(p: dict[str, Any]) -> None:
     print()
     rows = []
     for name, key in (
-        (f"default vs x{s['scale']:g}", "rank"),
+        (f"default vs {s['scaled_label']}", "rank"),
         ("default seed vs seed", "rank_seed_to_seed"),
-        (f"default seed mean vs x{s['scale']:g}", "rank_mean_vs_scaled"),
-        (f"as skill: default vs x{s['scale']:g}", "rank_skill"),
+        (f"default seed mean vs {s['scaled_label']}", "rank_mean_vs_scaled"),
+        (f"as skill: default vs {s['scaled_label']}", "rank_skill"),
     ):
         r = p[key]
         rows.append(
@@ -516,13 +549,13 @@ def _print(p: dict[str, Any]) -> None:
         for k, v in p["scaled_gain_vs"].items()
     }
     print(
-        f"\nthe x{s['scale']:g} gain against parameters: tau {' '.join(g['n_params'])}; "
+        f"\nthe {s['scaled_label']} gain against parameters: tau {' '.join(g['n_params'])}; "
         f"against layers: tau {' '.join(g['layers'])}"
     )
     print(
         f"\ncost (CPU s per run): default {_f(p['cpu_s']['default'], '.0f')}, "
-        f"x{s['scale']:g} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the default budget "
-        f"({s['lr_choice']} rates) {_f(p['cpu_s_per_candidate'], '.0f')}; "
+        f"{s['scaled_label']} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the default "
+        f"budget ({s['lr_choice']} rates) {_f(p['cpu_s_per_candidate'], '.0f')}; "
         f"failed runs: {p['failed'] or 'none'}; not run yet: {p['missing'] or 'none'}"
     )
     for family, c in p["calibration"].items():
@@ -540,6 +573,13 @@ def build_parser():
     draw_args(p, 24, "model seed (cfg.seed)")
     p.add_argument("--seeds", type=int, default=1, help="default-budget seeds per architecture")
     p.add_argument("--scale", type=float, default=4.0, help="the larger budget's multiplier")
+    p.add_argument(
+        "--scale-what",
+        choices=("both", "pretrain", "adapt"),
+        default="both",
+        help="what --scale multiplies: pretraining tokens and adaptation steps (both, the "
+        "validity study's rule), or only one of them",
+    )
     p.add_argument(
         "--lr-choice",
         choices=("fixed", "candidate", "family"),

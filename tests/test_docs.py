@@ -314,6 +314,20 @@ TABLES: list[Table] = [
             for t in ("sentiment", "ner", "qa", "translation", "summarization")},
          "standalone": ("standalone.adaptability", ".4f")},
     ),
+    # validity.md: 24 architectures of the default space at the default budget and at x4
+    Table(
+        VALIDITY, "| arch (budget rank) | architecture | tied | params | default | 2nd seed |",
+        "budget_rank_default.json", "archs", lambda r: r["label"],
+        {
+            "architecture": ("arch", "{}"),
+            "params": ("n_params", kilo),
+            "default": ("default", ".3f"),
+            "2nd seed": ("second_seed", lambda v: "-" if v is None else f"{v:.3f}"),
+            "x4": ("scaled", ".3f"),
+            "NER default / x4": (("runs.default.tasks.ner", "runs.scaled.tasks.ner"),
+                                 "{:.3f} / {:.3f}"),
+        },
+    ),
 ]  # fmt: skip
 
 QUOTES: list[Quote] = [
@@ -338,6 +352,30 @@ QUOTES: list[Quote] = [
     Quote(VALIDITY, "winner decoder L2 d96, 228k) {:.1f} x and {:.1f} x",
           "validity_default_study_ner_lr1e-3.json",
           ("gain.winner_over_pooled_sd", "gain.median_over_pooled_sd")),
+    Quote(VALIDITY, "**Kendall tau {:.2f} [{:+.2f}, {:+.2f}], Spearman {:.2f} [{:+.2f}, {:+.2f}]** "
+          "between the default budget and x4 over the 24", "budget_rank_default.json",
+          ("rank.kendall_tau", "rank.kendall_tau_ci[0]", "rank.kendall_tau_ci[1]", "rank.spearman",
+           "rank.spearman_ci[0]", "rank.spearman_ci[1]")),
+    Quote(VALIDITY,
+          "over **24 architectures of the default suite's space, {:.2f} [{:+.2f}, {:+.2f}]**",
+          "budget_rank_default.json",
+          ("rank.kendall_tau", "rank.kendall_tau_ci[0]", "rank.kendall_tau_ci[1]")),
+    Quote(VALIDITY, "the same runs give tau {:.2f} [{:+.2f}, {:+.2f}]", "budget_rank_default.json",
+          ("rank_skill.kendall_tau", "rank_skill.kendall_tau_ci[0]",
+           "rank_skill.kendall_tau_ci[1]")),
+    Quote(VALIDITY, "(encoder plus decoder): Kendall tau {:.2f} [{:+.2f}, {:+.2f}]; against its "
+          "parameter count: {:.2f} [{:+.2f}, {:+.2f}]", "budget_rank_default.json",
+          ("scaled_gain_vs.layers.kendall_tau", "scaled_gain_vs.layers.kendall_tau_ci[0]",
+           "scaled_gain_vs.layers.kendall_tau_ci[1]", "scaled_gain_vs.n_params.kendall_tau",
+           "scaled_gain_vs.n_params.kendall_tau_ci[0]",
+           "scaled_gain_vs.n_params.kendall_tau_ci[1]")),
+    Quote(VALIDITY, "the two default-budget seeds agree with Kendall tau {:.2f} [{:+.2f}, {:+.2f}] "
+          "over the {} architectures with both, and their mean against x4 gives {:.2f} "
+          "[{:+.2f}, {:+.2f}]", "budget_rank_default.json",
+          ("rank_seed_to_seed.kendall_tau", "rank_seed_to_seed.kendall_tau_ci[0]",
+           "rank_seed_to_seed.kendall_tau_ci[1]", "rank_seed_to_seed.n",
+           "rank_mean_vs_scaled.kendall_tau", "rank_mean_vs_scaled.kendall_tau_ci[0]",
+           "rank_mean_vs_scaled.kendall_tau_ci[1]")),
     Quote(VALIDITY, "**Kendall tau {:.2f}, Spearman {:.2f}** between the default budget",
           "validity_rank8.json", ("rank.kendall_tau", "rank.spearman")),
     Quote(VALIDITY, "(at NER 1e-3: {:.2f} / {:.2f};", "validity_rank8_ner_lr1e-3.json",

@@ -160,3 +160,21 @@ def test_the_scaled_gain_is_held_against_a_feature_of_each_architecture():
     rows.append({"label": "A4", "default": 0.4, "scaled": None, "depth": 9})  # not run: left out
     out = bench._gain_agreement(rows, lambda r: r["depth"], rank_agreement)
     assert out["n"] == 4 and out["kendall_tau"] == pytest.approx(1.0)
+
+
+def test_the_larger_budget_scales_pretraining_adaptation_or_both():
+    run = {
+        "pretrain": {"tokens": 1000},
+        "finetune": {"steps": 10},
+        "tasks": {"qa": {"steps": None}, "ner": {"steps": 40}},
+    }
+    both = bench.Scale(4).apply(run)
+    assert both["pretrain"]["tokens"] == 4000 and both["finetune"]["steps"] == 40
+    assert both["tasks"] == {"qa": {"steps": None}, "ner": {"steps": 160}}
+    pre = bench.Scale(4, "pretrain").apply(run)
+    assert pre["pretrain"]["tokens"] == 4000 and pre["finetune"]["steps"] == 10
+    assert pre["tasks"]["ner"]["steps"] == 40
+    adapt = bench.Scale(4, "adapt").apply(run)
+    assert adapt["pretrain"]["tokens"] == 1000 and adapt["tasks"]["ner"]["steps"] == 160
+    assert run["pretrain"]["tokens"] == 1000  # not changed
+    assert bench.Scale(4, "adapt").label() == "x4 adapt" and bench.Scale(4).label() == "x4"
