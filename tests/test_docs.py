@@ -316,7 +316,7 @@ TABLES: list[Table] = [
     ),
     # validity.md: 24 architectures of the default space at the default budget and at x4
     Table(
-        VALIDITY, "| arch (budget rank) | architecture | tied | params | default | 2nd seed |",
+        VALIDITY, "| arch | architecture | tied | params | default | 2nd seed |",
         "budget_rank_default.json", "archs", lambda r: r["label"],
         {
             "architecture": ("arch", "{}"),
