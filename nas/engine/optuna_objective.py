@@ -286,8 +286,7 @@ class Objective:
             return run_cfg
         rec.write_lr_from(trial, found.trial, found.rates)
         rates = ", ".join(f"{t} {r:g}" for t, r in found.rates.items())
-        family = arch.family
-        log.info("%s: adapts at the %s rates of trial %d (%s)", prefix, family, found.trial, rates)
+        log.info("%s: adapts at the rates of trial %d (%s)", prefix, found.trial, rates)
         return run_cfg
 
     def _repeat_of(self, trial: optuna.Trial) -> tuple[int, int, int, int, bool] | None:

@@ -29,8 +29,6 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.study.references import is_reference
 from nas.trial.record import TrialRecord
 
-CHOICES = ("candidate", "family")
-
 
 @dataclass(frozen=True)
 class Calibration:
