@@ -33,16 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import fcntl
 import hashlib
 import json
 import logging
 import math
-import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +54,7 @@ from lightning_modules.supernet import ELASTIC, SHARED, SuperNetwork, sandwich_s
 from nas.config.errors import checked
 from nas.config.schema import StrategyConfig
 from nas.strategies.base import SearchSetup, Strategy
+from nas.study.storage import file_lock
 from nas.trial.record import write_strategy
 from search_spaces import SearchSpace, SearchSpaceError
 
@@ -515,26 +513,9 @@ def supernet_dir(study_folder: Path, spec: Mapping[str, Any]) -> Path:
     return Path(study_folder) / "supernet" / hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-@contextlib.contextmanager
-def build_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (blocking; logs once when another holds it).
-
-    The kernel drops the lock when its holder dies, SIGKILL included, so a killed build never
-    leaves a stale lock behind. On a shared file system it needs working POSIX locks (NFSv4
-    has them).
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            log.info("supernet: another worker is building it; waiting (%s)", path)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+def build_lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """The builder's exclusive ``flock`` on ``path`` (``nas.study.storage.file_lock``)."""
+    return file_lock(path, waiting="supernet: another worker is building it; waiting")
 
 
 def ensure_supernet(

@@ -4,7 +4,10 @@
 of the study (multi-objective: on the Pareto front of adaptability vs. parameters, the
 ``keep_top_k`` most adaptable of it), its pretrained language model and every task's fine-tuned
 backbone + head are written as safetensors under ``<study_dir>/weights/trial_<n>/``; the folders
-of trials that drop out are deleted, so disk use stays bounded by ``keep_top_k`` trials.
+of trials that drop out of the top ``keep_top_k`` of the *complete* trials are deleted (a
+trial's hooks run before its ``tell``, and its worker can die in between), so disk use stays
+bounded by ``keep_top_k`` trials plus one per worker. Workers publish and prune under one
+``flock`` on ``weights/.lock``.
 
 Layout of one trial's folder::
 
@@ -31,6 +34,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,7 @@ from lightning_modules.export import (
 )
 from nas.study.finalists import is_repeat
 from nas.study.lr_calibration import with_rates
+from nas.study.storage import file_lock
 from nas.trial import record as rec
 from nas.trial.hooks import TrialHook
 from nas.trial.record import State, TrialRecord
@@ -57,6 +62,7 @@ WEIGHTS_ATTR = rec.WEIGHTS  # trial user attr: the folder, relative to the study
 ARTIFACTS_DIR = "artifacts"  # the study's optuna.artifacts.FileSystemArtifactStore
 ARTIFACTS_ATTR = rec.WEIGHTS_ARTIFACTS  # trial user attr: {file in the weights folder: id}
 FORMAT = "adaptnas-weights-v1"
+LOCK = ".lock"  # in the weights folder: held while a worker publishes or prunes
 
 
 def trial_weights_dir(study_folder: Path, number: int) -> Path:
@@ -113,16 +119,21 @@ def remove_artifacts(study: optuna.Study, study_folder: Path, numbers: set[int])
                 pass
 
 
-def _ranked_trials(study: optuna.Study) -> list[tuple[int, float, float]]:
+def _ranked_trials(
+    study: optuna.Study, running: Collection[int] | None = None
+) -> list[tuple[int, float, float]]:
     """``(number, adaptability, n_params)`` of every trial that finished its run.
 
-    Complete trials, plus running ones whose objective already recorded a result (the current
-    trial, and trials of other workers between recording and ``tell``).
+    Complete trials, plus running ones whose objective already recorded a result (between
+    recording and ``tell``, while their hooks run): all of them when ``running`` is ``None``,
+    else only those whose numbers ``running`` holds.
     """
     out = []
     for t in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
         if is_repeat(t):
             # a finalist's repeat (nas/study/finalists.py): the winner's weights are its own
+            continue
+        if t.state == State.RUNNING and running is not None and t.number not in running:
             continue
         record = TrialRecord.from_trial(t)
         # objective.per_trainable_param: the trial's value is this, not the plain adaptability
@@ -136,7 +147,12 @@ def _ranked_trials(study: optuna.Study) -> list[tuple[int, float, float]]:
     return out
 
 
-def kept_trials(study: optuna.Study, keep_top_k: int, multi_objective: bool) -> set[int]:
+def kept_trials(
+    study: optuna.Study,
+    keep_top_k: int,
+    multi_objective: bool,
+    running: Collection[int] | None = None,
+) -> set[int]:
     """Numbers of the trials whose weights should be kept now.
 
     Args:
@@ -144,10 +160,13 @@ def kept_trials(study: optuna.Study, keep_top_k: int, multi_objective: bool) -> 
         keep_top_k: How many trials to keep at most.
         multi_objective: Keep the Pareto front of (adaptability up, parameters down), its
             ``keep_top_k`` most adaptable members, instead of the top ``keep_top_k`` by score.
+        running: The running trials (result recorded, not yet told) that take part in the
+            ranking; ``None``: all of them. A running trial is not settled: its worker can
+            still die before ``tell`` and the trial fail.
     """
     if keep_top_k <= 0:
         return set()
-    cands = _ranked_trials(study)
+    cands = _ranked_trials(study, running)
     if multi_objective:
         cands = [
             c
@@ -167,17 +186,17 @@ def _task_info(module) -> dict[str, Any]:
     return {"kind": task.kind, "num_labels": len(labels) or None, "labels": labels}
 
 
-def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
-    """Write one trial's weights into ``folder`` atomically (temp folder + rename).
+def write_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
+    """Write one trial's weights into a new temporary folder beside ``folder``; returns it.
+
+    ``os.replace(returned, folder)`` then publishes them whole (``save_trial_weights``, or the
+    hook under its lock).
 
     Args:
-        folder: The target folder (``weights/trial_<n>``); replaced if it exists.
+        folder: The target folder (``weights/trial_<n>``); not touched here.
         result: The trial's ``TrialRecord`` with its models still in memory.
         meta: What ``meta.json`` records besides the tasks (architecture, scores, config).
         tokenizer: The run's ``tokenizers.Tokenizer`` (taken from a task when ``None``).
-
-    Returns:
-        ``folder``.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
@@ -202,12 +221,36 @@ def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=Non
             tokenizer.save(str(tmp / "tokenizer.json"))
         doc = {"format": FORMAT, **meta, "task_info": tasks}
         (tmp / "meta.json").write_text(json.dumps(doc, indent=1, default=str))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tmp
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Move the written ``tmp`` folder to ``folder``, replacing what was there."""
+    try:
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
+    """Write one trial's weights into ``folder`` atomically (temp folder + rename).
+
+    Args:
+        folder: The target folder (``weights/trial_<n>``); replaced if it exists.
+        result: The trial's ``TrialRecord`` with its models still in memory.
+        meta: What ``meta.json`` records besides the tasks (architecture, scores, config).
+        tokenizer: The run's ``tokenizers.Tokenizer`` (taken from a task when ``None``).
+
+    Returns:
+        ``folder``.
+    """
+    _publish(write_trial_weights(folder, result, meta, tokenizer), folder)
     return folder
 
 
@@ -245,28 +288,65 @@ class KeepWeights(TrialHook):
         }
 
     def on_trial_end(self, trial, state, result, reason) -> None:
-        """Save this trial's weights if it ranks, then drop the folders of trials that left."""
+        """Save this trial's weights if it ranks, then drop the folders of trials that left.
+
+        Workers share the folder, and a worker can die between its hooks and ``tell``. So:
+
+        * this trial is kept when it ranks among the complete trials (other workers' running
+          trials do not count); the ranking is read again under one ``flock`` on
+          ``weights/.lock`` before the folder is published, and
+        * a folder is deleted only when its trial has left the top ``keep_top_k`` of the
+          *complete* trials, under the same lock; running trials' folders (this one's too)
+          are never deleted. What this trial displaces goes at the next trial's end or at
+          the search's end (``on_search_end``).
+        """
         if self.keep_top_k <= 0 or state != "complete" or result is None:
             return
-        keep = kept_trials(trial.study, self.keep_top_k, self.multi)
-        if trial.number in keep:
-            target = trial_weights_dir(self.folder, trial.number)
-            try:
-                save_trial_weights(target, result, self._meta(trial, result))
+        study, number = trial.study, trial.number
+        target = trial_weights_dir(self.folder, number)
+        tmp = None
+        if number in kept_trials(study, self.keep_top_k, self.multi, running=(number,)):
+            try:  # written outside the lock: seconds, and only this worker's files
+                tmp = write_trial_weights(target, result, self._meta(trial, result))
             except OSError as err:  # a full disk costs the export, not the trial's result
-                log.warning("trial %d: weights not kept: %s", trial.number, err)
-            else:
-                rec.write_weights(trial, str(target.relative_to(self.folder)))
-                log.info("trial %d: weights kept in %s", trial.number, target)
-                try:
-                    ids = register_artifacts(trial, self.folder, target)
-                except OSError as err:
-                    log.warning("trial %d: no artifacts of the weights: %s", trial.number, err)
-                else:
-                    rec.write_weights_artifacts(trial, ids)
-        deleted = self.prune(keep)
+                log.warning("trial %d: weights not kept: %s", number, err)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(target.parent / LOCK):
+            if tmp is not None:
+                if number in kept_trials(study, self.keep_top_k, self.multi, running=(number,)):
+                    self._publish(trial, tmp, target)
+                else:  # overtaken while it was written
+                    shutil.rmtree(tmp, ignore_errors=True)
+            self._prune_settled(study)
+
+    def on_search_end(self, study: optuna.Study) -> None:
+        """Drop the folders that this worker's last trial displaced."""
+        if self.keep_top_k > 0 and (self.folder / WEIGHTS_DIR).is_dir():
+            with file_lock(self.folder / WEIGHTS_DIR / LOCK):
+                self._prune_settled(study)
+
+    def _publish(self, trial: optuna.Trial, tmp: Path, target: Path) -> None:
+        try:
+            _publish(tmp, target)
+        except OSError as err:
+            log.warning("trial %d: weights not kept: %s", trial.number, err)
+            return
+        rec.write_weights(trial, str(target.relative_to(self.folder)))
+        log.info("trial %d: weights kept in %s", trial.number, target)
+        try:
+            ids = register_artifacts(trial, self.folder, target)
+        except OSError as err:
+            log.warning("trial %d: no artifacts of the weights: %s", trial.number, err)
+        else:
+            rec.write_weights_artifacts(trial, ids)
+
+    def _prune_settled(self, study: optuna.Study) -> None:
+        """Delete the folders of complete trials out of the top k (the lock held)."""
+        keep = kept_trials(study, self.keep_top_k, self.multi, running=())
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(State.RUNNING,))}
+        deleted = self.prune(keep | running)
         if deleted:
-            remove_artifacts(trial.study, self.folder, set(deleted))
+            remove_artifacts(study, self.folder, set(deleted))
 
     def prune(self, keep: set[int]) -> list[int]:
         """Delete the weights of every trial not in ``keep``; returns the numbers deleted."""

@@ -7,6 +7,8 @@ the trials of killed local workers failed (:func:`fail_orphans`) and the finishe
 from __future__ import annotations
 
 import copy
+import errno
+import fcntl
 import importlib.util
 import logging
 import os
@@ -37,6 +39,33 @@ log = logging.getLogger("adaptnas")
 STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]{0,127}$")
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@contextmanager
+def file_lock(path: Path, waiting: str | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing), blocking until it is free.
+
+    The kernel drops the lock when its holder dies, SIGKILL included, so a killed worker never
+    leaves a stale lock behind. On a shared file system it needs working POSIX locks (NFSv4 has
+    them).
+
+    Args:
+        path: The lock file (empty; its contents are never read).
+        waiting: Logged once at INFO when another process holds the lock (``None``: silent).
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            if waiting:
+                log.info("%s (%s)", waiting, path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def default_study_name(cfg: DictConfig, task_choice: str | None = None) -> str:

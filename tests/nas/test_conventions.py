@@ -259,6 +259,7 @@ def test_kept_weights_are_optuna_artifacts(tmp_path):
     stored = tmp_path / ARTIFACTS_DIR / ids["backbone.safetensors"]
     assert kept.stat().st_ino == stored.stat().st_ino  # one file on disk, two names
     # trial 0 left the top 1: its weights and its artifacts are gone
+    hook.on_search_end(study)  # trial 1 is complete now: what it displaced goes
     assert not trial_weights_dir(tmp_path, 0).exists()
     gone = first.user_attrs[ARTIFACTS_ATTR].values()
     assert not any((tmp_path / ARTIFACTS_DIR / i).exists() for i in gone)

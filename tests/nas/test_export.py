@@ -7,6 +7,7 @@ exporter is the slow part.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -27,7 +28,7 @@ from lightning_modules.tasks.base import make_loader
 from nas.config.errors import ConfigError
 from nas.engine.run import run_search, run_train
 from nas.exporting import retrain_commands, run_export, select_trials
-from nas.study.kept_weights import KeepWeights, kept_trials, trial_weights_dir
+from nas.study.kept_weights import LOCK, KeepWeights, kept_trials, trial_weights_dir
 from nas.trial.record import TrialRecord
 from tests.conftest import REPO, compose_config, tiny_overrides
 
@@ -90,11 +91,83 @@ def test_weights_of_trials_leaving_the_top_k_are_deleted(tmp_path):
         hook.on_trial_end(trial, "complete", _candidate(arch, score), None)
         study.tell(trial, score)
         kept.append(sorted(int(p.name[6:]) for p in (tmp_path / "weights").glob("trial_*")))
-    # 0.2 kept, 0.5 kept, 0.3 replaces 0.2, 0.6 replaces 0.3, 0.1 never kept.
-    assert kept == [[0], [0, 1], [1, 2], [1, 3], [1, 3]]
+    # 0.2 kept, 0.5 kept, 0.3 replaces 0.2, 0.6 replaces 0.3, 0.1 never kept. A trial's hook
+    # runs before its tell, and a worker can die in between: what it displaces goes at the
+    # next trial's end, once it is complete.
+    assert kept == [[0], [0, 1], [0, 1, 2], [1, 2, 3], [1, 3]]
+    hook.on_search_end(study)
+    assert _folders(tmp_path) == [1, 3]
     assert (trial_weights_dir(tmp_path, 3) / "backbone.safetensors").is_file()
     assert study.trials[3].user_attrs["weights"] == "weights/trial_3"
     assert "weights" not in study.trials[4].user_attrs
+
+
+def _finish(study, hook, arch, score, tell=True):
+    """A trial recorded with ``score``, its hooks run, then told (a worker's order)."""
+    trial = study.ask()
+    trial.set_user_attr("adaptability", score)
+    trial.set_user_attr("n_params", arch.num_params())
+    hook.on_trial_end(trial, "complete", _candidate(arch, score), None)
+    if tell:
+        study.tell(trial, score)
+    return trial
+
+
+def _folders(root) -> list[int]:
+    return sorted(int(p.name[6:]) for p in (root / "weights").glob("trial_*"))
+
+
+def test_a_running_trial_of_another_worker_displaces_no_kept_weights(tmp_path):
+    # Chaos run, 2026-12-07: a worker recorded a high score, its weights were published, then it
+    # was killed before tell (the trial failed); another worker had pruned the trial it displaced.
+    study = optuna.create_study(direction="maximize")
+    hook = KeepWeights(tmp_path, keep_top_k=3, cfg={"objective": {"multi_objective": False}})
+    arch = TransformerConfig(vocab_size=50, max_seq_len=8, n_layer=1, d_model=16, n_head=2, d_ff=16)
+    for score in (0.5, 0.4, 0.3):
+        _finish(study, hook, arch, score)
+    doomed = _finish(study, hook, arch, 0.9, tell=False)  # published; its worker dies now
+    assert _folders(tmp_path) == [0, 1, 2, 3]
+    _finish(study, hook, arch, 0.1)  # another worker's trial ends meanwhile
+    assert _folders(tmp_path) == [0, 1, 2, 3]  # trial 2 kept; trial 3 not deleted under its worker
+    study.tell(doomed, state=optuna.trial.TrialState.FAIL)  # the heartbeat fails it
+    _finish(study, hook, arch, 0.05)
+    assert kept_trials(study, 3, multi_objective=False) == {0, 1, 2}
+    assert _folders(tmp_path) == [0, 1, 2]
+    for number in (0, 1, 2):
+        meta = json.loads((trial_weights_dir(tmp_path, number) / "meta.json").read_text())
+        assert meta["trial"] == number
+
+
+def test_weights_published_while_another_worker_writes_are_not_pruned(tmp_path, monkeypatch):
+    # Worker B ranks its trial, then writes its weights for seconds; meanwhile worker A records a
+    # better trial and publishes its weights. B's prune must not use the ranking it read first.
+    import nas.study.kept_weights as kw
+
+    study = optuna.create_study(direction="maximize")
+    hook = KeepWeights(tmp_path, keep_top_k=2, cfg={"objective": {"multi_objective": False}})
+    arch = TransformerConfig(vocab_size=50, max_seq_len=8, n_layer=1, d_model=16, n_head=2, d_ff=16)
+    for score in (0.3, 0.2):
+        _finish(study, hook, arch, score)
+    write = kw.write_trial_weights
+    other: list = []
+
+    def slow_write(folder, result, meta, tokenizer=None):
+        tmp = write(folder, result, meta, tokenizer)
+        if not other:  # worker A, in the middle of B's write: recorded, published, told
+            other.append(None)
+            other[0] = _finish(study, hook, arch, 0.5)
+        return tmp
+
+    monkeypatch.setattr(kw, "write_trial_weights", slow_write)
+    b = _finish(study, hook, arch, 0.4, tell=False)
+    (a,) = other
+    assert (a.number, b.number) == (3, 2)
+    study.tell(b, 0.4)
+    assert kept_trials(study, 2, multi_objective=False) == {2, 3}
+    for number in (2, 3):
+        assert (trial_weights_dir(tmp_path, number) / "meta.json").is_file(), number
+    _finish(study, hook, arch, 0.1)  # the next trial's prune leaves exactly the top 2
+    assert _folders(tmp_path) == [2, 3]
 
 
 def test_multi_objective_keeps_the_most_adaptable_of_the_pareto_front():
@@ -115,7 +188,8 @@ def test_multi_objective_keeps_the_most_adaptable_of_the_pareto_front():
 
 @pytest.mark.slow
 def test_search_keeps_the_top_k_trials_only(exported):
-    folders = sorted(p.name for p in (exported.root / "studies/exp/weights").iterdir())
+    weights = exported.root / "studies/exp/weights"
+    folders = sorted(p.name for p in weights.iterdir() if p.name != LOCK)  # nothing half-written
     done = sorted(exported.study.trials, key=lambda t: (-t.values[0], t.number))
     assert folders == sorted(f"trial_{t.number}" for t in done[:2])
 
@@ -300,7 +374,7 @@ def export_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_trial_without_kept_weights_says_so_and_offers_the_retrain_command(exported):
-    kept = {int(p.name[6:]) for p in (exported.root / "studies/exp/weights").iterdir()}
+    kept = {int(p.name[6:]) for p in (exported.root / "studies/exp/weights").glob("trial_*")}
     (dropped,) = [t.number for t in exported.study.trials if t.number not in kept]
     out = exported.root / "dropped"
     proc = export_cli("study=exp", f"trial={dropped}", f"out={out}", f"paths.root={exported.root}")
