@@ -366,4 +366,9 @@ class KeepWeights(TrialHook):
                 sorted(deleted),
                 self.keep_top_k,
             )
+        # Half-written folders (``.trial_<n>.<random>.tmp``) of workers killed while writing.
+        for path in root.glob(".trial_*.tmp"):
+            number = path.name.split(".")[1].removeprefix("trial_")
+            if number.isdigit() and int(number) not in keep:
+                shutil.rmtree(path, ignore_errors=True)
         return sorted(deleted)

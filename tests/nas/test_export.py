@@ -130,7 +130,10 @@ def test_a_running_trial_of_another_worker_displaces_no_kept_weights(tmp_path):
     _finish(study, hook, arch, 0.1)  # another worker's trial ends meanwhile
     assert _folders(tmp_path) == [0, 1, 2, 3]  # trial 2 kept; trial 3 not deleted under its worker
     study.tell(doomed, state=optuna.trial.TrialState.FAIL)  # the heartbeat fails it
+    half = tmp_path / "weights" / ".trial_3.x1y2.tmp"  # a worker killed while writing
+    (half / "tasks").mkdir(parents=True)
     _finish(study, hook, arch, 0.05)
+    assert not half.exists()
     assert kept_trials(study, 3, multi_objective=False) == {0, 1, 2}
     assert _folders(tmp_path) == [0, 1, 2]
     for number in (0, 1, 2):
