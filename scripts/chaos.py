@@ -75,15 +75,29 @@ TINY = [
 
 
 def postgres_url() -> str:
+    """The PostgreSQL URL, checked by one connection (one line and exit 1 when it fails)."""
+    import sqlalchemy
+
+    from nas.config.errors import first_line
+    from nas.study.storage import mask_url
+
     url = os.environ.get("ADAPTNAS_STORAGE_URL")
-    if url:
-        return url
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "postgres.sh"), "url"], capture_output=True, text=True
-    )
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise SystemExit(f"chaos: no PostgreSQL URL ({proc.stderr.strip()}); start it first")
-    return proc.stdout.strip()
+    if not url:
+        proc = subprocess.run(
+            ["bash", str(REPO / "scripts" / "postgres.sh"), "url"], capture_output=True, text=True
+        )
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise SystemExit(f"chaos: no PostgreSQL URL ({proc.stderr.strip()}); start it first")
+        url = proc.stdout.strip()
+    try:
+        with sqlalchemy.create_engine(url).connect():
+            pass
+    except Exception as err:  # noqa: BLE001 (one line, then exit)
+        raise SystemExit(
+            f"chaos: PostgreSQL at {mask_url(url)} does not answer ({first_line(err)}); "
+            "start it first: bash scripts/services.sh start"
+        ) from None
+    return url
 
 
 def open_storage(kind: str, root: Path, study: str, url: str | None):
@@ -175,10 +189,10 @@ def check_weights(folder: Path, study: optuna.Study, keep_top_k: int) -> list[st
 
 def run(kind: str, args: argparse.Namespace, out: Path) -> dict:
     study = f"chaos-{kind}-{os.getpid()}-{int(time.time())}"
+    url = postgres_url() if kind == "postgres" else None  # checked before anything is written
     root = out / kind
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    url = postgres_url() if kind == "postgres" else None
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     if url:
         env["ADAPTNAS_STORAGE_URL"] = url
