@@ -408,6 +408,12 @@ QUOTES: list[Quote] = [
            "candidates_ratio.asymptotic")),
     Quote(SUPERNET, "Kendall tau **{:.2f}** (p {:.2f}), Spearman {:.2f} over 8 architectures",
           "supernet_rank_bench.json", ("rank.kendall_tau", "rank.kendall_p", "rank.spearman")),
+    # faults.md: the chaos run after the kept-weights fix
+    Quote("docs/faults.md", "journal {} of {} trials, {} kills, {}\ntrials failed and re-run, "
+          "{:.1f} s; PostgreSQL {} of {}, {} kills, {} re-run, {:.1f} s",
+          "chaos_2026-12-07.json",
+          ("[0].trials", "[0].target", "[0].kills", "[0].retried", "[0].wall_s",
+           "[1].trials", "[1].target", "[1].kills", "[1].retried", "[1].wall_s")),
     # supernet.md: the two-tier search
     Quote(SUPERNET, "The build took **{:,.0f} CPU s** (1,920 sandwich steps; as much as {:.1f} "
           "standalone trials), a screened candidate **{:.3f} CPU s** (TPE included; the loss "
@@ -587,7 +593,7 @@ def test_every_table_and_quote_of_the_registry_is_checked_against_a_json_file_th
     names = {t.json for t in TABLES} | {q.json for q in QUOTES}
     assert all((REPO / "docs" / "benchmark_results" / n).is_file() for n in names), names
     docs = {t.doc for t in TABLES} | {q.doc for q in QUOTES}
-    assert docs == {VALIDITY, BENCH, SUPERNET, "docs/tasks.md"}
+    assert docs == {VALIDITY, BENCH, SUPERNET, "docs/tasks.md", "docs/faults.md"}
 
 
 def _plant(tmp_path: Path, doc: str, old: str, new: str) -> Path:
