@@ -24,6 +24,11 @@ rates, so every variant is held against one ranking): ``fixed`` (the config's), 
 (each family's reference design chooses once and the family's candidates adapt at its rates, as
 ``finetune.lr_choice=family`` does; the references' runs are booked in the cost per candidate).
 
+``--scale-what pretrain|adapt`` scales only the pretraining tokens or only the adaptation steps,
+to see which one reorders the space; ``--base-scale F --base-what adapt|pretrain|both`` makes
+the ranking side itself F times the config's budget (a candidate for a new default budget), held
+against the same ``--scale`` runs of the config's own budget, which stay cached and shared.
+
 Every finished run is cached in ``--cache-dir`` (keyed by the architecture, budget, seed and the
 settings that shape the run), so a killed benchmark resumes, and two processes can share the work:
 ``--shard 0/2`` and ``--shard 1/2`` run disjoint architectures into the same cache; a run without
@@ -227,7 +232,9 @@ class Scale:
         return out
 
     def label(self) -> str:
-        """``x4``, ``x4 pretrain`` or ``x4 adapt``."""
+        """``x4``, ``x4 pretrain`` or ``x4 adapt``; ``default`` for x1."""
+        if self.factor == 1:
+            return "default"
         return f"x{self.factor:g}" + ("" if self.what == "both" else f" {self.what}")
 
 
@@ -326,7 +333,11 @@ def run(args) -> dict[str, Any]:
     seeds = [args.seed + SEED_STRIDE * s for s in range(args.seeds)]
     shard = parse_shard(args.shard)
     scaling = Scale(args.scale, args.scale_what)
-    grid_cfg = run_cfg if args.lr_choice == "fixed" else with_grid(run_cfg, args.lr_grid)
+    # --base-scale: the budget that ranks (the "default" side) is itself scaled from the config;
+    # the scaled side is always --scale times the config's own budget.
+    base = Scale(args.base_scale, args.base_what)
+    base_cfg = run_cfg if args.base_scale == 1 else base.apply(run_cfg)
+    grid_cfg = base_cfg if args.lr_choice == "fixed" else with_grid(base_cfg, args.lr_grid)
     try:
         check_lr_choice(grid_cfg, suite)  # every task can hold out the examples it chooses on
     except ConfigError as err:
@@ -340,9 +351,12 @@ def run(args) -> dict[str, Any]:
     )
 
     def cfg_of(a: int, budget: str) -> dict[str, Any]:
-        """The config a run of ``archs[a]`` starts from: the scaled budget adapts at fixed rates."""
-        if budget == "scaled" or args.lr_choice == "fixed":
+        """The config a run of ``archs[a]`` starts from: the scaled budget adapts at fixed rates
+        from the config's own budget; the other side at ``--base-scale`` of it."""
+        if budget == "scaled":
             return run_cfg
+        if args.lr_choice == "fixed":
+            return base_cfg
         if args.lr_choice == "candidate" or calibration[archs[a].family]["by"] == f"A{a}":
             return grid_cfg  # it chooses on the grid (the family's calibrator chose there)
         return with_rates(grid_cfg, calibration[archs[a].family]["rates"])
@@ -442,6 +456,9 @@ def summarise(
             "scale": args.scale,
             "scale_what": args.scale_what,
             "scaled_label": Scale(args.scale, args.scale_what).label(),
+            "base_scale": args.base_scale,
+            "base_what": args.base_what,
+            "base_label": Scale(args.base_scale, args.base_what).label(),
             "lr_choice": args.lr_choice,
             "lr_grid": None if args.lr_choice == "fixed" else list(args.lr_grid),
             "search_space": str(cfg.search_space),
@@ -507,10 +524,10 @@ def _print(p: dict[str, Any]) -> None:
     s = p["settings"]
     print(
         f"\n{len(p['archs'])} architectures of '{s['search_space']}' ({p['families']}), "
-        f"tasks {s['tasks']}, default budget against {s['scaled_label']}"
+        f"tasks {s['tasks']}, {s['base_label']} budget against {s['scaled_label']}"
     )
     print_table(
-        ["arch", "family", "params", "default", "2nd seed", s["scaled_label"], "description"],
+        ["arch", "family", "params", s["base_label"], "2nd seed", s["scaled_label"], "description"],
         [
             [
                 r["label"],
@@ -527,10 +544,10 @@ def _print(p: dict[str, Any]) -> None:
     print()
     rows = []
     for name, key in (
-        (f"default vs {s['scaled_label']}", "rank"),
-        ("default seed vs seed", "rank_seed_to_seed"),
-        (f"default seed mean vs {s['scaled_label']}", "rank_mean_vs_scaled"),
-        (f"as skill: default vs {s['scaled_label']}", "rank_skill"),
+        (f"{s['base_label']} vs {s['scaled_label']}", "rank"),
+        (f"{s['base_label']} seed vs seed", "rank_seed_to_seed"),
+        (f"{s['base_label']} seed mean vs {s['scaled_label']}", "rank_mean_vs_scaled"),
+        (f"as skill: {s['base_label']} vs {s['scaled_label']}", "rank_skill"),
     ):
         r = p[key]
         rows.append(
@@ -553,9 +570,9 @@ def _print(p: dict[str, Any]) -> None:
         f"against layers: tau {' '.join(g['layers'])}"
     )
     print(
-        f"\ncost (CPU s per run): default {_f(p['cpu_s']['default'], '.0f')}, "
-        f"{s['scaled_label']} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the default "
-        f"budget ({s['lr_choice']} rates) {_f(p['cpu_s_per_candidate'], '.0f')}; "
+        f"\ncost (CPU s per run): {s['base_label']} {_f(p['cpu_s']['default'], '.0f')}, "
+        f"{s['scaled_label']} {_f(p['cpu_s']['scaled'], '.0f')}; per candidate at the "
+        f"{s['base_label']} budget ({s['lr_choice']} rates) {_f(p['cpu_s_per_candidate'], '.0f')}; "
         f"failed runs: {p['failed'] or 'none'}; not run yet: {p['missing'] or 'none'}"
     )
     for family, c in p["calibration"].items():
@@ -579,6 +596,19 @@ def build_parser():
         default="both",
         help="what --scale multiplies: pretraining tokens and adaptation steps (both, the "
         "validity study's rule), or only one of them",
+    )
+    p.add_argument(
+        "--base-scale",
+        type=float,
+        default=1.0,
+        help="the budget that ranks, as a multiple of the config's (default 1: the config's "
+        "own); --scale stays a multiple of the config's",
+    )
+    p.add_argument(
+        "--base-what",
+        choices=("both", "pretrain", "adapt"),
+        default="both",
+        help="what --base-scale multiplies (as --scale-what)",
     )
     p.add_argument(
         "--lr-choice",
@@ -621,6 +651,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--seeds {args.seeds}: at least 1")
     if args.scale <= 0:
         parser.error(f"--scale {args.scale}: must be above 0")
+    if args.base_scale <= 0:
+        parser.error(f"--base-scale {args.base_scale}: must be above 0")
     try:
         parse_shard(args.shard)
     except ValueError as err:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from benchmarks import budget_rank as bench
+from lightning_modules.config import TransformerConfig
 from nas.validity.statistics import rank_agreement
 
 
@@ -90,6 +91,22 @@ def test_two_shards_fill_one_cache_and_the_summary_runs_nothing_more(tmp_path, c
         assert row["second_seed"] != row["default"]
     assert doc["failed"] == [] and doc["missing"] == []
     assert "default vs x2" in capsys.readouterr().out
+    # --base-scale: the ranking side runs again at x2 adaptation; the x2 runs it is held
+    # against are the config's own budget's, already cached.
+    moved = bench.main([*common, "--base-scale", "2", "--base-what", "adapt"])
+    after = sorted(p.name for p in (cache / "runs").glob("*.json"))
+    assert len(after) == len(runs) + 3 * 2  # two seeds of each architecture, nothing scaled
+    assert [r["runs"]["scaled"] for r in moved["archs"]] == [
+        r["runs"]["scaled"] for r in doc["archs"]
+    ]
+    for row in moved["archs"]:
+        base, scaled = row["runs"]["default"]["steps"], row["runs"]["scaled"]["steps"]
+        assert base.pop("pretrain") * 2 == scaled.pop("pretrain")  # pretraining as configured
+        assert base == scaled  # the adaptation steps of x2
+    assert moved["settings"]["base_label"] == "x2 adapt"
+    assert "x2 adapt vs x2" in capsys.readouterr().out
+    for name in set(after) - set(runs):
+        (cache / "runs" / name).unlink()
     # --summarise runs nothing: with one run's record gone, that architecture is "not run yet".
     (cache / "runs" / runs[0]).unlink()
     partial = bench.main([*common, "--summarise", "--out", str(tmp_path / "partial.json")])
@@ -178,3 +195,35 @@ def test_the_larger_budget_scales_pretraining_adaptation_or_both():
     assert adapt["pretrain"]["tokens"] == 1000 and adapt["tasks"]["ner"]["steps"] == 160
     assert run["pretrain"]["tokens"] == 1000  # not changed
     assert bench.Scale(4, "adapt").label() == "x4 adapt" and bench.Scale(4).label() == "x4"
+
+
+def test_a_base_scale_moves_the_ranking_side_and_leaves_the_scaled_side_shared():
+    run = {
+        "seed": 0,
+        "pretrain": {"tokens": 1000},
+        "finetune": {"steps": 10, "lr_choice": "candidate"},
+        "tasks": {"qa": {"steps": 8}, "ner": {"steps": None}},
+        "data": {},
+        "objective": {},
+        "trainer": {},
+    }
+    base = bench.Scale(2.0, "adapt")
+    assert (base.label(), bench.Scale(1.0).label(), bench.Scale(4.0, "pretrain").label()) == (
+        "x2 adapt",
+        "default",
+        "x4 pretrain",
+    )
+    moved = base.apply(run)
+    assert moved["pretrain"]["tokens"] == 1000  # pretraining as it was
+    assert moved["finetune"]["steps"] == 20 and moved["tasks"]["qa"]["steps"] == 16
+    assert run["finetune"]["steps"] == 10  # a new config; the given one untouched
+    arch = TransformerConfig(vocab_size=50, max_seq_len=8, n_layer=1, d_model=16, n_head=2)
+    own_default = bench.run_of(arch, run, 0, "default", 4.0)[1]
+    assert bench.run_of(arch, moved, 0, "default", 4.0)[1] != own_default  # a run of its own
+
+
+def test_a_base_scale_of_zero_is_a_one_line_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--base-scale", "0"])
+    assert exit_info.value.code == 2
+    assert "--base-scale" in capsys.readouterr().err.strip().splitlines()[-1]
