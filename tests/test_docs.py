@@ -92,8 +92,32 @@ def ratio(record: Any, whole: Any) -> str:
     return f"({bound:.2f}, bound)"
 
 
+def rank_ci(prefix: str) -> tuple[str, ...]:
+    """The paths of tau, its interval, Spearman and its interval under ``prefix``."""
+    return tuple(
+        f"{prefix}.{k}"
+        for k in ("kendall_tau", "kendall_tau_ci[0]", "kendall_tau_ci[1]", "spearman",
+                  "spearman_ci[0]", "spearman_ci[1]")
+    )  # fmt: skip
+
+
+def mean_task(task: str, side: str) -> Callable[[Any, Any], float]:
+    """budget_rank: the mean validation score of ``task`` over the architectures at ``side``
+    (``default`` or ``x4 adapt`` from the x4-adaptation JSON, ``x4`` from the default one)."""
+
+    def value(record: Any, whole: Any) -> float:
+        archs = whole["archs"]
+        if side == "x4":
+            archs = json.loads((RESULTS / "budget_rank_default.json").read_text())["archs"]
+        key = "default" if side == "default" else "scaled"
+        return statistics.fmean(a["runs"][key]["tasks"][task] for a in archs)
+
+    return value
+
+
 # ---- the registry -------------------------------------------------------------------------------
 VALIDITY, BENCH, SUPERNET = "docs/validity.md", "docs/benchmarks.md", "docs/supernet.md"
+RESULTS = REPO / "docs" / "benchmark_results"
 GAIN = ("gain", "+.3f")
 TABLES: list[Table] = [
     # validity.md: the pretraining gain at the default budgets
@@ -408,6 +432,30 @@ QUOTES: list[Quote] = [
            "candidates_ratio.asymptotic")),
     Quote(SUPERNET, "Kendall tau **{:.2f}** (p {:.2f}), Spearman {:.2f} over 8 architectures",
           "supernet_rank_bench.json", ("rank.kendall_tau", "rank.kendall_p", "rank.spearman")),
+    # validity.md: which half of x4 reorders the space
+    Quote(VALIDITY, "| default against x4 adaptation | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} "
+          "[{:+.2f}, {:+.2f}] |", "budget_rank_x4adapt.json", rank_ci("rank")),
+    Quote(VALIDITY, "| x4 adaptation against x4 (adaptation and pretraining) | {:.2f} [{:+.2f}, "
+          "{:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] |", "budget_rank_x4adapt_vs_x4.json",
+          rank_ci("rank")),
+    Quote(VALIDITY, "steps keep a good part of the default ranking ({:.2f} [{:+.2f}, {:+.2f}])",
+          "budget_rank_x4adapt.json", rank_ci("rank")[:3]),
+    Quote(VALIDITY, "good part of that one ({:.2f} [{:+.2f}, {:+.2f}])",
+          "budget_rank_x4adapt_vs_x4.json", rank_ci("rank")[:3]),
+    Quote(VALIDITY, "adaptation over the default budget against the layer count: tau {:.2f} "
+          "[{:+.2f}, {:+.2f}]", "budget_rank_x4adapt.json", rank_ci("scaled_gain_vs.layers")[:3]),
+    Quote(VALIDITY, "the longer pretraining (x4 over x4 adaptation) against it: tau {:.2f} "
+          "[{:+.2f}, {:+.2f}]", "budget_rank_x4adapt_vs_x4.json",
+          rank_ci("scaled_gain_vs.layers")[:3]),
+    Quote(VALIDITY, "x4 adaptation costs {:.0f} CPU s a run against {:.0f} for\nthe default budget "
+          "(x4 in all: {:.0f})", "budget_rank_x4adapt_vs_x4.json",
+          ("cpu_s.default", lambda r, j: json.loads((RESULTS / "budget_rank_x4adapt.json")
+           .read_text())["cpu_s"]["default"], "cpu_s.scaled")),
+    Quote(VALIDITY, "validation, QA F1 {:.3f} at the default budget, {:.3f} at x4 adaptation, "
+          "{:.3f} at x4;\ntranslation chrF {:.3f}, {:.3f}, {:.3f}; NER F1 {:.3f}, {:.3f}, {:.3f}",
+          "budget_rank_x4adapt.json",
+          tuple(mean_task(task, side) for task in ("qa", "translation", "ner")
+                for side in ("default", "x4 adapt", "x4"))),
     # faults.md: the chaos run after the kept-weights fix
     Quote("docs/faults.md", "journal {} of {} trials, {} kills, {}\ntrials failed and re-run, "
           "{:.1f} s; PostgreSQL {} of {}, {} kills, {} re-run, {:.1f} s",
