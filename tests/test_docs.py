@@ -456,6 +456,19 @@ QUOTES: list[Quote] = [
           "budget_rank_x4adapt.json",
           tuple(mean_task(task, side) for task in ("qa", "translation", "ner")
                 for side in ("default", "x4 adapt", "x4"))),
+    Quote(VALIDITY, "| default against x2 (adaptation and pretraining) | {:.2f} [{:+.2f}, "
+          "{:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] |", "budget_rank_default_vs_x2.json",
+          rank_ci("rank")),
+    Quote(VALIDITY, "| x2 against x4 | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] |",
+          "budget_rank_x2_vs_x4.json", rank_ci("rank")),
+    Quote(VALIDITY, "The default budget against x2: tau {:.2f} [{:+.2f}, {:+.2f}]",
+          "budget_rank_default_vs_x2.json", rank_ci("rank")[:3]),
+    Quote(VALIDITY, "x2 against x4: {:.2f} [{:+.2f}, {:+.2f}].", "budget_rank_x2_vs_x4.json",
+          rank_ci("rank")[:3]),
+    Quote(VALIDITY, "(x2 over the\ndefault against layers: tau {:.2f} [{:+.2f}, {:+.2f}]",
+          "budget_rank_default_vs_x2.json", rank_ci("scaled_gain_vs.layers")[:3]),
+    Quote(VALIDITY, "x4 over x2: {:.2f} [{:+.2f}, {:+.2f}]). An x2\nrun costs {:.0f} CPU s",
+          "budget_rank_x2_vs_x4.json", (*rank_ci("scaled_gain_vs.layers")[:3], "cpu_s.default")),
     # faults.md: the chaos run after the kept-weights fix
     Quote("docs/faults.md", "journal {} of {} trials, {} kills, {}\ntrials failed and re-run, "
           "{:.1f} s; PostgreSQL {} of {}, {} kills, {} re-run, {:.1f} s",
