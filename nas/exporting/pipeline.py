@@ -182,7 +182,7 @@ def write_format(
 
 
 def read_kept_weights(weights: Path) -> dict[str, Any]:
-    """``meta.json`` of a folder of kept weights (``nas.study.kept_weights.save_trial_weights``)."""
+    """``meta.json`` of a folder of kept weights (``nas.study.kept_weights.KeepWeights``)."""
     meta_path = weights / "meta.json"
     if not meta_path.is_file():
         raise ConfigError(f"{weights}: no meta.json, not a folder of kept weights")

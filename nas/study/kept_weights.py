@@ -189,8 +189,7 @@ def _task_info(module) -> dict[str, Any]:
 def write_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
     """Write one trial's weights into a new temporary folder beside ``folder``; returns it.
 
-    ``os.replace(returned, folder)`` then publishes them whole (``save_trial_weights``, or the
-    hook under its lock).
+    ``KeepWeights`` then moves it to ``folder`` whole, under its lock (``os.replace``).
 
     Args:
         folder: The target folder (``weights/trial_<n>``); not touched here.
@@ -227,7 +226,7 @@ def write_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=No
     return tmp
 
 
-def _publish(tmp: Path, folder: Path) -> None:
+def _move_into_place(tmp: Path, folder: Path) -> None:
     """Move the written ``tmp`` folder to ``folder``, replacing what was there."""
     try:
         if folder.exists():
@@ -236,22 +235,6 @@ def _publish(tmp: Path, folder: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def save_trial_weights(folder: Path, result, meta: dict[str, Any], tokenizer=None) -> Path:
-    """Write one trial's weights into ``folder`` atomically (temp folder + rename).
-
-    Args:
-        folder: The target folder (``weights/trial_<n>``); replaced if it exists.
-        result: The trial's ``TrialRecord`` with its models still in memory.
-        meta: What ``meta.json`` records besides the tasks (architecture, scores, config).
-        tokenizer: The run's ``tokenizers.Tokenizer`` (taken from a task when ``None``).
-
-    Returns:
-        ``folder``.
-    """
-    _publish(write_trial_weights(folder, result, meta, tokenizer), folder)
-    return folder
 
 
 class KeepWeights(TrialHook):
@@ -327,7 +310,7 @@ class KeepWeights(TrialHook):
 
     def _publish(self, trial: optuna.Trial, tmp: Path, target: Path) -> None:
         try:
-            _publish(tmp, target)
+            _move_into_place(tmp, target)
         except OSError as err:
             log.warning("trial %d: weights not kept: %s", trial.number, err)
             return
