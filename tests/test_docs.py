@@ -115,6 +115,36 @@ def mean_task(task: str, side: str) -> Callable[[Any, Any], float]:
     return value
 
 
+def qa_change(family: str) -> Callable[[Any, Any], float]:
+    """budget_rank: the mean change of QA's validation score over ``family``'s architectures
+    from the fixed rates (``budget_rank_default.json``) to these."""
+
+    def value(record: Any, whole: Any) -> float:
+        fixed = json.loads((RESULTS / "budget_rank_default.json").read_text())["archs"]
+        return statistics.fmean(
+            a["runs"]["default"]["tasks"]["qa"] - f["runs"]["default"]["tasks"]["qa"]
+            for a, f in zip(whole["archs"], fixed, strict=True)
+            if a["family"] == family
+        )
+
+    return value
+
+
+def score_change(family: str) -> Callable[[Any, Any], float]:
+    """budget_rank: the mean change of the default-budget adaptability over ``family``'s
+    architectures from the fixed rates (``budget_rank_default.json``) to these."""
+
+    def value(record: Any, whole: Any) -> float:
+        fixed = json.loads((RESULTS / "budget_rank_default.json").read_text())["archs"]
+        return statistics.fmean(
+            a["default"] - f["default"]
+            for a, f in zip(whole["archs"], fixed, strict=True)
+            if a["family"] == family
+        )
+
+    return value
+
+
 # ---- the registry -------------------------------------------------------------------------------
 VALIDITY, BENCH, SUPERNET = "docs/validity.md", "docs/benchmarks.md", "docs/supernet.md"
 RESULTS = REPO / "docs" / "benchmark_results"
@@ -469,6 +499,21 @@ QUOTES: list[Quote] = [
           "budget_rank_default_vs_x2.json", rank_ci("scaled_gain_vs.layers")[:3]),
     Quote(VALIDITY, "x4 over x2: {:.2f} [{:+.2f}, {:+.2f}]). An x2\nrun costs {:.0f} CPU s",
           "budget_rank_x2_vs_x4.json", (*rank_ci("scaled_gain_vs.layers")[:3], "cpu_s.default")),
+    # validity.md: learning rates fixed, per family or per candidate
+    Quote(VALIDITY, "| fixed | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] | {:.0f} |",
+          "budget_rank_default.json", (*rank_ci("rank"), "cpu_s_per_candidate")),
+    Quote(VALIDITY, "| family | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] | {:.0f} |",
+          "budget_rank_lr_family.json", (*rank_ci("rank"), "cpu_s_per_candidate")),
+    Quote(VALIDITY, "QA rose by {:.3f} on average for the ten\nencoder-decoders and by {:.3f} for "
+          "the seven prefix-LMs", "budget_rank_lr_family.json",
+          (qa_change("encoder_decoder"), qa_change("prefix_lm"))),
+    Quote(VALIDITY, "| candidate | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] | "
+          "{:.0f} |",
+          "budget_rank_lr_candidate.json", (*rank_ci("rank"), "cpu_s_per_candidate")),
+    Quote(VALIDITY, "Adaptability rose by {:.3f} on average for the decoders, {:.3f} for the "
+          "encoder-decoders and {:.3f}\n  for the prefix-LMs", "budget_rank_lr_candidate.json",
+          (score_change("decoder"), score_change("encoder_decoder"),
+           score_change("prefix_lm"))),
     # faults.md: the chaos run after the kept-weights fix
     Quote("docs/faults.md", "journal {} of {} trials, {} kills, {}\ntrials failed and re-run, "
           "{:.1f} s; PostgreSQL {} of {}, {} kills, {} re-run, {:.1f} s",
