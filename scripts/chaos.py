@@ -78,8 +78,7 @@ def postgres_url() -> str:
     """The PostgreSQL URL, checked by one connection (one line and exit 1 when it fails)."""
     import sqlalchemy
 
-    from nas.config.errors import first_line
-    from nas.study.storage import mask_url
+    from nas.study.storage import error_text, mask_url
 
     url = os.environ.get("ADAPTNAS_STORAGE_URL")
     if not url:
@@ -94,7 +93,7 @@ def postgres_url() -> str:
             pass
     except Exception as err:  # noqa: BLE001 (one line, then exit)
         raise SystemExit(
-            f"chaos: PostgreSQL at {mask_url(url)} does not answer ({first_line(err)}); "
+            f"chaos: PostgreSQL at {mask_url(url)} does not answer ({error_text(url, err)}); "
             "start it first: bash scripts/services.sh start"
         ) from None
     return url

@@ -134,14 +134,19 @@ def url_password(url: str) -> str | None:
     return match.group(1) if match and match.group(1) else None
 
 
-def masked_error(url: str, err: BaseException) -> str:
-    """One line naming the (masked) URL and the first line of ``err``, with no password in it."""
+def error_text(url: str, err: BaseException) -> str:
+    """The first line of ``err`` from opening ``url``, with no password in it."""
     # SQLAlchemy starts with "(psycopg2.OperationalError) ": the driver's class says nothing.
     text = re.sub(r"^\([\w.]+\)\s*", "", first_line(err))
     secret = url_password(url)
     if secret:
         text = text.replace(secret, "***")
-    return f"storage.url={mask_url(url)!r}: {mask_url(text)}"
+    return mask_url(text)
+
+
+def masked_error(url: str, err: BaseException) -> str:
+    """One line naming the (masked) URL and the first line of ``err``, with no password in it."""
+    return f"storage.url={mask_url(url)!r}: {error_text(url, err)}"
 
 
 def scrub_saved_secrets(url: str) -> list[Path]:
