@@ -115,34 +115,29 @@ def mean_task(task: str, side: str) -> Callable[[Any, Any], float]:
     return value
 
 
-def qa_change(family: str) -> Callable[[Any, Any], float]:
-    """budget_rank: the mean change of QA's validation score over ``family``'s architectures
-    from the fixed rates (``budget_rank_default.json``) to these."""
+def change_from_fixed(family: str, score: Callable[[Any], float]) -> Callable[[Any, Any], float]:
+    """budget_rank: the mean change of ``score(arch row)`` over ``family``'s architectures from
+    the fixed rates (``budget_rank_default.json``) to these."""
 
     def value(record: Any, whole: Any) -> float:
         fixed = json.loads((RESULTS / "budget_rank_default.json").read_text())["archs"]
         return statistics.fmean(
-            a["runs"]["default"]["tasks"]["qa"] - f["runs"]["default"]["tasks"]["qa"]
+            score(a) - score(f)
             for a, f in zip(whole["archs"], fixed, strict=True)
             if a["family"] == family
         )
 
     return value
+
+
+def qa_change(family: str) -> Callable[[Any, Any], float]:
+    """The change of QA's default-budget validation score (``change_from_fixed``)."""
+    return change_from_fixed(family, lambda a: a["runs"]["default"]["tasks"]["qa"])
 
 
 def score_change(family: str) -> Callable[[Any, Any], float]:
-    """budget_rank: the mean change of the default-budget adaptability over ``family``'s
-    architectures from the fixed rates (``budget_rank_default.json``) to these."""
-
-    def value(record: Any, whole: Any) -> float:
-        fixed = json.loads((RESULTS / "budget_rank_default.json").read_text())["archs"]
-        return statistics.fmean(
-            a["default"] - f["default"]
-            for a, f in zip(whole["archs"], fixed, strict=True)
-            if a["family"] == family
-        )
-
-    return value
+    """The change of the default-budget adaptability (``change_from_fixed``)."""
+    return change_from_fixed(family, lambda a: a["default"])
 
 
 # ---- the registry -------------------------------------------------------------------------------
