@@ -91,9 +91,17 @@ def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
     task_cfgs = {name: spec["tasks"][name] for name in spec["order"]}  # run order as configured
     seed = int(data.get("seed", 0))
     seq_len = int(data["seq_len"])
+    kinds: dict[str, type[Task]] = {}
+    for name, cfg in task_cfgs.items():
+        kind = cfg.get("kind")
+        if kind not in TASK_KINDS:
+            raise DataError(
+                f"task '{name}': unknown kind '{kind}' (known: {', '.join(TASK_KINDS)})"
+            )
+        kinds[name] = TASK_KINDS[kind]
     texts = corpus_texts(data.get("corpus", {}), seed)
     splits = {
-        name: task_splits(name, cfg.get("source", {}), seed, cfg.get("kind"))
+        name: task_splits(name, cfg.get("source", {}), seed, cfg["kind"], kinds[name].example)
         for name, cfg in task_cfgs.items()
     }
     # No validation or test example of any task may be read during pretraining.
@@ -113,13 +121,8 @@ def _build_suite_cached(key: str, cache_dir: str | None) -> Suite:
     n_val = min(int(data.get("val_blocks", 32)), max(1, len(blocks) // 10))
     tasks: dict[str, Task] = {}
     for name, cfg in task_cfgs.items():
-        kind = cfg["kind"]
-        if kind not in TASK_KINDS:
-            raise DataError(
-                f"task '{name}': unknown kind '{kind}' (known: {', '.join(TASK_KINDS)})"
-            )
         # from_config also passes the kind's own options (generation: max_new_tokens, ...).
-        tasks[name] = TASK_KINDS[kind].from_config(name, splits[name], tok, cfg)
+        tasks[name] = kinds[name].from_config(name, splits[name], tok, cfg)
     return Suite(
         tokenizer=tok,
         train_blocks=blocks[:-n_val],

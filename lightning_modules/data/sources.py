@@ -64,14 +64,6 @@ SOURCE_TYPES: dict[str, tuple[str, set[str]]] = {
         },
     ),
 }
-# The example type each task kind fine-tunes on.
-EXAMPLE_OF_KIND = {
-    "span": "qa",
-    "sequence": "text",
-    "token": "token",
-    "generation": "pair",
-    "code": "code",  # file sources only (code_jsonl): not in EXAMPLE_TYPES, which hf reads
-}
 EXAMPLE_TYPES = {"qa": QAExample, "text": TextExample, "token": TokenExample, "pair": PairExample}
 
 CORPUS_TYPES: dict[str, set[str]] = {
@@ -130,7 +122,11 @@ def _positive_or_none(value: Any, where: str) -> int | None:
 
 
 def task_splits_from_source(
-    name: str, source: Mapping[str, Any], seed: int, kind: str | None = None
+    name: str,
+    source: Mapping[str, Any],
+    seed: int,
+    kind: str | None = None,
+    wanted: str | None = None,
 ) -> Splits:
     """The examples of task ``name`` from a file or hub ``source`` config.
 
@@ -138,8 +134,10 @@ def task_splits_from_source(
         name: The task name (error messages; the seeded split's purpose).
         source: The ``source:`` block (``type`` plus the options in this module's docstring).
         seed: The data seed (``data.seed``).
-        kind: The task kind (``span``, ``sequence``, ``token``, ``generation``), checked against
-            what the source yields; ``hf`` sources take their example type from it.
+        kind: The task kind (``span``, ``sequence``, ...), for messages.
+        wanted: The example type the kind fine-tunes on (its task class's ``example``:
+            ``qa``, ``text``, ``token``, ``pair``, ``code``), checked against what a file source
+            yields; ``hf`` sources build it (unless ``source.example`` says otherwise).
 
     Raises:
         DataError: Unknown type or option, unreadable file, empty split, and every reader error.
@@ -151,7 +149,6 @@ def task_splits_from_source(
         raise DataError(f"{where}: unknown source type '{typ}' (known: {known})")
     example, extra = SOURCE_TYPES[typ]
     _check_keys(source, COMMON | extra, f"{where}: source", typ)
-    wanted = EXAMPLE_OF_KIND.get(kind or "")
     if typ == "hf":
         example = source.get("example") or wanted or ""
         if example not in EXAMPLE_TYPES:

@@ -44,18 +44,23 @@ def corpus_texts(corpus: Mapping[str, Any], seed: int) -> list[str]:
 
 
 def task_splits(
-    name: str, source: Mapping[str, Any], seed: int, task_kind: str | None = None
+    name: str,
+    source: Mapping[str, Any],
+    seed: int,
+    task_kind: str | None = None,
+    example: str | None = None,
 ) -> Splits:
     """The examples of task ``name`` from its ``source`` config.
 
     Types: ``builtin`` (the synthetic world), ``squad``, ``classification`` (CSV/TSV/JSONL),
     ``polarity``, ``conll``, ``parallel``, ``hf``; see ``sources.task_splits_from_source`` and
-    docs/data.md. ``task_kind`` (``span``, ``sequence``, ...) is checked against what a file source
-    yields and tells an ``hf`` source which examples to build.
+    docs/data.md. ``example``, the example type of task kind ``task_kind`` (its task class's
+    ``example``), is checked against what a file source yields and tells an ``hf`` source which
+    examples to build.
     """
     kind = source.get("type", "builtin")
     if kind != "builtin":
-        return task_splits_from_source(name, source, seed, task_kind)
+        return task_splits_from_source(name, source, seed, task_kind, example)
     which = source.get("name", name)
     if which not in BUILTIN_TASKS:
         raise DataError(

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from lightning_modules.export._base import (
     EXPORT_FORMAT,
-    GENERATIVE_KINDS,
     TOLERANCE,
     ExportError,
     ExportFormat,
@@ -74,7 +73,6 @@ __all__ = [
     "ADAPTATION_KEY",
     "EXPORT_FORMAT",
     "FORMATS",
-    "GENERATIVE_KINDS",
     "TOLERANCE",
     "ExportError",
     "ExportFormat",

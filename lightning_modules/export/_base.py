@@ -17,20 +17,22 @@ from torch import Tensor, nn
 
 from lightning_modules.adaptation import method_problem
 from lightning_modules.config import TransformerConfig
+from lightning_modules.tasks import TASK_KINDS
 
 # The ``format`` of an export folder's architecture.yaml (written by nas.exporting, read by
 # adaptnas.load).
 EXPORT_FORMAT = "adaptnas-export-v1"
 # Largest absolute difference accepted between PyTorch and an exported copy, in fp32.
 TOLERANCE = 1e-4
-# Task kinds that decode with the language model's own head (their backbone is the whole
-# ``LanguageModel``): ``code`` is generation whose output is run against unit tests.
-GENERATIVE_KINDS = ("generation", "code")
 
 
 def is_generative(kind: str | None) -> bool:
-    """Whether a task of ``kind`` generates text with the LM head (``generation``, ``code``)."""
-    return kind in GENERATIVE_KINDS
+    """Whether a task of ``kind`` generates text with the LM head (``generation``, ``code``).
+
+    Such a kind's task class sets ``needs_lm_head``: its backbone is the whole ``LanguageModel``.
+    """
+    task = TASK_KINDS.get(kind or "")
+    return bool(task and task.needs_lm_head)
 
 
 class ExportError(RuntimeError):

@@ -228,13 +228,10 @@ def _hf_class(family: str, kind: str | None):
             return getattr(tf, ENCDEC_PREFIX[family] + "ForTokenClassification")
         return getattr(tf, ENCDEC_LM_CLASS[family])  # the language model, generation, code
     prefix = {"llama": "Llama", "gpt2": "GPT2"}[family]
-    suffix = {
-        None: "LMHeadModel" if family == "gpt2" else "ForCausalLM",
-        "generation": "LMHeadModel" if family == "gpt2" else "ForCausalLM",
-        "code": "LMHeadModel" if family == "gpt2" else "ForCausalLM",
-        "token": "ForTokenClassification",
-        "span": "ForQuestionAnswering",
-    }[kind]
+    if kind is None or is_generative(kind):  # the language model: generation, code
+        suffix = "LMHeadModel" if family == "gpt2" else "ForCausalLM"
+    else:
+        suffix = {"token": "ForTokenClassification", "span": "ForQuestionAnswering"}[kind]
     return getattr(tf, prefix + suffix)
 
 

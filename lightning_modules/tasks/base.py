@@ -128,12 +128,12 @@ def pad_rows(rows: list[list[int]], width: int | None = None, value: int = PAD_I
 class Task:
     """Base class of a fine-tuning task.
 
-    Subclasses set ``kind`` and ``metrics`` and implement ``_encode``, ``make_head``, ``loss``,
-    ``predict`` and ``score``. ``score`` returns a dict whose ``"score"`` entry is the primary
-    metric normalised to [0, 1], higher is better. A kind that not every family can serve
-    narrows ``families`` (the engine restricts the search space to them); one that fine-tunes
-    the whole language model rather than the backbone sets ``needs_lm_head``; options of its own
-    (read from the task config by ``from_config``) are listed in ``options``.
+    Subclasses set ``kind``, ``metrics`` and ``example`` and implement ``_encode``, ``make_head``,
+    ``loss``, ``predict`` and ``score``. ``score`` returns a dict whose ``"score"`` entry is the
+    primary metric normalised to [0, 1], higher is better. A kind that not every family can serve
+    narrows ``families`` (the engine restricts the search space to them); one that fine-tunes the
+    whole language model rather than the backbone sets ``needs_lm_head``; options of its own (read
+    from the task config by ``from_config``) are listed in ``options``.
 
     Args:
         name: Task name as registered in the config (``qa``, ``sentiment``, ...).
@@ -145,6 +145,9 @@ class Task:
 
     kind: ClassVar[str] = ""
     metrics: ClassVar[tuple[str, ...]] = ()
+    #: The example type it fine-tunes on (``lightning_modules.data.examples``: ``qa``, ``text``,
+    #: ``token``, ``pair``, ``code``): a file source must yield it, an ``hf`` source builds it.
+    example: ClassVar[str] = ""
     #: Architecture families that can serve the task.
     families: ClassVar[tuple[str, ...]] = FAMILIES
     #: Fine-tune the whole ``LanguageModel`` (backbone + LM head) instead of the backbone alone.

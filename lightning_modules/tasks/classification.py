@@ -17,6 +17,7 @@ class SequenceTask(Task):
     """``[CLS] text [SEP] (pair [SEP])`` -> a class; scored by accuracy or macro-F1."""
 
     kind = "sequence"
+    example = "text"
     metrics = ("accuracy", "macro_f1")
     hub_type = "text-classification"
     predict_example = 'model.predict("{n}", ["a truly wonderful day"])'

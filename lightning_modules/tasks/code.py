@@ -40,6 +40,7 @@ class CodeTask(GenerationTask):
     """
 
     kind = "code"
+    example = "code"
     metrics = ("pass_at_1", "chrf", "exact_match")
     hub_type = "text-generation"
     predict_example = 'model.predict("{n}", ["return the sum of the list xs"])'

@@ -83,6 +83,7 @@ class GenerationTask(Task):
     """
 
     kind = "generation"
+    example = "pair"
     metrics = ("bleu", "chrf", "rouge_l")
     predict_example = 'model.predict("{n}", ["the source sentence"])'
 

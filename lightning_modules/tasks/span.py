@@ -24,6 +24,7 @@ class SpanTask(Task):
     """
 
     kind = "span"
+    example = "qa"
     metrics = ("f1", "exact_match")
     hub_type = "question-answering"
     predict_example = 'model.predict("{n}", [("Where does Ada live?", "Ada lives in Paris.")])'

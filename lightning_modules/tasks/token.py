@@ -33,6 +33,7 @@ class TokenTask(Task):
     """
 
     kind = "token"
+    example = "token"
     metrics = ("entity_f1", "accuracy")
     hub_type = "token-classification"
     predict_example = 'model.predict("{n}", ["Ada visited Paris"])'

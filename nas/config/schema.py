@@ -21,9 +21,12 @@ meet (type and range), and ``nas.engine.run.check_config`` instantiates the whol
 one line and exit code 2, not a whole search.
 
 Task blocks (``tasks.<name>``) are open dictionaries for Hydra, since one block's keys depend on
-its ``kind``: ``TASK_SCHEMAS`` holds one typed config per kind (``sequence``, ``token``, ``span``,
-``generation``, ``code``), and ``check_task`` builds it, rejecting a key the kind does not have
-(``+tasks.qa.stpes=10``, or the same typo inside a task YAML) with the closest key it has. Other
+its ``kind``: ``check_task`` builds the block's typed config (``TASK_SCHEMAS[kind]`` for a kind with
+keys of its own, ``generation`` and ``code``; ``TaskConfig`` for the others), rejecting a key the
+kind does not have (``+tasks.qa.stpes=10``, or the same typo inside a task YAML) with the closest
+key it has. The kinds are the task classes' (``lightning_modules.tasks.TASK_KINDS``), which
+``nas.engine.run.check_config`` passes in, so a new kind adds nothing here unless it has keys of
+its own. Other
 open sections (``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are checked by
 the code that reads them (``lightning_modules.data.sources`` rejects an unknown source option).
 
@@ -196,16 +199,21 @@ FRACTION = {"kind": float, "low": 0, "high": 1}
 NONNEGATIVE = {"kind": float, "low": 0}
 
 
-def check_keys(schema: type, values: Mapping[str, Any], prefix: str) -> None:
-    """Fail on the first key of ``values`` that ``schema`` does not have, with the closest one."""
+def check_keys(
+    schema: type, values: Mapping[str, Any], prefix: str, what: str | None = None
+) -> None:
+    """Fail on the first key of ``values`` that ``schema`` does not have, with the closest one.
+
+    ``what`` names the section in the message (default: the schema's ``what``, else ``prefix``).
+    """
     known = [f.name for f in dataclasses.fields(schema)]
     for key, value in values.items():
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {prefix}.{close[0]}?)" if close else ""
-            what = getattr(schema, "what", prefix)
+            name = what or getattr(schema, "what", prefix)
             raise ValueError(
-                f"{prefix}.{key}={value!r}: unknown key for {what}{hint}; known: {', '.join(known)}"
+                f"{prefix}.{key}={value!r}: unknown key for {name}{hint}; known: {', '.join(known)}"
             )
 
 
@@ -280,12 +288,12 @@ class TaskConfig:
 
     ``null`` budgets fall back to ``finetune``'s; ``source`` is checked by its reader. Hydra keeps
     ``tasks`` open (one block's keys depend on its ``kind``); ``check_task`` builds the block's
-    typed config, ``TASK_SCHEMAS[kind]``, and its ``__post_init__`` checks the values.
+    typed config, ``TASK_SCHEMAS[kind]`` for a kind with keys of its own, else this class, and
+    its ``__post_init__`` checks the values. The kinds themselves are the task classes of
+    ``lightning_modules.tasks.TASK_KINDS`` (not imported: this module stays free of torch).
     """
 
-    what: typing.ClassVar[str] = "a task"
-
-    kind: str = rule(kind=str, choices=("sequence", "token", "span", "generation", "code"))
+    kind: str = rule(kind=str, note="a kind of lightning_modules.tasks.TASK_KINDS")
     metric: str | None = rule(kind=str, null=True, note="null = the kind's first metric")
     max_len: int = rule(kind=int, low=2)
     steps: int | None = rule(**POSITIVE_INT, null=True, note="null = finetune.steps")
@@ -301,31 +309,8 @@ class TaskConfig:
 
 
 @dataclass
-class SequenceTaskConfig(TaskConfig):
-    """``kind: sequence``: one label per text (pair)."""
-
-    what: typing.ClassVar[str] = "a sequence task"
-
-
-@dataclass
-class TokenTaskConfig(TaskConfig):
-    """``kind: token``: one tag per word."""
-
-    what: typing.ClassVar[str] = "a token task"
-
-
-@dataclass
-class SpanTaskConfig(TaskConfig):
-    """``kind: span``: an answer span in a context."""
-
-    what: typing.ClassVar[str] = "a span task"
-
-
-@dataclass
 class GenerationTaskConfig(TaskConfig):
     """``kind: generation``: target text decoded by the LM head (null keeps the kind's default)."""
-
-    what: typing.ClassVar[str] = "a generation task"
 
     max_new_tokens: int | None = rule(**POSITIVE_INT, null=True)
     num_beams: int | None = rule(**POSITIVE_INT, null=True)
@@ -345,17 +330,13 @@ class GenerationTaskConfig(TaskConfig):
 class CodeTaskConfig(GenerationTaskConfig):
     """``kind: code``: generated programs run against unit tests in a sandbox."""
 
-    what: typing.ClassVar[str] = "a code task"
-
     timeout: float | None = rule(**POSITIVE, null=True, note="seconds per program; null = 2")
     memory_mb: int | None = rule(kind=int, low=64, null=True, note="MiB per program; null = 512")
 
 
-#: Task kind -> the schema of its block.
+#: Task kind -> the schema of its block, for the kinds with keys of their own (the task class's
+#: ``options``); every other kind's block is a ``TaskConfig``.
 TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
-    "sequence": SequenceTaskConfig,
-    "token": TokenTaskConfig,
-    "span": SpanTaskConfig,
     "generation": GenerationTaskConfig,
     "code": CodeTaskConfig,
 }
@@ -364,33 +345,38 @@ TASK_SCHEMAS: dict[str, type[TaskConfig]] = {
 def check_task(
     name: str,
     block: Any,
-    metrics: Mapping[str, tuple[str, ...]] = {},  # noqa: B006
+    kinds: Mapping[str, tuple[str, ...]] | None = None,
 ) -> TaskConfig:
     """Hold task block ``tasks.<name>`` to the schema of its kind; return its typed config.
 
     Args:
         name: The task's name.
         block: Its config, as plain values (or already typed).
-        metrics: Kind -> the metrics its task class offers (``metric`` must be one of them).
+        kinds: Task kind -> the metrics its task class offers (``TASK_KINDS``; the caller passes
+            it, so this module stays free of torch): ``kind`` must be one of them and ``metric``
+            one of its metrics. ``None`` (the schema's own pass, before ``nas.engine.run``'s):
+            any kind name passes.
 
     Raises:
         ValueError: One line naming the key.
     """
     prefix = f"tasks.{name}"
+    if not isinstance(block, TaskConfig | Mapping):
+        raise ValueError(f"{prefix}={block!r} must be a task block (a mapping with kind, ...)")
+    kind = block.kind if isinstance(block, TaskConfig) else block.get("kind")
+    if kinds is not None and kind not in kinds:
+        raise ValueError(f"{prefix}.kind={kind!r} must be one of {', '.join(kinds)}")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"{prefix}.kind={kind!r} must name a task kind")
     if isinstance(block, TaskConfig):
         typed = block
     else:
-        if not isinstance(block, Mapping):
-            raise ValueError(f"{prefix}={block!r} must be a task block (a mapping with kind, ...)")
-        kind = block.get("kind")
-        if kind not in TASK_SCHEMAS:
-            raise ValueError(f"{prefix}.kind={kind!r} must be one of {', '.join(TASK_SCHEMAS)}")
         if block.get("max_len") is None:
             raise ValueError(f"{prefix}.max_len is missing (every task block sets it)")
-        schema = TASK_SCHEMAS[kind]
-        check_keys(schema, block, prefix)
+        schema = TASK_SCHEMAS.get(kind, TaskConfig)
+        check_keys(schema, block, prefix, what=f"a {kind} task")
         typed = schema(**block, name=name)
-    known = metrics.get(typed.kind)
+    known = (kinds or {}).get(typed.kind)
     if typed.metric is not None and known and typed.metric not in known:
         raise ValueError(f"{prefix}.metric={typed.metric!r} must be one of {', '.join(known)}")
     return typed

@@ -86,10 +86,10 @@ def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
             schema = SearchConfig if "sampler" in cfg else TrainConfig
             cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         typed = OmegaConf.to_object(cfg)
-        metrics = {kind: task.metrics for kind, task in TASK_KINDS.items()}
+        kinds = {kind: task.metrics for kind, task in TASK_KINDS.items()}
         full = {}
         for name, block in typed.tasks.items():
-            full[name] = dataclasses.asdict(check_task(name, block, metrics))
+            full[name] = dataclasses.asdict(check_task(name, block, kinds))
         # The run reads task blocks as plain values: give it every key of its kind's schema,
         # so a key a task file leaves out takes the schema's default, not a KeyError.
         if OmegaConf.to_container(given.tasks) != full:

@@ -323,8 +323,10 @@ def denormals_kept():
 )
 def test_encoder_decoder_onnx_graphs_decode_like_pytorch(tmp_path, overrides, denormals_kept):
     arch = cfg(family="encoder_decoder", max_seq_len=24, tie_embeddings=False, **overrides)
-    lm = perturbed(build_model(arch), seed=3)
-    with torch.no_grad():  # at init every step picks one token: make the tokens matter
+    with torch.random.fork_rng(), torch.no_grad():  # the same weights whatever ran before
+        torch.manual_seed(0)
+        lm = perturbed(build_model(arch), seed=3)
+        # At init every step picks one token: make the tokens matter.
         lm.backbone.tok_emb.weight.mul_(20.0)
         lm.lm_head.weight.normal_(0.0, 1.0)
     model = TaskModel(lm, lm.lm_head, "generation")

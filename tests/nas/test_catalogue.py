@@ -174,6 +174,11 @@ ROWS = [
         "tasks.qa.max_new_tokens=8: unknown key for a span task",
     ),
     Row(
+        "task-kind-unknown",
+        ("tasks.qa.kind=spam",),
+        "tasks.qa.kind='spam' must be one of span, sequence, token, generation, code",
+    ),
+    Row(
         "task-metric-of-another-kind",
         ("tasks.qa.metric=bleu",),
         "tasks.qa.metric='bleu' must be one of f1, exact_match",

@@ -160,6 +160,8 @@ def test_diverging_loss_is_pruned_at_once(tiny_cfg):
         ("pretrain.tokens=-1", "pretrain.tokens=-1"),
         ("finetune.lr=-1", "finetune.lr=-1 must be a number >= 0"),
         ("+tasks.qa.stpes=10", "tasks.qa.stpes=10: unknown key for a span task"),
+        ("+tasks.qa.num_beams=2", "tasks.qa.num_beams=2: unknown key for a span task"),
+        ("tasks.qa.kind=nope", "tasks.qa.kind='nope' must be one of span, sequence, token, "),
         ("study_name=../escape", "study_name='../escape'"),
         ("objective.adaptability=median", "objective.adaptability='median'"),
     ],
@@ -169,6 +171,24 @@ def test_bad_config_is_a_one_line_error_and_writes_nothing(tiny_cfg, tmp_path, o
         run_search(tiny_cfg(extra=[override]))
     assert "\n" not in str(err.value)
     assert not (tmp_path / "studies").exists()
+
+
+def test_a_task_kind_is_known_by_its_class_alone(tiny_cfg, monkeypatch):
+    """The schema takes its kinds from TASK_KINDS: a new kind needs no entry of its own there."""
+    from lightning_modules.tasks import TASK_KINDS, SequenceTask
+    from nas.config.schema import TASK_SCHEMAS, TaskConfig
+    from nas.engine.run import check_config
+
+    class Ordinal(SequenceTask):
+        kind = "ordinal"
+        metrics = ("accuracy",)
+
+    monkeypatch.setitem(TASK_KINDS, "ordinal", Ordinal)
+    assert "ordinal" not in TASK_SCHEMAS
+    typed = check_config(tiny_cfg(extra=["tasks.qa.kind=ordinal", "tasks.qa.metric=accuracy"]))
+    assert type(typed.tasks["qa"]) is TaskConfig and typed.tasks["qa"].kind == "ordinal"
+    with pytest.raises(ConfigError, match="tasks.qa.metric='f1' must be one of accuracy"):
+        check_config(tiny_cfg(extra=["tasks.qa.kind=ordinal", "tasks.qa.metric=f1"]))
 
 
 def test_unknown_search_space_names_it(tiny_cfg, tmp_path):

@@ -156,11 +156,11 @@ def test_code_jsonl_source_splits_and_checks_the_kind(tmp_path):
     ]
     path = _write(tmp_path / "he.jsonl", records)
     source = {"type": "code_jsonl", "path": str(path)}
-    splits = task_splits_from_source("he", source, 0, "code")
+    splits = task_splits_from_source("he", source, 0, "code", "code")
     assert len(splits.train) + len(splits.validation) + len(splits.test) == 20
     assert all(isinstance(e, CodeExample) for e in splits.test)
     assert training_texts(splits)[1] == code_to_text(splits.train[0].target)
-    message = one_line_error(task_splits_from_source, "he", source, 0, "generation")
+    message = one_line_error(task_splits_from_source, "he", source, 0, "generation", "pair")
     assert "gives code examples" in message
 
 

@@ -20,6 +20,7 @@ from lightning_modules.data.leakage import (
 )
 from lightning_modules.data.texts import BUILTIN_TASKS, corpus_texts, task_splits
 from lightning_modules.suite import build_suite
+from lightning_modules.tasks import TASK_KINDS
 from nas.config.nodes import plain
 from tests.conftest import compose_config, need_shared_data
 
@@ -141,7 +142,11 @@ def test_real_suite_corpus_holds_no_held_out_example():
     held_out = [
         text
         for name, task in tasks.items()
-        for text in held_out_texts(task_splits(name, task["source"], data["seed"], task["kind"]))
+        for text in held_out_texts(
+            task_splits(
+                name, task["source"], data["seed"], task["kind"], TASK_KINDS[task["kind"]].example
+            )
+        )
     ]
     kept, _ = remove_held_out(corpus, held_out)
     assert len(kept) > 0.99 * len(corpus)

@@ -15,6 +15,7 @@ from lightning_modules.data.sources import corpus_from_source, task_splits_from_
 from lightning_modules.data.splitting import limit, split_off
 from lightning_modules.data.texts import corpus_texts, task_splits
 from lightning_modules.suite import build_suite
+from lightning_modules.tasks import TASK_KINDS
 from nas.config.nodes import plain
 from tests.conftest import SHARED_DATA, compose_config, need_shared_data
 
@@ -303,7 +304,7 @@ def test_empty_split_is_an_error(tmp_path):
     train.write_text("text,label\n" + "".join(f"t{i},{i % 2}\n" for i in range(20)))
     test.write_text("text,label\n\n")
     source = {"type": "classification", "train": str(train), "test": str(test)}
-    message = one_line_error(task_splits_from_source, "cls", source, 0, "sequence")
+    message = one_line_error(task_splits_from_source, "cls", source, 0, "sequence", "text")
     assert "split 'test' has no examples" in message and str(test) in message
     # Too few examples for the fractions: the carved split would be empty.
     small = {"type": "classification", "path": str(train), "fractions": {"validation": 0.01}}
@@ -317,7 +318,7 @@ def test_source_config_mistakes(tmp_path):
     typo = {"type": "classification", "path": str(f), "fractons": {"test": 0.2}}
     assert "unknown option 'fractons'" in one_line_error(task_splits_from_source, "c", typo, 0)
     wrong_kind = {"type": "conll", "path": str(f)}
-    message = one_line_error(task_splits_from_source, "c", wrong_kind, 0, "sequence")
+    message = one_line_error(task_splits_from_source, "c", wrong_kind, 0, "sequence", "text")
     assert "gives token examples but kind 'sequence' needs text" in message
     message = one_line_error(task_splits, "c", {"type": "sqad", "path": str(f)}, 0)
     assert "unknown source type 'sqad'" in message and "squad" in message
@@ -372,15 +373,15 @@ def test_limit_is_a_seeded_sample_in_order():
 def test_real_squad_split_by_article():
     folder = shared("qa/squadshifts-new_wiki")
     source = {"type": "squad", "root": str(folder), "path": "new_wiki_v1.0.json"}
-    splits = task_splits_from_source("qa", source, 0, "span")
+    splits = task_splits_from_source("qa", source, 0, "span", "qa")
     groups = {s: {e.group for e in getattr(splits, s)} for s in ("train", "validation", "test")}
     assert not groups["train"] & (groups["validation"] | groups["test"])
     assert not groups["validation"] & groups["test"]
     sizes = [len(splits.train), len(splits.validation), len(splits.test)]
     assert sum(sizes) == 7938 and all(700 < n < 1100 for n in sizes[1:])
-    again = task_splits_from_source("qa", source, 0, "span")
+    again = task_splits_from_source("qa", source, 0, "span", "qa")
     assert [e.id for e in again.validation] == [e.id for e in splits.validation]
-    limited = task_splits_from_source("qa", {**source, "n_val": 50}, 0, "span")
+    limited = task_splits_from_source("qa", {**source, "n_val": 50}, 0, "span", "qa")
     assert len(limited.validation) == 50
     assert {e.id for e in limited.validation} <= {e.id for e in splits.validation}
 
@@ -396,7 +397,7 @@ def test_real_uner_official_test_and_seeded_validation():
         "tag_col": 2,
         "fractions": {"validation": 0.1},
     }
-    splits = task_splits_from_source("ner", source, 0, "token")
+    splits = task_splits_from_source("ner", source, 0, "token", "token")
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (1801, 200, 2077)
     assert splits.labels == ["B-LOC", "B-ORG", "B-PER", "I-LOC", "I-ORG", "I-PER", "O"]
 
@@ -419,17 +420,17 @@ def test_hf_source_with_local_json(tmp_path, monkeypatch):
         "fractions": {"validation": 0.2, "test": 0.2},
         "cache_dir": str(tmp_path / "hf-cache"),
     }
-    splits = task_splits_from_source("reviews", source, 0, "sequence")
+    splits = task_splits_from_source("reviews", source, 0, "sequence", "text")
     assert splits.labels == ["bad", "good"]
     assert (len(splits.train), len(splits.validation), len(splits.test)) == (18, 6, 6)
     assert {e.text for e in splits.train + splits.validation + splits.test} == {
         r["sentence"] for r in rows
     }
     bad = {**source, "data_files": {"train": str(tmp_path / "absent.jsonl")}}
-    message = one_line_error(task_splits_from_source, "reviews", bad, 0, "sequence")
+    message = one_line_error(task_splits_from_source, "reviews", bad, 0, "sequence", "text")
     assert "hf dataset 'json'" in message and "cannot load" in message
     missing_col = {**source, "columns": {"text": "review", "label": "stars"}}
-    message = one_line_error(task_splits_from_source, "reviews", missing_col, 0, "sequence")
+    message = one_line_error(task_splits_from_source, "reviews", missing_col, 0, "sequence", "text")
     assert "no column 'review'" in message and "record 0" in message
     corpus = corpus_from_source(
         {
@@ -460,7 +461,7 @@ def test_hf_source_with_local_json(tmp_path, monkeypatch):
         "data_files": {"train": str(squad)},
         "cache_dir": str(tmp_path / "hf-cache"),
     }
-    splits = task_splits_from_source("qa", qa_source, 0, "span")
+    splits = task_splits_from_source("qa", qa_source, 0, "span", "qa")
     groups = [{e.group for e in getattr(splits, s)} for s in ("train", "validation", "test")]
     assert len(groups[1]) == len(groups[2]) == 1 and len(groups[0]) == 8  # whole articles
     assert splits.train[0].answers[0][0] == "Oslo"
@@ -544,7 +545,8 @@ def test_real_suite_experiment_reads_every_source(monkeypatch):
     assert len(docs) == 1841 + 2185  # paragraphs of valid.txt + test.txt, headings dropped
     sizes = {}
     for name, task in cfg.tasks.items():
-        splits = task_splits(name, plain(task.source), int(cfg.data.seed), task.kind)
+        example = TASK_KINDS[task.kind].example
+        splits = task_splits(name, plain(task.source), int(cfg.data.seed), task.kind, example)
         sizes[name] = (len(splits.train), len(splits.validation), len(splits.test))
     assert sizes == {
         "sentiment": (8530, 500, 1000),
