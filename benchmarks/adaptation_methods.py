@@ -41,10 +41,11 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 from benchmarks.common import base_parser, set_threads, write_json  # noqa: E402
 from lightning_modules.adaptation import METHODS  # noqa: E402
 from lightning_modules.config import FAMILIES, TransformerConfig  # noqa: E402
+from nas.config.check import check_config  # noqa: E402
 from nas.config.compose import CONF_DIR  # noqa: E402
 from nas.config.nodes import TINY as TINY_BUDGETS  # noqa: E402
 from nas.config.nodes import plain  # noqa: E402
-from nas.engine.run import check_config, load_suite  # noqa: E402
+from nas.engine.run import load_suite  # noqa: E402
 from nas.trial.resources import prepare_process  # noqa: E402
 from nas.trial.run import data_fields  # noqa: E402
 from nas.trial.stages import finetune, pretrain  # noqa: E402

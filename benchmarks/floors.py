@@ -23,8 +23,9 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
+from nas.config.check import check_config  # noqa: E402
 from nas.config.compose import CONF_DIR  # noqa: E402
-from nas.engine.run import check_config, load_suite  # noqa: E402
+from nas.engine.run import load_suite  # noqa: E402
 
 SUITES = {"builtin": ["task=suite_all"], "real_suite": ["experiment=real_suite"]}
 

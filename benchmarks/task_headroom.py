@@ -32,9 +32,10 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from benchmarks.common import machine, write_json  # noqa: E402
 from lightning_modules.config import TransformerConfig  # noqa: E402
+from nas.config.check import check_config  # noqa: E402
 from nas.config.compose import CONF_DIR  # noqa: E402
 from nas.config.families import restrict_to_tasks  # noqa: E402
-from nas.engine.run import check_config, load_suite  # noqa: E402
+from nas.engine.run import load_suite  # noqa: E402
 from nas.study import references  # noqa: E402
 from nas.trial import stages  # noqa: E402
 from nas.trial.run import data_fields  # noqa: E402

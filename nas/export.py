@@ -9,11 +9,14 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.config.compose import CONF_DIR, entry, run_guarded
-from nas.exporting import run_export
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # The library (torch, Lightning, Optuna) loads once the config has composed, so
+    # --help, --cfg and a bad override answer in seconds.
+    from nas.exporting import run_export
+
     for result in run_guarded(run_export, cfg) or []:
         print(f"exported trial {result.trial} to {result.folder}")
         for name, diff in result.parity.items():

@@ -11,13 +11,16 @@ import matplotlib
 from omegaconf import DictConfig
 
 from nas.config.compose import CONF_DIR, entry, run_guarded
-from nas.reporting.plots import run_report
 
 matplotlib.use("Agg")  # files only, never a window
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="report", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # The library (torch, Lightning, Optuna) loads once the config has composed, so
+    # --help, --cfg and a bad override answer in seconds.
+    from nas.reporting.plots import run_report
+
     run_guarded(run_report, cfg)
 
 

@@ -11,14 +11,20 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from nas.config.compose import CONF_DIR, entry, run_guarded
-from nas.engine.run import run_search
-from nas.study.storage import default_study_name
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="search", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from nas.config.check import check_config
+    from nas.study.storage import default_study_name
+
     if cfg.study_name is None:
         cfg.study_name = default_study_name(cfg, HydraConfig.get().runtime.choices.get("task"))
+    # A bad value is one line before the engine (Lightning and the trial code) loads, so --help,
+    # --cfg, a bad override and a bad value all answer in seconds.
+    run_guarded(check_config, cfg)
+    from nas.engine.run import run_search
+
     run_guarded(run_search, cfg)
 
 

@@ -11,11 +11,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from nas.config.compose import CONF_DIR, entry, run_guarded
-from nas.engine.wandb_sweep import write_sweep
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="sweep", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # The library (torch, Lightning, Optuna) loads once the config has composed, so
+    # --help, --cfg and a bad override answer in seconds.
+    from nas.engine.wandb_sweep import write_sweep
+
     overrides = list(HydraConfig.get().overrides.task)
     run_guarded(lambda c: write_sweep(c, overrides), cfg)
 

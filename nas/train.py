@@ -9,11 +9,14 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.config.compose import CONF_DIR, entry, run_guarded
-from nas.engine.run import run_train
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # The library (torch, Lightning, Optuna) loads once the config has composed, so
+    # --help, --cfg and a bad override answer in seconds.
+    from nas.engine.run import run_train
+
     run_guarded(run_train, cfg)
 
 

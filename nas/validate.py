@@ -10,12 +10,15 @@ import hydra
 from omegaconf import DictConfig
 
 from nas.config.compose import CONF_DIR, entry, run_guarded
-from nas.validity.report import summary_lines
-from nas.validity.study import run_validate
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="validate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    # The library (torch, Lightning, Optuna) loads once the config has composed, so
+    # --help, --cfg and a bad override answer in seconds.
+    from nas.validity.report import summary_lines
+    from nas.validity.study import run_validate
+
     result = run_guarded(run_validate, cfg)
     for line in summary_lines(result.doc):
         print(line)

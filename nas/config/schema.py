@@ -16,7 +16,7 @@ types where a key has one (Hydra converts and rejects ``seed=abc``), ``Any`` whe
 several forms (``trainer.devices``: a count, a list or ``auto``).
 
 Values are checked in ``__post_init__``: each field's metadata holds the ``Rule`` its value must
-meet (type and range), and ``nas.engine.run.check_config`` instantiates the whole config with
+meet (type and range), and ``nas.config.check.check_config`` instantiates the whole config with
 ``OmegaConf.to_object`` before a search or a training run does any work, so ``finetune.lr=-1`` is
 one line and exit code 2, not a whole search.
 
@@ -25,7 +25,7 @@ its ``kind``: ``check_task`` builds the block's typed config (``TASK_SCHEMAS[kin
 keys of its own, ``generation`` and ``code``; ``TaskConfig`` for the others), rejecting a key the
 kind does not have (``+tasks.qa.stpes=10``, or the same typo inside a task YAML) with the closest
 key it has. The kinds are the task classes' (``lightning_modules.tasks.TASK_KINDS``), which
-``nas.engine.run.check_config`` passes in, so a new kind adds nothing here unless it has keys of
+``nas.config.check.check_config`` passes in, so a new kind adds nothing here unless it has keys of
 its own. Other
 open sections (``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are checked by
 the code that reads them (``lightning_modules.data.sources`` rejects an unknown source option).
@@ -47,6 +47,7 @@ from typing import Any
 from omegaconf import MISSING
 
 __all__ = [
+    "ADAPTABILITY_CHOICES",
     "SCHEMAS",
     "TASK_SCHEMAS",
     "DataConfig",
@@ -244,7 +245,7 @@ class Checked:
     """A section whose ``__post_init__`` holds every field to its ``Rule`` (``section``: its key).
 
     Hydra builds the config without calling ``__init__``; ``OmegaConf.to_object`` (what
-    ``nas.engine.run.check_config`` calls before any work) instantiates every section, so a bad
+    ``nas.config.check.check_config`` calls before any work) instantiates every section, so a bad
     value fails there in one line. ``???`` (a value no file gave yet) is left to OmegaConf, which
     names the missing key.
     """
@@ -562,6 +563,10 @@ class TrainerConfig:
     deterministic: Any = False  # true, false or "warn" (Lightning's values)
 
 
+#: ``objective.adaptability``: how task scores combine (``nas.trial.run.adaptability``).
+ADAPTABILITY_CHOICES = ("mean", "worst", "auc", "curve", "skill")
+
+
 @dataclass
 class ObjectiveConfig(Checked):
     """``objective``: how task scores combine into adaptability."""
@@ -569,7 +574,7 @@ class ObjectiveConfig(Checked):
     section: typing.ClassVar[str] = "objective"
 
     # mean | skill (mean over tasks of the score above the task's floor) | worst | auc (area under
-    # the fine-tuning curves; set finetune.evals>1) | curve: one of nas.trial.run.ADAPTABILITY
+    # the fine-tuning curves; set finetune.evals>1) | curve: one of ADAPTABILITY_CHOICES
     adaptability: str = rule("mean", kind=str)
     # true: maximise adaptability and minimise parameters (Pareto front)
     multi_objective: bool = rule(False, kind=bool)

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf import DictConfig, OmegaConf
 
 from lightning_modules.config import TransformerConfig, params_human
 from lightning_modules.suite import Suite, build_suite
-from lightning_modules.tasks import TASK_KINDS
+from nas.config.check import check_config
 from nas.config.errors import ConfigError
 from nas.config.families import check_arch_serves_tasks, restrict_to_tasks
 from nas.config.nodes import plain
-from nas.config.schema import (
-    SearchConfig,
-    TrainConfig,
-    check_task,
-    inherit_budget,
-)
 from nas.engine.optuna_objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.engine.wandb_sweep import sweep_arch
 from nas.engine.workers import (
@@ -53,7 +45,7 @@ from nas.study.storage import count_finished, mask_url, open_search_study, study
 from nas.trial.hooks import TrialHook
 from nas.trial.record import TrialRecord
 from nas.trial.resources import prepare_process
-from nas.trial.run import ADAPTABILITY, data_fields, run_trial
+from nas.trial.run import data_fields, run_trial
 from nas.trial.stages import check_lr_choice
 from search_spaces import load_space
 
@@ -68,65 +60,6 @@ class SearchResult:
     folder: Path
     files: dict[str, Path]
     ran: int
-
-
-def check_config(cfg: DictConfig) -> SearchConfig | TrainConfig:
-    """Validate values that Hydra cannot, before any work (one-line ``ConfigError``).
-
-    ``OmegaConf.to_object`` instantiates the schema of ``nas.config.schema``: each section's
-    ``__post_init__`` holds its keys to their rules (type and range) and every task block becomes
-    the typed config of its kind (so a misspelt key fails too); the message names the key.
-
-    Returns:
-        The config as its typed schema object.
-    """
-    given = cfg  # the caller's config: the completed task blocks are written back to it
-    try:
-        if not dataclasses.is_dataclass(OmegaConf.get_type(cfg)):  # built by hand, not composed
-            schema = SearchConfig if "sampler" in cfg else TrainConfig
-            cfg = OmegaConf.merge(OmegaConf.structured(schema), cfg)
-        typed = OmegaConf.to_object(cfg)
-        kinds = {kind: task.metrics for kind, task in TASK_KINDS.items()}
-        full = {}
-        for name, block in typed.tasks.items():
-            full[name] = dataclasses.asdict(check_task(name, block, kinds))
-        # The run reads task blocks as plain values: give it every key of its kind's schema,
-        # so a key a task file leaves out takes the schema's default, not a KeyError.
-        if OmegaConf.to_container(given.tasks) != full:
-            with open_dict(given):
-                given.tasks = full
-    except MissingMandatoryValue as err:
-        raise ConfigError(f"{err.full_key}: no value (give {err.full_key}=...)") from None
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if typed.objective.adaptability not in ADAPTABILITY:
-        raise ConfigError(
-            f"objective.adaptability={typed.objective.adaptability!r} is not one of "
-            f"{', '.join(ADAPTABILITY)}"
-        )
-    if not typed.tasks:
-        raise ConfigError("task: no task selected (e.g. task=qa or task=suite)")
-    if typed.finetune.lr_choice == "family" and not typed.finetune.lr_grid:
-        raise ConfigError(
-            "finetune.lr_choice=family: needs finetune.lr_grid, the rates each family's "
-            "reference chooses from (e.g. finetune.lr_grid=[1e-3,3e-3])"
-        )
-    if typed.finetune.lr_grid:
-        if typed.objective.adaptability in ("auc", "curve"):
-            raise ConfigError(
-                f"finetune.lr_grid: not with objective.adaptability={typed.objective.adaptability}"
-                " (the rate is chosen on one final score; use mean, worst or skill)"
-            )
-        finetune = dataclasses.asdict(typed.finetune)
-        for name, block in full.items():
-            examples = inherit_budget(block, finetune)["examples"]
-            if block["lr"] is None and examples is None:
-                raise ConfigError(
-                    f"finetune.lr_grid: task '{name}' adapts from its whole training split "
-                    "(examples=null), so no training example is left to choose the rate on; "
-                    f"set finetune.examples or tasks.{name}.examples"
-                )
-    return typed
 
 
 def load_suite(cfg: DictConfig) -> Suite:

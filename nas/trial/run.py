@@ -31,13 +31,11 @@ from lightning_modules.config import TransformerConfig
 from lightning_modules.optim import DivergedError
 from lightning_modules.suite import Suite
 from nas.config.errors import describe
+from nas.config.schema import ADAPTABILITY_CHOICES
 from nas.trial import stages
 from nas.trial.hooks import TrialHook
 from nas.trial.record import TrialRecord
 from nas.trial.stages import Deadline, TrialTimeout
-
-ADAPTABILITY = ("mean", "worst", "auc", "curve", "skill")
-
 
 # ---------------------------------------------------------------------------------------------
 # Faults of one trial
@@ -156,7 +154,7 @@ def adaptability(
         return min(scores.values())
     if method == "auc":
         return sum(sum(c) / len(c) for c in curves.values()) / len(curves)
-    raise ValueError(f"adaptability '{method}' is not one of {', '.join(ADAPTABILITY)}")
+    raise ValueError(f"adaptability '{method}' is not one of {', '.join(ADAPTABILITY_CHOICES)}")
 
 
 def data_fields(suite: Suite) -> dict[str, int]:

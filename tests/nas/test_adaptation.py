@@ -11,9 +11,10 @@ import torch
 import adaptnas
 from lightning_modules.adaptation import AdaptationSpec, task_trainable
 from lightning_modules.config import TransformerConfig
+from nas.config.check import check_config
 from nas.config.errors import ConfigError
 from nas.config.nodes import plain
-from nas.engine.run import check_config, load_suite, run_search
+from nas.engine.run import load_suite, run_search
 from nas.exporting import run_export
 from nas.trial.resources import prepare_process
 from nas.trial.run import data_fields, run_trial

@@ -85,6 +85,22 @@ def test_a_bad_value_on_the_command_line_is_one_line_and_writes_nothing(tmp_path
     assert not any(tmp_path.iterdir())
 
 
+def test_a_bad_value_fails_before_the_engine_loads(tmp_path):
+    """nas/search.py checks the config before it imports Lightning and the trial code: a bad
+    value answers in seconds (the engine's imports took two thirds of such a run)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0", "PYTHONPROFILEIMPORTTIME": "1"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "nas" / "search.py"), f"paths.root={tmp_path}", "n_trials=0"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2
+    assert lines[-1] == "adaptnas: error: n_trials=0 must be a positive integer (or null)"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time")}
+    assert "nas.config.check" in imported  # the profile covers the run
+    assert not {"pytorch_lightning", "nas.engine.run", "nas.trial.stages"} & imported
+
+
 @pytest.mark.slow
 def test_search_then_resume_from_the_command_line(tmp_path):
     common = tiny_overrides(tmp_path, task="qa")

@@ -176,8 +176,8 @@ def test_bad_config_is_a_one_line_error_and_writes_nothing(tiny_cfg, tmp_path, o
 def test_a_task_kind_is_known_by_its_class_alone(tiny_cfg, monkeypatch):
     """The schema takes its kinds from TASK_KINDS: a new kind needs no entry of its own there."""
     from lightning_modules.tasks import TASK_KINDS, SequenceTask
+    from nas.config.check import check_config
     from nas.config.schema import TASK_SCHEMAS, TaskConfig
-    from nas.engine.run import check_config
 
     class Ordinal(SequenceTask):
         kind = "ordinal"

@@ -9,8 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState as State
 
+from nas.config.check import check_config
 from nas.config.errors import ConfigError
-from nas.engine.run import check_config, run_search
+from nas.engine.run import run_search
 from nas.study import lr_calibration as cal
 from nas.study.kept_weights import trial_weights_dir
 from nas.trial.record import LR_FROM, REFERENCE, REPEAT, REPEAT_OF, TrialRecord

@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 
 from lightning_modules.config import TransformerConfig
 from lightning_modules.model import build_model
+from nas.config.check import check_config
 from nas.config.errors import ConfigError
-from nas.engine.run import check_config, load_suite
+from nas.engine.run import load_suite
 from nas.trial import stages
 from nas.trial.run import data_fields
 

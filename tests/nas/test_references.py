@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from lightning_modules.config import TransformerConfig
+from nas.config.check import check_config
 from nas.config.errors import ConfigError
-from nas.engine.run import check_config, run_search
+from nas.engine.run import run_search
 from nas.study import finalists as fin
 from nas.study import references as R
 from nas.trial.record import REFERENCE

@@ -216,7 +216,7 @@ def test_screen_settings_do_not_change_the_super_network():
     ],
 )
 def test_a_bad_two_tier_setting_is_a_one_line_error_naming_the_key(tiny_cfg, key, value, says):
-    from nas.engine.run import check_config
+    from nas.config.check import check_config
 
     cfg = tiny_cfg("qa", ["strategy=two_tier", f"strategy.{key}={value}"])
     with pytest.raises(ConfigError) as err:
