@@ -20,15 +20,15 @@ meet (type and range), and ``nas.config.check.check_config`` instantiates the wh
 ``OmegaConf.to_object`` before a search or a training run does any work, so ``finetune.lr=-1`` is
 one line and exit code 2, not a whole search.
 
-Task blocks (``tasks.<name>``) are open dictionaries for Hydra, since one block's keys depend on
-its ``kind``: ``check_task`` builds the block's typed config (``TASK_SCHEMAS[kind]`` for a kind with
+Task blocks (``tasks.<name>``) are open dictionaries for Hydra, since one block's keys depend on its
+``kind``: ``check_task`` builds the block's typed config (``TASK_SCHEMAS[kind]`` for a kind with
 keys of its own, ``generation`` and ``code``; ``TaskConfig`` for the others), rejecting a key the
 kind does not have (``+tasks.qa.stpes=10``, or the same typo inside a task YAML) with the closest
 key it has. The kinds are the task classes' (``lightning_modules.tasks.TASK_KINDS``), which
 ``nas.config.check.check_config`` passes in, so a new kind adds nothing here unless it has keys of
-its own. Other
-open sections (``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are checked by
-the code that reads them (``lightning_modules.data.sources`` rejects an unknown source option).
+its own. Other open sections (``sampler`` and ``pruner`` arguments, a corpus or task ``source``) are
+checked by the code that reads them (``lightning_modules.data.sources`` rejects an unknown source
+option).
 
 ``register()`` runs when the ``nas`` package is imported, so every entry point, ``compose()``
 call and test sees the schemas before Hydra composes.
