@@ -101,6 +101,18 @@ def rank_ci(prefix: str) -> tuple[str, ...]:
     )  # fmt: skip
 
 
+# Tau and Spearman with their intervals, as a validity.md table row ends.
+RANK_CELLS = "{:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] |"
+# benchmarks/rank_ceiling.py's pairs, each a row of validity.md's table.
+CEILING_PAIRS = (
+    "x4 seed 0 against x4 seed 100",
+    "default seed 0 against default seed 100",
+    "default seed 0 against x4 seed 0",
+    "default seed 0 against x4 seed 100",
+    "default mean against x4 mean",
+)
+
+
 def mean_task(task: str, side: str) -> Callable[[Any, Any], float]:
     """budget_rank: the mean validation score of ``task`` over the architectures at ``side``
     (``default`` or ``x4 adapt`` from the x4-adaptation JSON, ``x4`` from the default one)."""
@@ -494,6 +506,15 @@ QUOTES: list[Quote] = [
           "budget_rank_default_vs_x2.json", rank_ci("scaled_gain_vs.layers")[:3]),
     Quote(VALIDITY, "x4 over x2: {:.2f} [{:+.2f}, {:+.2f}]). An x2\nrun costs {:.0f} CPU s",
           "budget_rank_x2_vs_x4.json", (*rank_ci("scaled_gain_vs.layers")[:3], "cpu_s.default")),
+    # validity.md: how well x4 ranks its own reruns
+    *[
+        Quote(VALIDITY, f"| {p} | {RANK_CELLS}", "rank_ceiling_x4.json", rank_ci(f"pairs.{p}"))
+        for p in CEILING_PAIRS
+    ],
+    Quote(VALIDITY, "tau {:.2f} [{:+.2f}, {:+.2f}] between its two seeds",
+          "budget_rank_x4_seeds.json", rank_ci("rank_seed_to_seed")[:3]),
+    Quote(VALIDITY, "seeds gives {:.2f} [{:+.2f}, {:+.2f}]. Each budget", "rank_ceiling_x4.json",
+          rank_ci("pairs.default mean against x4 mean")[:3]),
     # validity.md: learning rates fixed, per family or per candidate
     Quote(VALIDITY, "| fixed | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] | {:.0f} |",
           "budget_rank_default.json", (*rank_ci("rank"), "cpu_s_per_candidate")),
