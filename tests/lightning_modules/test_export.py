@@ -372,9 +372,10 @@ def test_encoder_decoder_onnx_graphs_carry_bottleneck_adapters(tmp_path):
     from lightning_modules.adaptation import AdaptationSpec, insert_modules, merged
 
     arch = cfg(family="encoder_decoder", max_seq_len=16, n_layer=1, n_dec_layer=1, pos="rope")
-    lm = insert_modules(perturbed(build_model(arch), seed=5), AdaptationSpec(method="adapter"))
-    with torch.no_grad():  # adapters start as the identity: move them off it
-        for name, p in lm.named_parameters():
+    with torch.random.fork_rng(), torch.no_grad():  # the same weights whatever ran before
+        torch.manual_seed(0)
+        lm = insert_modules(perturbed(build_model(arch), seed=5), AdaptationSpec(method="adapter"))
+        for name, p in lm.named_parameters():  # adapters start as the identity: move them off it
             if ".adapter.up." in name:
                 p.normal_(0.0, 0.5)
     model = TaskModel(merged(lm).eval(), lm.lm_head, "code")
@@ -382,6 +383,8 @@ def test_encoder_decoder_onnx_graphs_carry_bottleneck_adapters(tmp_path):
     example["prefix_len"] = torch.tensor([3, 6])
     folder = OnnxFormat().write(model, tmp_path, "code", example)
     assert OnnxFormat().parity(folder, model, [example]) < TOLERANCE
-    with torch.no_grad():
-        lm.backbone.dec_blocks[0].mlp.w2.adapter.up.weight.mul_(2.0)
-    assert OnnxFormat().parity(folder, model, [example]) > TOLERANCE
+    with torch.no_grad():  # the check can fail: changed adapter weights show up
+        for name, p in model.named_parameters():
+            if "dec_blocks.0." in name and ".adapter." in name:
+                p.add_(0.5)
+    assert OnnxFormat().parity(folder, model, [example]) > 100 * TOLERANCE
