@@ -16,6 +16,7 @@ from nas.config.check import check_config
 from nas.config.errors import ConfigError
 from nas.config.families import check_arch_serves_tasks, restrict_to_tasks
 from nas.config.nodes import plain
+from nas.config.schema import SearchConfig
 from nas.engine.optuna_objective import TRIAL_FAULTS, Objective, fmt_duration
 from nas.engine.wandb_sweep import sweep_arch
 from nas.engine.workers import (
@@ -25,13 +26,9 @@ from nas.engine.workers import (
     setup_worker,
 )
 from nas.reporting.files import write_atomic
-from nas.reporting.leaderboard import (
-    leaderboard_rows,
-    print_leaderboard,
-    print_screen_tier,
-    write_results,
-)
+from nas.reporting.leaderboard import report_results
 from nas.reporting.plots import write_plots_safely
+from nas.reporting.standing import Standing
 from nas.reporting.tracking import (
     TrainRunHook,
     build_tracking_hooks,
@@ -206,7 +203,6 @@ def run_search(cfg: DictConfig) -> SearchResult:
                         catch=TRIAL_FAULTS,
                         finalists=settings,
                     )
-            references.record_verdict(study)  # before the hooks close: W&B's summary has it
         finally:  # also on Ctrl-C or a crash: hooks close their runs and files
             for hook in hooks:
                 hook.on_search_end(study)
@@ -215,14 +211,24 @@ def run_search(cfg: DictConfig) -> SearchResult:
         log.info(
             "study '%s' is complete (%d finished trials): nothing to run", cfg.study_name, finished
         )
-    said = references.record_verdict(study)  # the winner against the best reference, on test
-    files = write_results(study, folder)
+    files = _finish(cfg, typed, study, folder, ran)
+    return SearchResult(study=study, folder=folder, files=files, ran=ran)
+
+
+def _finish(
+    cfg: DictConfig, typed: SearchConfig, study: optuna.Study, folder: Path, ran: int
+) -> dict[str, Path]:
+    """The search's end: its verdict kept, its results written and shown, the validity study.
+
+    Every report reads one ``Standing``: the storage is read once, whatever its size.
+    """
+    now = Standing.of(study)
+    said = references.record_verdict(study, now.ranked)  # the winner against the best reference
+    files = report_results(now, folder, title=f"study {cfg.study_name}")
     if cfg.get("plots", True) and ran:  # plots/: HTML + PNG; nas/report.py rebuilds them any time
         files.update(write_plots_safely(study, folder / "plots"))
-    print_leaderboard(leaderboard_rows(study), title=f"study {cfg.study_name}")
-    print_screen_tier(study)  # two_tier: the screen's count, seconds and best candidates
     if "best_architecture" in files:
-        best = fin.ranked(study)
+        best = now.ranked
         if best and best[0].n > 1:
             log.info(
                 "winner: trial %d, adaptability %.4f +- %.4f over %d seeds (%s)",
@@ -241,7 +247,7 @@ def run_search(cfg: DictConfig) -> SearchResult:
         from nas.validity.study import validate_after_search
 
         files.update(validate_after_search(cfg, typed.validate, study, folder))
-    return SearchResult(study=study, folder=folder, files=files, ran=ran)
+    return files
 
 
 def run_train(cfg: DictConfig) -> TrialRecord:

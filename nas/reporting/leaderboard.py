@@ -24,6 +24,7 @@ from rich.table import Table
 
 from lightning_modules.config import params_human
 from nas.reporting.files import write_atomic
+from nas.reporting.standing import Standing, standing_of
 from nas.study import finalists as fin
 from nas.study import references
 from nas.study import screen as scr
@@ -41,20 +42,21 @@ def _round(v: float | None) -> float | str:
     return "" if v is None else round(v, 4)
 
 
-def leaderboard_rows(study: optuna.Study) -> list[dict[str, Any]]:
+def leaderboard_rows(study: optuna.Study | Standing) -> list[dict[str, Any]]:
     """One row per trial, best first: finalists by mean, other completed by score, then pruned,
     failed and running.
 
     A finalist's complete repeats are folded into its row (mean over seeds, ``sd``, ``seeds``);
     a repeat that did not complete keeps a row of its own, its reason saying which it repeats.
     """
+    now = standing_of(study)
     # A surplus trial lost the race for a slot (nas/engine/workers.py) or a repeat
     # (nas/study/finalists.py) and never ran.
-    everything = [t for t in study.get_trials(deepcopy=False) if not rec.is_surplus(t)]
-    scores = fin.seed_scores(everything)
+    everything = [t for t in now.trials if not rec.is_surplus(t)]
+    scores = now.scores
     has_refs = any(rec.REFERENCE in t.user_attrs for t in everything)
-    two_tier = scr.STUDY_ATTR in study.user_attrs  # strategy=two_tier: confirmations' screen
-    chosen = {s.trial.number: i for i, s in enumerate(fin.ranked(study, everything))}
+    two_tier = scr.STUDY_ATTR in now.attrs  # strategy=two_tier: confirmations' screen
+    chosen = {s.trial.number: i for i, s in enumerate(now.ranked)}
     trials = [t for t in everything if not (fin.is_repeat(t) and t.state == State.COMPLETE)]
     records = {t.number: TrialRecord.from_trial(t) for t in trials}
     task_names: list[str] = []
@@ -214,34 +216,34 @@ def _note(reason: str, width: int = 80) -> str:
     return reason if len(reason) <= width else reason[: width - 3] + "..."
 
 
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+def best_trials(study: optuna.Study | Standing) -> list[optuna.trial.FrozenTrial]:
     """The winner (single objective) or the Pareto front, best mean adaptability first.
 
     Single objective: the best mean over seeds among the finalists (``nas.study.finalists.ranked``).
     Multi-objective: the front of the search trials (repeats apart), by mean adaptability.
     """
-    trials = study.get_trials(deepcopy=False)
-    if len(study.directions) == 1:
-        best = fin.ranked(study, trials)
-        return [best[0].trial] if best else []
-    scores = fin.seed_scores(trials)
-    front = fin.pareto_front([s.trial for s in scores.values()], study.directions)
+    now = standing_of(study)
+    if not now.multi:
+        return [now.ranked[0].trial] if now.ranked else []
+    scores = now.scores
+    front = fin.pareto_front([s.trial for s in scores.values()], now.directions)
     return sorted(front, key=lambda t: (-scores[t.number].mean, t.number))
 
 
-def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
+def winner_yaml(study: optuna.Study | Standing, t: optuna.trial.FrozenTrial) -> str:
     """YAML that ``TransformerConfig.from_yaml`` loads (``architecture:``) plus the scores.
 
     ``adaptability`` and ``task_scores`` are means over the seeds the trial ran (its finalist
     repeats included); ``seeds`` lists each seed's adaptability, ``search_adaptability`` the
     first seed's (the value the search ranked by).
     """
-    s = fin.seed_scores(study.get_trials(deepcopy=False)).get(t.number)
+    now = standing_of(study)
+    s = now.scores.get(t.number)
     runs = s.runs if s is not None else [t]
     record = TrialRecord.from_trial(t)
     doc = {
         rec.ARCHITECTURE: record.architecture,
-        "study": study.study_name,
+        "study": now.name,
         "trial": t.number,
         rec.ADAPTABILITY: s.mean if s is not None else t.values[0],
         "adaptability_sd": s.sd if s is not None else None,
@@ -263,7 +265,7 @@ def winner_yaml(study: optuna.Study, t: optuna.trial.FrozenTrial) -> str:
         doc["test_scores_mean"] = s.task_means(test=True)
     if rec.REFERENCE in t.user_attrs:
         doc[rec.REFERENCE] = references.title(t.user_attrs[rec.REFERENCE])
-    said = study.user_attrs.get(references.VERDICT_ATTR)
+    said = now.verdict
     if said:  # the winner against the best reference design, on test
         doc["verdict"] = said
     return yaml.safe_dump(doc, sort_keys=False)
@@ -282,9 +284,9 @@ def screen_rows(summary: scr.ScreenSummary) -> list[dict[str, Any]]:
     ]
 
 
-def print_screen_tier(study: optuna.Study, console: Console | None = None) -> None:
+def print_screen_tier(study: optuna.Study | Standing, console: Console | None = None) -> None:
     """Under the leaderboard of a two-tier study: the screen's count, seconds and best ones."""
-    summary = scr.summary(study)
+    summary = standing_of(study).screen
     if summary is None:
         return
     console = console or Console(width=None if sys.stdout.isatty() else 220)
@@ -304,21 +306,41 @@ def print_screen_tier(study: optuna.Study, console: Console | None = None) -> No
     console.print(table)
 
 
-def write_results(study: optuna.Study, folder: Path) -> dict[str, Path]:
+def report_results(study: optuna.Study | Standing, folder: Path, title: str) -> dict[str, Path]:
+    """Write the result files (``write_results``) and print the leaderboard under ``title``,
+    then a two-tier study's screen tier; one read of the storage for all of it.
+
+    Returns:
+        The files written, by name (``leaderboard``, ``best_architecture``, ...).
+    """
+    now = standing_of(study)
+    rows = leaderboard_rows(now)
+    files = write_results(now, folder, rows)
+    print_leaderboard(rows, title=title)
+    print_screen_tier(now)
+    return files
+
+
+def write_results(
+    study: optuna.Study | Standing, folder: Path, rows: list[dict[str, Any]] | None = None
+) -> dict[str, Path]:
     """Write ``leaderboard.csv``, ``best_architecture.yaml`` and any Pareto front to ``folder``;
-    for a two-tier study also ``screen.csv`` (the best screened candidates)."""
-    rows = leaderboard_rows(study)
+    for a two-tier study also ``screen.csv`` (the best screened candidates).
+
+    ``rows``: the study's ``leaderboard_rows`` when the caller has them (``None``: built here).
+    """
+    now = standing_of(study)
+    rows = leaderboard_rows(now) if rows is None else rows
     written = {"leaderboard": folder / "leaderboard.csv"}
     write_atomic(written["leaderboard"], to_csv(rows))
-    summary = scr.summary(study)
-    if summary is not None:
+    if now.screen is not None:
         written["screen"] = folder / "screen.csv"
-        write_atomic(written["screen"], to_csv(screen_rows(summary)))
-    best = best_trials(study)
+        write_atomic(written["screen"], to_csv(screen_rows(now.screen)))
+    best = best_trials(now)
     if best:
         written["best_architecture"] = folder / "best_architecture.yaml"
-        write_atomic(written["best_architecture"], winner_yaml(study, best[0]))
-    if len(study.directions) > 1 and best:
+        write_atomic(written["best_architecture"], winner_yaml(now, best[0]))
+    if now.multi and best:
         written["pareto_front"] = folder / "pareto_front.csv"
         front = {t.number for t in best}
         write_atomic(written["pareto_front"], to_csv([r for r in rows if r["trial"] in front]))

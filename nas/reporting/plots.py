@@ -333,20 +333,15 @@ def run_report(cfg: DictConfig) -> dict[str, Path]:
     Returns:
         Every file written, by name (``leaderboard``, ``best_architecture``, ``<plot>.html``...).
     """
-    from nas.reporting.leaderboard import (
-        leaderboard_rows,
-        print_leaderboard,
-        print_screen_tier,
-        write_results,
-    )
+    from nas.reporting.leaderboard import report_results
+    from nas.reporting.standing import Standing
     from nas.study.storage import open_existing_study
 
     study, folder = open_existing_study(cfg, "report on")
-    files = write_results(study, folder)
-    running = len(study.get_trials(deepcopy=False, states=(State.RUNNING,)))
+    now = Standing.of(study)
+    running = sum(t.state == State.RUNNING for t in now.trials)
     title = f"study {study.study_name}" + (f" ({running} running)" if running else "")
-    print_leaderboard(leaderboard_rows(study), title=title)
-    print_screen_tier(study)  # two-tier studies: the screen's count, seconds and best ones
+    files = report_results(now, folder, title)  # two-tier studies: also the screen tier
     if cfg.get("plots", True):
         plots = write_plots(study, folder / "plots", top_k=int(cfg.get("top_k", 10)))
         for name, paths in plots.written.items():

@@ -503,16 +503,18 @@ class TrackingHook(TrialHook):
         if self.study_run is None:
             return
         from nas.reporting.leaderboard import best_trials, leaderboard_rows
+        from nas.reporting.standing import Standing
 
         run = self.study_run.run
-        rows = leaderboard_rows(study)
+        now = Standing.of(study)  # the storage read once for the table, the winner, the verdict
+        rows = leaderboard_rows(now)
         if rows:
             import wandb
 
             columns = list(rows[0])
             data = [[None if r[c] == "" else r[c] for c in columns] for r in rows]
             run.log({"leaderboard": wandb.Table(columns=columns, data=data)})
-        best = best_trials(study)
+        best = best_trials(now)
         if best:
             run.summary.update(
                 {
@@ -521,7 +523,7 @@ class TrackingHook(TrialHook):
                     "best_architecture": TrialRecord.from_trial(best[0]).describe,
                 }
             )
-        said = study.user_attrs.get(references.VERDICT_ATTR)
+        said = now.verdict
         if said:  # the winner against the best reference design, on test
             flat = {f"verdict/{k}": v for k, v in said.items() if not isinstance(v, list)}
             run.summary.update(flat)

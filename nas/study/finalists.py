@@ -43,8 +43,9 @@ from __future__ import annotations
 import logging
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 
@@ -98,7 +99,12 @@ class FinalistSettings:
     @classmethod
     def of_study(cls, study: optuna.Study) -> FinalistSettings:
         """The settings the study's last search recorded (none: the best single trial wins)."""
-        saved = study.user_attrs.get(STUDY_ATTR) or {}
+        return cls.of_attrs(study.user_attrs)
+
+    @classmethod
+    def of_attrs(cls, attrs: Mapping[str, Any]) -> FinalistSettings:
+        """The settings recorded in a study's user attributes ``attrs``."""
+        saved = attrs.get(STUDY_ATTR) or {}
         return cls(int(saved.get("top_k", 1)), int(saved.get("seeds", 0)))
 
     def record(self, study: optuna.Study) -> None:
@@ -291,21 +297,30 @@ def seed_scores(trials: Sequence[FrozenTrial]) -> dict[int, SeedScores]:
 
 
 def ranked(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> list[SeedScores]:
-    """The candidates for the winner, best mean first.
+    """The candidates for the winner, best mean first (``ranked_among`` the study's trials).
+
+    ``trials``: the study's trials when already read (``None``: read them).
+    """
+    trials = list(study.get_trials(deepcopy=False)) if trials is None else list(trials)
+    return ranked_among(trials, FinalistSettings.of_study(study), study.directions)
+
+
+def ranked_among(
+    trials: Sequence[FrozenTrial],
+    settings: FinalistSettings,
+    directions: Sequence[optuna.study.StudyDirection],
+) -> list[SeedScores]:
+    """The candidates for the winner among a study's ``trials``, best mean first.
 
     The candidates are the finalists (top ``top_k`` by first-seed adaptability, as recorded by
     the study's last search; multi-objective: of the Pareto front) and any trial re-evaluated
     earlier (a resumed study whose top changed). Equal means: the earlier trial first. Without
     recorded settings (a study of an older version) the best single trial is the only one.
     """
-    trials = list(study.get_trials(deepcopy=False)) if trials is None else list(trials)
-    settings = FinalistSettings.of_study(study)
     scores = seed_scores(trials)
-    chosen = {t.number for t in pick_finalists(trials, settings.top_k, study.directions)}
+    chosen = {t.number for t in pick_finalists(trials, settings.top_k, directions)}
     chosen |= {n for n, s in scores.items() if s.n > 1}
-    if len(study.directions) > 1:  # the winner stays on the front of the search trials
-        front = {
-            t.number for t in pareto_front([s.trial for s in scores.values()], study.directions)
-        }
+    if len(directions) > 1:  # the winner stays on the front of the search trials
+        front = {t.number for t in pareto_front([s.trial for s in scores.values()], directions)}
         chosen &= front
     return sorted((scores[n] for n in chosen), key=lambda s: (-s.mean, s.trial.number))

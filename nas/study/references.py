@@ -518,13 +518,33 @@ def _sentence(doc: Mapping[str, Any], searched_won: bool, ref: str) -> str:
     return f"ties {ref}: {interval}"
 
 
-def record_verdict(study: optuna.Study) -> dict[str, Any] | None:
-    """Compute the study's verdict and keep it in the study (``VERDICT_ATTR``); ``None``: none."""
-    if len(study.directions) > 1:
-        return None  # a Pareto front has no single winner to judge
-    kept = study.user_attrs.get(FLOORS_ATTR) or {}
+def study_verdict(
+    finalists: Sequence[Any], attrs: Mapping[str, Any], n_directions: int = 1
+) -> dict[str, Any] | None:
+    """The verdict of a study from its ranked ``finalists`` and its user attributes ``attrs``.
+
+    Skill above the floors where the study recorded ``objective.adaptability=skill``
+    (``record_floors``); ``None`` for a multi-objective study (a Pareto front has no single winner
+    to judge) or one without a reference among its finalists.
+    """
+    if n_directions > 1:
+        return None
+    kept = attrs.get(FLOORS_ATTR) or {}
     floors = kept.get("test") if kept.get("adaptability") == "skill" else None
-    doc = verdict(ranked(study), floors=floors)
-    if doc is not None and study.user_attrs.get(VERDICT_ATTR) != doc:
+    return verdict(finalists, floors=floors)
+
+
+def record_verdict(
+    study: optuna.Study, finalists: Sequence[Any] | None = None
+) -> dict[str, Any] | None:
+    """Compute the study's verdict and keep it in the study (``VERDICT_ATTR``); ``None``: none.
+
+    ``finalists``: ``ranked(study)`` when the caller has it (``None``: ranked here).
+    """
+    attrs = study.user_attrs
+    if finalists is None:
+        finalists = ranked(study)
+    doc = study_verdict(finalists, attrs, len(study.directions))
+    if doc is not None and attrs.get(VERDICT_ATTR) != doc:
         study.set_user_attr(VERDICT_ATTR, doc)
     return doc
