@@ -286,7 +286,7 @@ def screen_rows(summary: scr.ScreenSummary) -> list[dict[str, Any]]:
 
 def print_screen_tier(study: optuna.Study | Standing, console: Console | None = None) -> None:
     """Under the leaderboard of a two-tier study: the screen's count, seconds and best ones."""
-    summary = standing_of(study).screen
+    summary = study.screen if isinstance(study, Standing) else scr.summary(study)
     if summary is None:
         return
     console = console or Console(width=None if sys.stdout.isatty() else 220)

@@ -234,3 +234,14 @@ def test_floors_benchmark_writes_every_task_of_the_built_in_suite(tmp_path):
     }
     for f in data["builtin"]:
         assert 0.0 <= f["validation"] < 1.0 and 0.0 <= f["test"] < 1.0 and f["rule"]
+
+
+def test_report_reads_quick(tmp_path):
+    from benchmarks import report_reads
+
+    out = tmp_path / "report_reads.json"
+    report_reads.main(["--quick", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["settings"]["stored_trials"] == 12 + 2 * (3 + 3)  # the finalists' repeats too
+    # the verdict, the files, the printed leaderboard, the winner's line: 4 reads against 1
+    assert data["reads"] == {"each report reads the study": 4, "one Standing": 1}
