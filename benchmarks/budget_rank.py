@@ -58,6 +58,7 @@ from benchmarks.common import (  # noqa: E402
     DEFAULT_OUT,
     base_parser,
     draw_args,
+    fmt_ci,
     machine,
     print_table,
     quiet_logs,
@@ -516,10 +517,6 @@ def _f(v, spec=".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _ci(ci) -> str:
-    return "-" if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
-
-
 def _print(p: dict[str, Any]) -> None:
     s = p["settings"]
     print(
@@ -555,14 +552,14 @@ def _print(p: dict[str, Any]) -> None:
                 name,
                 r["n"],
                 _f(r.get("kendall_tau")),
-                _ci(r.get("kendall_tau_ci")),
+                fmt_ci(r.get("kendall_tau_ci")),
                 _f(r.get("spearman")),
-                _ci(r.get("spearman_ci")),
+                fmt_ci(r.get("spearman_ci")),
             ]
         )
     print_table(["agreement", "n", "Kendall tau", "95% CI", "Spearman", "95% CI"], rows)
     g = {
-        k: (_f(v.get("kendall_tau")), _ci(v.get("kendall_tau_ci")))
+        k: (_f(v.get("kendall_tau")), fmt_ci(v.get("kendall_tau_ci")))
         for k, v in p["scaled_gain_vs"].items()
     }
     print(

@@ -14,7 +14,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,11 @@ def matmul_peak(
         "dtype": str(dtype).removeprefix("torch."),
         "precision": precision,
     }
+
+
+def fmt_ci(ci: Sequence[float] | None, empty: str = "-") -> str:
+    """A 95% interval as ``[+0.12, +0.34]`` (``empty`` when there is none)."""
+    return empty if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> Path:

@@ -31,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import print_table, write_json  # noqa: E402
+from benchmarks.common import fmt_ci, print_table, write_json  # noqa: E402
 
 # The pairs compared: name -> (one side, the other), each a key of ``scores``' columns.
 PAIRS = {
@@ -119,10 +119,6 @@ def run(args) -> dict[str, Any]:
     }
 
 
-def _ci(lo_hi) -> str:
-    return "" if not lo_hi else f"[{lo_hi[0]:+.2f}, {lo_hi[1]:+.2f}]"
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--default", type=Path, required=True, help="budget_rank.py --seeds 2 JSON")
@@ -137,8 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"benchmarks/rank_ceiling.py: error: {type(err).__name__}: {err}"
         ) from None
     rows = [
-        [name, r["n"], f"{r['kendall_tau']:.2f} {_ci(r.get('kendall_tau_ci'))}",
-         f"{r['spearman']:.2f} {_ci(r.get('spearman_ci'))}"]
+        [name, r["n"], f"{r['kendall_tau']:.2f} {fmt_ci(r.get('kendall_tau_ci'), '')}",
+         f"{r['spearman']:.2f} {fmt_ci(r.get('spearman_ci'), '')}"]
         for name, r in payload["pairs"].items()
     ]  # fmt: skip
     print_table(["pair", "n", "Kendall tau  95% CI", "Spearman  95% CI"], rows)
