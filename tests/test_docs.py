@@ -103,6 +103,32 @@ def rank_ci(prefix: str) -> tuple[str, ...]:
 
 # Tau and Spearman with their intervals, as a validity.md table row ends.
 RANK_CELLS = "{:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] |"
+# benchmarks/rank_extrapolation.py's predictors: (validity.md's row, the JSON's name).
+EXTRAPOLATIONS = (
+    ("x1 (the default budget)", "x1"),
+    *((n, n) for n in (
+        "x1 + 1 (x1 - x0.5)", "x1 + 2 (x1 - x0.5), the model", "x1 + 3 (x1 - x0.5)",
+        "x2 + 1 (x2 - x1), the model", "x2 + 2 (x2 - x1)", "line through x0.5, x1, x2 at x4",
+    )),
+)  # fmt: skip
+
+
+def extrapolated(name: str) -> tuple[Value, ...]:
+    """A predictor's cost, tau, its interval, Spearman and its interval (its name has dots)."""
+    keys = ("cost_vs_default", "kendall_tau", "kendall_tau_ci", "spearman", "spearman_ci")
+
+    def value(key: str, i: int | None) -> Value:
+        def get(_: Any, whole: Any) -> Any:
+            v = whole["rank"][name][key]
+            return v if i is None else v[i]
+
+        return get
+
+    k = keys
+    return (value(k[0], None), value(k[1], None), value(k[2], 0), value(k[2], 1),
+            value(k[3], None), value(k[4], 0), value(k[4], 1))  # fmt: skip
+
+
 # benchmarks/rank_ceiling.py's pairs, each a row of validity.md's table.
 CEILING_PAIRS = (
     "x4 seed 0 against x4 seed 100",
@@ -515,6 +541,14 @@ QUOTES: list[Quote] = [
           "budget_rank_x4_seeds.json", rank_ci("rank_seed_to_seed")[:3]),
     Quote(VALIDITY, "seeds gives {:.2f} [{:+.2f}, {:+.2f}]. Each budget", "rank_ceiling_x4.json",
           rank_ci("pairs.default mean against x4 mean")[:3]),
+    # validity.md: learning-curve extrapolation against x4
+    *[
+        Quote(VALIDITY, f"| {row} | {{:.2f}}x | {RANK_CELLS}", "rank_extrapolation.json",
+              extrapolated(name))
+        for row, name in EXTRAPOLATIONS
+    ],
+    Quote(VALIDITY, "the gain from x1 to x4: tau {:.2f} [{:+.2f}, {:+.2f}]",
+          "rank_extrapolation.json", extrapolated("gain x0.5 to x1 against gain x1 to x4")[1:4]),
     # validity.md: learning rates fixed, per family or per candidate
     Quote(VALIDITY, "| fixed | {:.2f} [{:+.2f}, {:+.2f}] | {:.2f} [{:+.2f}, {:+.2f}] | {:.0f} |",
           "budget_rank_default.json", (*rank_ci("rank"), "cpu_s_per_candidate")),
