@@ -259,6 +259,37 @@ def fmt_ci(ci: Sequence[float] | None, empty: str = "-") -> str:
     return empty if not ci else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
+def rank_cells(r: dict[str, Any]) -> list[str]:
+    """Kendall tau and Spearman of a ``rank_agreement`` result, each with its 95% interval."""
+    return [
+        f"{r['kendall_tau']:.2f} {fmt_ci(r.get('kendall_tau_ci'), '')}",
+        f"{r['spearman']:.2f} {fmt_ci(r.get('spearman_ci'), '')}",
+    ]
+
+
+def reader_parser(script: str, description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark that reads other results and runs nothing: ``--out`` (no
+    default: print only) and ``--resamples`` (bootstrap draws)."""
+    p = argparse.ArgumentParser(prog=f"benchmarks/{script}.py", description=description)
+    p.add_argument("--out", type=Path, default=None, help="write the JSON here")
+    p.add_argument("--resamples", type=int, default=None, help="bootstrap draws (default 2000)")
+    return p
+
+
+def read_results(
+    script: str,
+    run: Callable[[argparse.Namespace], dict[str, Any]],
+    args: argparse.Namespace,
+    errors: tuple[type[BaseException], ...],
+) -> dict[str, Any]:
+    """``run(args)`` of a benchmark that reads other results: one of ``errors`` (a missing file,
+    results that do not fit) exits with a one-line message naming it, and nothing is written."""
+    try:
+        return run(args)
+    except errors as err:
+        raise SystemExit(f"benchmarks/{script}.py: error: {type(err).__name__}: {err}") from None
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` (with the schema version) as indented JSON; NaN becomes ``null``."""
 

@@ -21,7 +21,6 @@ default seeds against the mean of the x4 seeds (each side's own noise halved).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -31,7 +30,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import fmt_ci, print_table, write_json  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    print_table,
+    rank_cells,
+    read_results,
+    reader_parser,
+    write_json,
+)
 
 # The pairs compared: name -> (one side, the other), each a key of ``scores``' columns.
 PAIRS = {
@@ -120,23 +125,14 @@ def run(args) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = reader_parser("rank_ceiling", __doc__.splitlines()[0])
     p.add_argument("--default", type=Path, required=True, help="budget_rank.py --seeds 2 JSON")
     p.add_argument("--scaled", type=Path, required=True, help="... --seeds 2 --base-scale 4 JSON")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON here")
-    p.add_argument("--resamples", type=int, default=None, help="bootstrap draws (default 2000)")
     args = p.parse_args(argv)
-    try:
-        payload = run(args)
-    except (OSError, json.JSONDecodeError, KeyError, InputError) as err:
-        raise SystemExit(
-            f"benchmarks/rank_ceiling.py: error: {type(err).__name__}: {err}"
-        ) from None
-    rows = [
-        [name, r["n"], f"{r['kendall_tau']:.2f} {fmt_ci(r.get('kendall_tau_ci'), '')}",
-         f"{r['spearman']:.2f} {fmt_ci(r.get('spearman_ci'), '')}"]
-        for name, r in payload["pairs"].items()
-    ]  # fmt: skip
+    payload = read_results(
+        "rank_ceiling", run, args, (OSError, json.JSONDecodeError, KeyError, InputError)
+    )
+    rows = [[name, r["n"], *rank_cells(r)] for name, r in payload["pairs"].items()]
     print_table(["pair", "n", "Kendall tau  95% CI", "Spearman  95% CI"], rows)
     if args.out:
         print(f"wrote {write_json(args.out, payload)}")

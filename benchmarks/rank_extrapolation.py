@@ -31,7 +31,6 @@ around the model's value to show the sensitivity:
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -42,7 +41,13 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import fmt_ci, print_table, write_json  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    print_table,
+    rank_cells,
+    read_results,
+    reader_parser,
+    write_json,
+)
 
 BUDGETS = ("x0.5", "x1", "x2", "x4")
 
@@ -177,23 +182,17 @@ def run(args) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Parse, read, print and write the JSON."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = reader_parser("rank_extrapolation", __doc__.splitlines()[0])
     p.add_argument("--half", type=Path, required=True, help="budget_rank.py --scale 0.5 JSON")
     p.add_argument("--default", type=Path, required=True, help="budget_rank.py (x4) JSON")
     p.add_argument("--x2", type=Path, required=True, help="budget_rank.py --base-scale 2 JSON")
-    p.add_argument("--out", type=Path, default=None, help="write the JSON here")
-    p.add_argument("--resamples", type=int, default=None, help="bootstrap draws (default 2000)")
     args = p.parse_args(argv)
-    try:
-        payload = run(args)
-    except (OSError, json.JSONDecodeError, KeyError, InputError) as err:
-        raise SystemExit(
-            f"benchmarks/rank_extrapolation.py: error: {type(err).__name__}: {err}"
-        ) from None
+    payload = read_results(
+        "rank_extrapolation", run, args, (OSError, json.JSONDecodeError, KeyError, InputError)
+    )
     rows = [
         [name, r["n"], "" if r["cost_vs_default"] is None else f"{r['cost_vs_default']:.2f}x",
-         f"{r['kendall_tau']:.2f} {fmt_ci(r.get('kendall_tau_ci'), '')}",
-         f"{r['spearman']:.2f} {fmt_ci(r.get('spearman_ci'), '')}"]
+         *rank_cells(r)]
         for name, r in payload["rank"].items()
     ]  # fmt: skip
     print_table(["against x4", "n", "cost", "Kendall tau  95% CI", "Spearman  95% CI"], rows)

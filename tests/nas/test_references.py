@@ -17,6 +17,7 @@ from nas.study import finalists as fin
 from nas.study import references as R
 from nas.trial.record import REFERENCE
 from search_spaces import SearchSpace, load_space
+from tests.nas.studies import add_finished
 from tests.nas.test_tracking import wandb_runs
 
 State = optuna.trial.TrialState
@@ -113,28 +114,10 @@ def test_references_are_queued_first_and_never_again():
     assert study.user_attrs[R.STUDY_ATTR]["skipped"] == {}
 
 
-def _done(study, value: float, ref: str | None = None, test: float | None = None, of=None, r=0):
-    attrs = {}
-    if ref:
-        attrs[REFERENCE] = ref
-    if of is not None:
-        attrs[fin.REPEAT_OF], attrs[fin.REPEAT] = of, r
-    if test is not None:
-        attrs["test_metrics"] = {"qa": {"score": test}}
-    study.add_trial(
-        optuna.trial.create_trial(
-            value=value,
-            params={"x": 0},
-            distributions={"x": optuna.distributions.IntDistribution(0, 9)},
-            user_attrs=attrs,
-        )
-    )
-
-
 def test_the_best_reference_is_always_a_finalist_and_takes_no_top_k_place():
     study = optuna.create_study(direction="maximize")
     for value, ref in [(0.9, "gpt2"), (0.3, "llama"), (0.5, None), (0.6, None), (0.2, None)]:
-        _done(study, value, ref)
+        add_finished(study, value, ref)
     chosen = [t.number for t in fin.pick_finalists(study.trials, top_k=2)]
     assert chosen == [3, 2, 0]  # the top 2 searched, then the best reference
 
@@ -172,11 +155,11 @@ def _study_with_finalists(test_searched, test_ref, val_searched=0.6, val_ref=0.5
     """Trial 0: the Llama-like reference; trial 1: a searched one; each with 2 repeats."""
     study = optuna.create_study(direction="maximize")
     fin.FinalistSettings(top_k=1, seeds=2).record(study)
-    _done(study, val_ref, "llama", test_ref[0])
-    _done(study, val_searched, None, test_searched[0])
+    add_finished(study, val_ref, "llama", test_ref[0])
+    add_finished(study, val_searched, None, test_searched[0])
     for r in (1, 2):
-        _done(study, val_ref, None, test_ref[r], of=0, r=r)
-        _done(study, val_searched, None, test_searched[r], of=1, r=r)
+        add_finished(study, val_ref, None, test_ref[r], of=0, r=r)
+        add_finished(study, val_searched, None, test_searched[r], of=1, r=r)
     return study
 
 
@@ -206,7 +189,7 @@ def test_verdict_a_tie_and_a_reference_that_wins():
 
 def test_no_reference_no_verdict():
     study = optuna.create_study(direction="maximize")
-    _done(study, 0.5)
+    add_finished(study, 0.5)
     assert R.verdict(fin.ranked(study)) is None
     assert R.record_verdict(study) is None and R.VERDICT_ATTR not in study.user_attrs
 

@@ -9,37 +9,19 @@ from nas.reporting.leaderboard import best_trials, leaderboard_rows, report_resu
 from nas.reporting.standing import Standing
 from nas.study import finalists as fin
 from nas.study import references as R
-from nas.trial.record import REFERENCE
-
-
-def _add(study, value, ref=None, test=None, of=None, r=0):
-    attrs = {}
-    if ref:
-        attrs[REFERENCE] = ref
-    if of is not None:
-        attrs[fin.REPEAT_OF], attrs[fin.REPEAT] = of, r
-    if test is not None:
-        attrs["test_metrics"] = {"qa": {"score": test}}
-    study.add_trial(
-        optuna.trial.create_trial(
-            value=value,
-            params={"x": 0},
-            distributions={"x": optuna.distributions.IntDistribution(0, 9)},
-            user_attrs=attrs,
-        )
-    )
+from tests.nas.studies import add_finished
 
 
 def _study():
     """A reference (trial 0) and two searched trials; the top one and the reference repeated."""
     study = optuna.create_study(direction="maximize")
     fin.FinalistSettings(top_k=1, seeds=2).record(study)
-    _add(study, 0.50, "llama", 0.50)
-    _add(study, 0.60, None, 0.56)
-    _add(study, 0.40, None, 0.41)
+    add_finished(study, 0.50, "llama", 0.50)
+    add_finished(study, 0.60, None, 0.56)
+    add_finished(study, 0.40, None, 0.41)
     for r, (test_ref, test_searched) in enumerate([(0.50, 0.57), (0.50, 0.55)], start=1):
-        _add(study, 0.50, None, test_ref, of=0, r=r)
-        _add(study, 0.58, None, test_searched, of=1, r=r)
+        add_finished(study, 0.50, None, test_ref, of=0, r=r)
+        add_finished(study, 0.58, None, test_searched, of=1, r=r)
     return study
 
 
@@ -87,6 +69,6 @@ def test_a_report_given_the_study_reads_it_itself(monkeypatch):
 def test_a_standing_is_the_study_when_it_was_read():
     study = _study()
     now = Standing.of(study)
-    _add(study, 0.99)  # a trial that finishes after the read
+    add_finished(study, 0.99)  # a trial that finishes after the read
     assert [s.trial.number for s in now.ranked] == [1, 0]
     assert [s.trial.number for s in Standing.of(study).ranked][0] == 7
