@@ -30,6 +30,7 @@ Times are this process's CPU seconds (one torch thread with ``--threads 1``).
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import shlex
@@ -126,7 +127,9 @@ def run(args) -> dict[str, Any]:
     net, folder, built = sr.build(run_cfg, space, suite, cache)
     build_cpu = built["cpu_s"]
     print(f"super-network {net.super_cfg.describe()} ({folder.name}): build CPU s {build_cpu}")
-    adapted, adapted_cpu = build_adapted(run_cfg, space, net, suite, folder)
+    adapted, adapted_cpu = build_adapted(
+        adapt_cfg(run_cfg, args.adapt_scale), space, net, suite, folder
+    )
     cost = screen_cost(run_cfg, space, net, suite, args.screen_trials, adapted)
     print(
         f"screen: {cost['candidates']} candidates in {cost['cpu_s']:.1f} CPU s "
@@ -173,6 +176,17 @@ def run(args) -> dict[str, Any]:
     payload["adapted"] = adapted_summary(rows, build_cpu, adapted_cpu, cost, cfg, rank_agreement)
     _print_adapted(payload["adapted"])
     return payload
+
+
+def adapt_cfg(run_cfg: dict[str, Any], scale: float) -> dict[str, Any]:
+    """``run_cfg`` with every task's steps x ``scale``, for the super-network's adaptation alone
+    (``--adapt-scale``; the standalone trials keep the tasks' own budgets)."""
+    if scale == 1.0:
+        return run_cfg
+    out = copy.deepcopy(run_cfg)
+    for task in out["tasks"].values():
+        task["steps"] = max(1, round(int(task["steps"]) * scale))
+    return out
 
 
 def build_adapted(run_cfg, space, net, suite, folder):
@@ -317,6 +331,7 @@ def summarise(rows, build_cpu, cost, net, folder, args, cfg, overrides, rank_agr
             "tasks": list(cfg.tasks),
             "pretrain_tokens": int(cfg.pretrain.tokens),
             "screen": str(cfg.strategy.screen),
+            "adapt_scale": args.adapt_scale,
             "screens": "lower is better; adapted: minus the adaptability on the task-adapted "
             "super-network; held-out LM loss of the sliced sub-network: lm_loss by "
             "its family's objective, suffix_loss on the tokens after a random prefix",
@@ -422,6 +437,13 @@ def build_parser():
         "with supernet_rank.py)",
     )
     p.add_argument("--preset", default="default", choices=["default", "bench"], help="budgets")
+    p.add_argument(
+        "--adapt-scale",
+        type=float,
+        default=1.0,
+        help="the super-network's adaptation steps per task x this (the standalone trials keep "
+        "the tasks' budgets)",
+    )
     p.add_argument("--verbose", action="store_true", help="adaptnas progress logs")
     p.add_argument("overrides", nargs="*", help="more Hydra overrides")
     return p
@@ -437,6 +459,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parser.error(f"--archs {args.archs}: a rank correlation with an interval needs 3 or more")
     if args.screen_trials < 1:
         parser.error(f"--screen-trials {args.screen_trials}: at least 1")
+    if args.adapt_scale <= 0:
+        parser.error(f"--adapt-scale {args.adapt_scale}: must be above 0")
     if args.quick:
         if args.archs == parser.get_default("archs"):
             args.archs = 4

@@ -37,6 +37,17 @@ def test_bad_arguments_are_one_line_errors(capsys):
     assert "--archs 2: a rank correlation with an interval needs 3" in capsys.readouterr().err
 
 
+def test_adapt_scale_lengthens_the_super_networks_adaptation_alone(capsys):
+    cfg = {"seed": 0, "tasks": {"qa": {"steps": 80, "lr": 1e-3}, "ner": {"steps": 3}}}
+    assert bench.adapt_cfg(cfg, 1.0) is cfg
+    longer = bench.adapt_cfg(cfg, 2.5)
+    assert longer["tasks"] == {"qa": {"steps": 200, "lr": 1e-3}, "ner": {"steps": 8}}
+    assert cfg["tasks"]["qa"]["steps"] == 80  # the standalone side's budgets are untouched
+    with pytest.raises(SystemExit):
+        bench.main(["--adapt-scale", "0"])
+    assert "--adapt-scale 0.0: must be above 0" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_tier_quick(tmp_path):
     out, cache = tmp_path / "two_tier.json", tmp_path / "cache"
