@@ -632,6 +632,19 @@ QUOTES: list[Quote] = [
            "rank_by_screen.lm_loss.all.kendall_tau_ci[1]",
            "rank_by_screen.adapted.decoder.kendall_tau",
            "rank_by_screen.adapted.prefix_lm.kendall_tau")),
+    *[
+        Quote(SUPERNET, f"| {row} | {{:.0f}} | {{:.2f}} [{{:.2f}}, {{:.2f}}] | {{:.2f}} "
+              "[{:.2f}, {:.2f}] |", name,
+              ("adapted.cpu_s.adapt_total", "adapted.rank.kendall_tau",
+               "adapted.rank.kendall_tau_ci[0]", "adapted.rank.kendall_tau_ci[1]",
+               "adapted.rank.spearman", "adapted.rank.spearman_ci[0]",
+               "adapted.rank.spearman_ci[1]"))
+        for row, name in (
+            ("the tasks' steps (x1, the default)", "two_tier_default_suite.json"),
+            ("x4", "two_tier_default_suite_adapt4.json"),
+            ("x8", "two_tier_default_suite_adapt8.json"),
+        )
+    ],
     Quote(SUPERNET, "A screened candidate costs **{:.2f} CPU s**", "two_tier_adapted.json",
           ("adapted.cpu_s.screen_per_candidate",)),
     Quote(SUPERNET, "evaluates **{:.1f}x the candidates per CPU-hour of a standalone search at 200 "
