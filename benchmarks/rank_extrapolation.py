@@ -10,9 +10,9 @@ results over the same architectures (no runs) and holds each extrapolation again
 - ``--default``: the default budget and x4 (``budget_rank.py --seeds 2``);
 - ``--x2``: x2 and x4 (``budget_rank.py --seeds 1 --base-scale 2``).
 
-The predictors, fixed before the figures (the log-linear model's own weights), each with its
-cost: the mean CPU seconds of the runs it needs over the default budget's; ``k`` is varied
-around the model's value to show the sensitivity:
+The predictors, with the weights the log-linear model fixes, each with its cost: the mean CPU
+seconds of the runs it needs over the default budget's; ``k`` is varied around the model's value
+to show the sensitivity, not to choose among:
 
 - ``x1``: the default budget alone;
 - ``x1 + k (x1 - x0.5)``, k 1, 2 (the model), 3;
