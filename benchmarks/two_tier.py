@@ -89,7 +89,7 @@ def screen_cost(run_cfg, space, net, suite, n: int, adapted=None) -> dict[str, A
 
     from nas.strategies.supernet import strategy_settings
     from nas.strategies.two_tier import run_screen
-    from nas.study.screen import complete
+    from nas.study.screen import ARCH, complete
     from nas.study.storage import build_sampler
 
     study = optuna.create_study(
@@ -102,6 +102,8 @@ def screen_cost(run_cfg, space, net, suite, n: int, adapted=None) -> dict[str, A
     done = complete(study)
     return {
         "candidates": len(done),
+        # The screen cannot see every knob (dropout): one architecture can be screened again.
+        "distinct_architectures": len({t.user_attrs[ARCH] for t in done}),
         "cpu_s": round(cpu, 2),
         "cpu_s_per_candidate": cpu / max(1, len(done)),
         "sampler": str(run_cfg["sampler"]["_target_"]),

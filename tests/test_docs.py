@@ -621,6 +621,8 @@ QUOTES: list[Quote] = [
           "reaches the goal of 20x after {:.0f} screened", "two_tier_default_suite.json",
           ("adapted.accounting.ratio.200", "adapted.accounting.ratio.300",
            "adapted.accounting.asymptotic_ratio", "adapted.accounting.screened_for_20x")),
+    Quote(SUPERNET, "the 300 trials of the loop were **{:d} distinct\n  architectures**",
+          "two_tier_default_suite.json", ("screen_loop.distinct_architectures",)),
     Quote(SUPERNET, "adaptability over the 30: **{:.2f} [{:.2f}, {:.2f}]** (bootstrap 95%; "
           "Spearman {:.2f} [{:.2f}, {:.2f}])", "two_tier_default_suite.json",
           ("adapted.rank.kendall_tau", "adapted.rank.kendall_tau_ci[0]",

@@ -55,6 +55,7 @@ def test_two_tier_quick(tmp_path):
     assert json.loads(out.read_text())["schema"] == common.SCHEMA_VERSION
     assert data["command"].startswith("python benchmarks/two_tier.py --quick")
     assert data["settings"]["archs"] == 4 and data["screen_loop"]["candidates"] == 10
+    assert 1 <= data["screen_loop"]["distinct_architectures"] <= 10
     rows, c_build = data["archs"], data["cpu_s"]["build"]
     assert len({json.dumps(r["config"], sort_keys=True) for r in rows}) == 4
     assert data["rank"]["n"] == 4 and -1.0 <= data["rank"]["kendall_tau"] <= 1.0
