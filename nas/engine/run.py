@@ -223,7 +223,7 @@ def _finish(
     Every report reads one ``Standing``: the storage is read once, whatever its size.
     """
     now = Standing.of(study)
-    said = references.record_verdict(study, now.ranked)  # the winner against the best reference
+    said = references.keep_verdict(study, now.verdict, now.attrs)  # winner vs best reference
     files = report_results(now, folder, title=f"study {cfg.study_name}")
     if cfg.get("plots", True) and ran:  # plots/: HTML + PNG; nas/report.py rebuilds them any time
         files.update(write_plots_safely(study, folder / "plots"))

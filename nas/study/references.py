@@ -544,7 +544,13 @@ def record_verdict(
     attrs = study.user_attrs
     if finalists is None:
         finalists = ranked(study)
-    doc = study_verdict(finalists, attrs, len(study.directions))
+    return keep_verdict(study, study_verdict(finalists, attrs, len(study.directions)), attrs)
+
+
+def keep_verdict(
+    study: optuna.Study, doc: dict[str, Any] | None, attrs: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """Store the verdict ``doc`` in ``study`` unless its attributes ``attrs`` already hold it."""
     if doc is not None and attrs.get(VERDICT_ATTR) != doc:
         study.set_user_attr(VERDICT_ATTR, doc)
     return doc
